@@ -1,0 +1,148 @@
+//! The environment, read through an injectable map so tests never mutate the process.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::Error;
+
+/// Where environment variables are read from.
+///
+/// [`Env::process`] reads the process environment at each lookup;
+/// [`Env::from_map`] reads a fixed map (tests, embedding programs).
+/// `Debug` never shows values.
+#[derive(Clone, Default)]
+pub struct Env {
+    map: Option<Arc<HashMap<String, OsString>>>,
+}
+
+impl Env {
+    /// The process environment.
+    pub fn process() -> Self {
+        Env { map: None }
+    }
+
+    /// A fixed set of variables.
+    pub fn from_map<I, K, V>(vars: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<OsString>,
+    {
+        Env {
+            map: Some(Arc::new(
+                vars.into_iter()
+                    .map(|(k, v)| (k.into(), v.into()))
+                    .collect(),
+            )),
+        }
+    }
+
+    /// A variable's value; `Ok(None)` when unset, an error naming the variable
+    /// when its name cannot exist or its value is not UTF-8.
+    pub fn get(&self, variable: &str) -> Result<Option<String>, Error> {
+        check_variable_name(variable)?;
+        let raw = match &self.map {
+            Some(map) => map.get(variable).cloned(),
+            None => std::env::var_os(variable),
+        };
+        raw.map(|value| {
+            value.into_string().map_err(|_| Error::NonUtf8Variable {
+                variable: variable.to_owned(),
+            })
+        })
+        .transpose()
+    }
+
+    /// Like [`get`](Self::get), but an unset variable is an error naming it.
+    pub fn require(&self, variable: &str) -> Result<String, Error> {
+        self.get(variable)?.ok_or_else(|| Error::MissingVariable {
+            variable: variable.to_owned(),
+        })
+    }
+}
+
+impl fmt::Debug for Env {
+    // Values may be secrets: show where they come from, never what they are.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.map {
+            None => f.write_str("Env::Process"),
+            Some(map) => write!(f, "Env::Map({} variables)", map.len()),
+        }
+    }
+}
+
+/// A name the OS could hold as a variable: non-empty, no `=`, no NUL.
+pub(crate) fn check_variable_name(name: &str) -> Result<(), Error> {
+    let reason = if name.is_empty() {
+        "it is empty"
+    } else if name.contains('=') {
+        "it contains `=`"
+    } else if name.contains('\0') {
+        "it contains a NUL character"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidName {
+        name: name.to_owned(),
+        reason,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn map_lookup_and_missing() {
+        let env = Env::from_map([("A", "1")]);
+        assert_eq!(env.get("A").unwrap().as_deref(), Some("1"));
+        assert_eq!(env.get("B").unwrap(), None);
+        assert!(matches!(
+            env.require("B").unwrap_err(),
+            Error::MissingVariable { variable } if variable == "B"
+        ));
+    }
+
+    #[test]
+    fn names_are_case_sensitive() {
+        let env = Env::from_map([("Token", "1")]);
+        assert_eq!(env.get("TOKEN").unwrap(), None);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn non_utf8_value_is_an_error_naming_the_variable() {
+        use std::os::unix::ffi::OsStringExt;
+        let env = Env::from_map([("BAD", OsString::from_vec(vec![0xff, 0xfe]))]);
+        let err = env.get("BAD").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "environment variable `BAD` is not valid UTF-8"
+        );
+    }
+
+    #[test]
+    fn impossible_names_are_errors_not_panics() {
+        for name in ["", "A=B", "A\0B"] {
+            assert!(matches!(
+                Env::process().get(name).unwrap_err(),
+                Error::InvalidName { .. }
+            ));
+        }
+    }
+
+    #[test]
+    fn process_env_is_read() {
+        // PATH is set in any environment that runs cargo.
+        assert!(Env::process().get("PATH").unwrap().is_some());
+    }
+
+    #[test]
+    fn debug_never_shows_values() {
+        let env = Env::from_map([("SECRET", "hunter2")]);
+        assert_eq!(format!("{env:?}"), "Env::Map(1 variables)");
+        assert_eq!(format!("{:?}", Env::process()), "Env::Process");
+    }
+}

@@ -1,0 +1,65 @@
+//! Secret values, secret sources and the resolver chain that plugs them together.
+//!
+//! - [`SecretValue`]: text or JSON, redacted in `Debug`/`Display`, zeroized on drop,
+//!   read explicitly with [`SecretValue::expose_secret`] or parsed with
+//!   [`SecretValue::deserialize`].
+//! - [`SecretSource`]: the async trait every source implements (usable as `dyn`
+//!   and behind `Arc`); its [`Lookup`] tells "found" from "not found", and a
+//!   failure is an [`Error`].
+//! - [`SecretChain`]: named sources tried in order; "not found" moves on, a
+//!   failure stops (unless the source is optional).
+//! - [`LocalContext`] (in-process map, `PREFECT__CONTEXT__SECRETS__<NAME>`
+//!   variables, a TOML config file), [`EnvironmentSource`] and [`EnvVarSecret`].
+//! - Typed default secrets: [`AwsCredentials`], [`GcpCredentials`], [`GithubAccessToken`].
+//!
+//! This crate has no network code; backends such as Vault live in their own crates.
+//!
+//! # Example
+//!
+//! A chain of the local context then the environment, resolving
+//! `AWS_CREDENTIALS` into typed credentials:
+//!
+//! ```
+//! use secret_core::{AwsCredentials, Env, EnvironmentSource, LocalContext, SecretChain};
+//! use secrecy::ExposeSecret;
+//!
+//! # let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+//! # rt.block_on(async {
+//! // In a program: `Env::process()`; a map here so the example is self-contained.
+//! let env = Env::from_map([(
+//!     "PREFECT__CONTEXT__SECRETS__AWS_CREDENTIALS",
+//!     r#"{"ACCESS_KEY": "AKIAEXAMPLE", "SECRET_ACCESS_KEY": "example-secret"}"#,
+//! )]);
+//! let chain = SecretChain::first_try("local", LocalContext::builder().env(env.clone()).build()?)
+//!     .or_else("env", EnvironmentSource::new(env));
+//!
+//! let aws: AwsCredentials = chain.load().await?;
+//! assert_eq!(aws.access_key.expose_secret(), "AKIAEXAMPLE");
+//! assert!(!format!("{aws:?}").contains("example-secret"));
+//! # Ok::<(), secret_core::Error>(())
+//! # }).unwrap();
+//! ```
+
+mod chain;
+mod defaults;
+mod env;
+mod env_var;
+mod error;
+mod local;
+mod source;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod value;
+
+pub use chain::SecretChain;
+pub use defaults::{AwsCredentials, DefaultSecret, GcpCredentials, GithubAccessToken};
+pub use env::Env;
+pub use env_var::{Cast, EnvVarSecret, EnvironmentSource};
+pub use error::{Attempt, BoxError, Error, Outcome};
+pub use local::{DEFAULT_CONFIG_FILE, DEFAULT_ENV_PREFIX, LocalContext, LocalContextBuilder};
+pub use source::{Lookup, SecretFuture, SecretSource};
+pub use value::{SecretValue, ValueKind};
+
+/// Re-exported so callers can name [`SecretString`](secrecy::SecretString) and
+/// [`ExposeSecret`](secrecy::ExposeSecret) without a direct dependency.
+pub use secrecy;
