@@ -1,0 +1,53 @@
+//! Read secrets from HashiCorp Vault (or OpenBao): KV v1 and v2, any mount,
+//! token, AppRole and Kubernetes authentication.
+//!
+//! ```no_run
+//! use vault_secret::VaultSecret;
+//!
+//! # async fn demo() -> Result<(), vault_secret::Error> {
+//! // VAULT_ADDR=https://vault.example.com:8200
+//! // PREFECT__CONTEXT__SECRETS__VAULT_CREDENTIALS='{"VAULT_ROLE_ID": "...", "VAULT_SECRET_ID": "..."}'
+//! let secret = VaultSecret::new("secret/test/path").run().await?;
+//! let mapping = secret.to_mapping()?; // the key/value pairs
+//! let password = VaultSecret::new("secret/test/path#password").run().await?;
+//! println!("{}", password.expose_secret().len());
+//! # Ok(()) }
+//! ```
+//!
+//! - [`VaultSecret`]: one secret, read with `run().await` (or `run_blocking()`).
+//! - [`VaultSession`]: one server and one login, shared by every read with the same settings.
+//! - [`VaultSource`]: Vault as a [`secret_core::SecretSource`], to put in a
+//!   [`SecretChain`](secret_core::SecretChain) after the local context.
+//! - [`VaultConfig`]: the address, namespace, TLS and timeout (its docs list every variable read).
+//!
+//! # Credentials
+//!
+//! The secret `VAULT_CREDENTIALS` (name configurable), looked up through the
+//! local chain, is a JSON mapping. Methods are tried in this order; the first
+//! whose keys are all present is used, and when the server rejects it the next
+//! configured one is tried:
+//!
+//! 1. token: `VAULT_TOKEN`;
+//! 2. AppRole: `VAULT_ROLE_ID`, `VAULT_SECRET_ID` (mount `VAULT_APPROLE_PATH`, default `approle`);
+//! 3. Kubernetes: `VAULT_KUBE_AUTH_ROLE`, `VAULT_KUBE_AUTH_PATH` (mount, default
+//!    `kubernetes`), `VAULT_KUBE_TOKEN_FILE` (default the pod's service-account token).
+//!
+//! Without that secret, the `VAULT_TOKEN` variable, then `~/.vault-token`, is used.
+
+mod auth;
+mod config;
+mod credentials;
+mod error;
+mod kv;
+mod path;
+mod secret;
+mod session;
+mod source;
+
+pub use config::{DEFAULT_TIMEOUT, VaultConfig};
+pub use credentials::{DEFAULT_CREDENTIALS_SECRET, DEFAULT_KUBE_TOKEN_FILE};
+pub use error::{AuthAttempt, Error};
+pub use kv::KvVersion;
+pub use secret::VaultSecret;
+pub use session::{SessionBuilder, VaultSession};
+pub use source::VaultSource;

@@ -1,0 +1,133 @@
+//! Parsing `<mount>/<path>[?version=N][#field]`.
+
+use crate::Error;
+
+/// A parsed secret reference: the path, and optionally a KV v2 version and a field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SecretRef {
+    /// The path without a leading or trailing slash, e.g. `secret/app/db`.
+    pub(crate) path: String,
+    pub(crate) version: Option<u64>,
+    pub(crate) field: Option<String>,
+}
+
+impl SecretRef {
+    /// Parses `secret/app?version=3#password` (URL order: query, then fragment).
+    pub(crate) fn parse(raw: &str) -> Result<Self, Error> {
+        let invalid = |reason: &str| Error::InvalidPath {
+            path: raw.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let (rest, field) = match raw.split_once('#') {
+            Some((_, "")) => {
+                return Err(invalid("the field after `#` is empty"));
+            }
+            Some((rest, field)) => (rest, Some(field.to_owned())),
+            None => (raw, None),
+        };
+        let (path, version) = match rest.split_once('?') {
+            Some((path, query)) => {
+                let value = query
+                    .strip_prefix("version=")
+                    .ok_or_else(|| invalid("the only query it takes is `?version=N`"))?;
+                (path, Some(parse_version(value).map_err(|r| invalid(&r))?))
+            }
+            None => (rest, None),
+        };
+        let path = path.trim().trim_matches('/');
+        if path.is_empty() {
+            return Err(invalid("it is empty; expected `<mount>/<path>`"));
+        }
+        if !path.contains('/') {
+            return Err(invalid(
+                "it names only a mount; expected `<mount>/<path>`, e.g. `secret/app`",
+            ));
+        }
+        for segment in path.split('/') {
+            match segment {
+                "" => return Err(invalid("it has an empty segment (`//`)")),
+                "." | ".." => return Err(invalid("`.` and `..` segments are not allowed")),
+                s if s.chars().any(char::is_control) => {
+                    return Err(invalid("it contains a control character"));
+                }
+                _ => {}
+            }
+        }
+        Ok(SecretRef {
+            path: path.to_owned(),
+            version,
+            field,
+        })
+    }
+
+    /// The part of the path below `mount` (which has no trailing slash).
+    pub(crate) fn below(&self, mount: &str) -> Option<&str> {
+        self.path
+            .strip_prefix(mount)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .filter(|rest| !rest.is_empty())
+    }
+
+    /// The first segment: the mount guessed when the server will not say.
+    pub(crate) fn first_segment(&self) -> &str {
+        self.path.split('/').next().unwrap_or(&self.path)
+    }
+}
+
+/// A KV v2 version: a whole number from 1.
+pub(crate) fn parse_version(value: &str) -> Result<u64, String> {
+    match value.trim().parse::<u64>() {
+        Ok(0) => Err("versions start at 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("version `{value}` is not a whole number")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_path() {
+        let r = SecretRef::parse("/secret/test/path/").unwrap();
+        assert_eq!(r.path, "secret/test/path");
+        assert_eq!((r.version, r.field.as_deref()), (None, None));
+        assert_eq!(r.first_segment(), "secret");
+        assert_eq!(r.below("secret"), Some("test/path"));
+        assert_eq!(r.below("secret/test"), Some("path"));
+        assert_eq!(r.below("sec"), None);
+        assert_eq!(r.below("secret/test/path"), None);
+    }
+
+    #[test]
+    fn version_and_field() {
+        let r = SecretRef::parse("team/kv/app?version=3#password").unwrap();
+        assert_eq!(r.path, "team/kv/app");
+        assert_eq!(r.version, Some(3));
+        assert_eq!(r.field.as_deref(), Some("password"));
+        let r = SecretRef::parse("secret/app#a#b").unwrap();
+        assert_eq!(r.field.as_deref(), Some("a#b"));
+    }
+
+    #[test]
+    fn bad_paths_are_named_errors() {
+        for bad in [
+            "",
+            "/",
+            "secret",
+            "secret//app",
+            "secret/../app",
+            "secret/app#",
+            "secret/app?v=1",
+            "secret/app?version=0",
+            "secret/app?version=x",
+            "secret/a\nb",
+        ] {
+            let err = SecretRef::parse(bad).unwrap_err();
+            assert!(
+                matches!(&err, Error::InvalidPath { path, .. } if path == bad),
+                "{bad:?}: {err}"
+            );
+        }
+    }
+}

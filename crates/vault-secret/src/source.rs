@@ -1,0 +1,113 @@
+//! `VaultSource`: Vault as a source in a `secret-core` chain.
+
+use std::sync::Arc;
+
+use secret_core::{Lookup, SecretFuture, SecretSource};
+
+use crate::path::SecretRef;
+use crate::{Error, SessionBuilder, VaultSession};
+
+/// Vault as a [`SecretSource`]: a secret name maps to a path, or to a field of one secret.
+///
+/// - [`VaultSource::under`]`("secret/apps")`: name `DB` reads `secret/apps/DB`
+///   (its whole key/value mapping).
+/// - [`VaultSource::fields_of`]`("secret/app/config")`: name `DB` is the field
+///   `DB` of that one secret.
+///
+/// A missing secret or field is "not found" (the chain moves on); anything
+/// else (unreachable, denied, bad credentials) is a failure that stops the chain.
+#[derive(Debug, Clone)]
+pub struct VaultSource {
+    mode: Mode,
+    session: Session,
+}
+
+#[derive(Debug, Clone)]
+enum Mode {
+    Under(String),
+    FieldsOf(String),
+}
+
+#[derive(Debug, Clone)]
+enum Session {
+    Ready(Arc<VaultSession>),
+    Lazy(SessionBuilder),
+}
+
+impl VaultSource {
+    /// Names map to secrets under `prefix`: `DB` reads `<prefix>/DB`.
+    pub fn under(prefix: impl Into<String>) -> Self {
+        VaultSource {
+            mode: Mode::Under(prefix.into().trim_matches('/').to_owned()),
+            session: Session::Lazy(VaultSession::builder()),
+        }
+    }
+
+    /// Names map to the fields of the one secret at `path`.
+    pub fn fields_of(path: impl Into<String>) -> Self {
+        VaultSource {
+            mode: Mode::FieldsOf(path.into()),
+            session: Session::Lazy(VaultSession::builder()),
+        }
+    }
+
+    /// Uses this session.
+    #[must_use]
+    pub fn with_session(mut self, session: Arc<VaultSession>) -> Self {
+        self.session = Session::Ready(session);
+        self
+    }
+
+    /// Resolves the session with this builder on first use (default: the process environment).
+    #[must_use]
+    pub fn with_builder(mut self, builder: SessionBuilder) -> Self {
+        self.session = Session::Lazy(builder);
+        self
+    }
+
+    fn secret_ref(&self, name: &str) -> Result<SecretRef, Error> {
+        let (path, field) = match &self.mode {
+            Mode::Under(prefix) => (format!("{prefix}/{name}"), None),
+            Mode::FieldsOf(path) => (path.clone(), Some(name.to_owned())),
+        };
+        let mut r = SecretRef::parse(&path)?;
+        if r.field.is_some() && field.is_some() {
+            return Err(Error::InvalidPath {
+                path,
+                reason: "a `fields_of` path cannot name a field itself".into(),
+            });
+        }
+        if field.is_some() {
+            r.field = field;
+        } else if name.contains(['#', '?']) {
+            return Err(Error::InvalidPath {
+                path,
+                reason: "a secret name cannot contain `#` or `?`".into(),
+            });
+        }
+        Ok(r)
+    }
+
+    async fn lookup(&self, name: &str) -> Result<Lookup, Error> {
+        let r = self.secret_ref(name)?;
+        let session = match &self.session {
+            Session::Ready(session) => session.clone(),
+            Session::Lazy(builder) => builder.clone().connect().await?,
+        };
+        match session.read_ref(&r, None).await {
+            Ok(value) => Ok(Lookup::Found(value)),
+            Err(e) if e.is_not_found() => Ok(Lookup::NotFound(e.to_string())),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl SecretSource for VaultSource {
+    fn resolve<'a>(&'a self, name: &'a str) -> SecretFuture<'a> {
+        Box::pin(async move {
+            self.lookup(name)
+                .await
+                .map_err(|e| secret_core::Error::backend("vault", e))
+        })
+    }
+}
