@@ -102,7 +102,7 @@ pub(crate) async fn preflight(client: &VaultClient, path: &str) -> Result<Prefli
             match failure.status() {
                 // 403: the token has no capability under the mount (or there is no such mount);
                 // 404/405: a server without this endpoint.
-                Some(403 | 404 | 405) => Ok(Preflight::Unknown),
+                Some(403..=405) => Ok(Preflight::Unknown),
                 _ => Err(failure),
             }
         }
@@ -241,10 +241,13 @@ fn classify_404_body(body: &str) -> Read {
     Read::Missing { no_mount: false }
 }
 
+/// A server address and namespace: the scope mounts are cached in.
+pub(crate) type Scope = (String, String);
+
 /// Mounts and KV versions already learned, per server address and namespace.
 #[derive(Debug, Default)]
 pub(crate) struct MountCache {
-    entries: Mutex<HashMap<(String, String), Vec<(String, KvVersion)>>>,
+    entries: Mutex<HashMap<Scope, Vec<(String, KvVersion)>>>,
 }
 
 impl MountCache {
@@ -255,7 +258,7 @@ impl MountCache {
     }
 
     /// The longest cached mount that `path` is under.
-    pub(crate) fn find(&self, scope: &(String, String), path: &str) -> Option<(String, KvVersion)> {
+    pub(crate) fn find(&self, scope: &Scope, path: &str) -> Option<(String, KvVersion)> {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         entries
             .get(scope)?
@@ -268,7 +271,7 @@ impl MountCache {
             .cloned()
     }
 
-    pub(crate) fn insert(&self, scope: (String, String), mount: &str, version: KvVersion) {
+    pub(crate) fn insert(&self, scope: Scope, mount: &str, version: KvVersion) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         let list = entries.entry(scope).or_default();
         list.retain(|(m, _)| m != mount);

@@ -320,7 +320,7 @@ impl VaultSession {
         }
     }
 
-    fn scope(&self) -> (String, String) {
+    fn scope(&self) -> kv::Scope {
         (
             self.config.base().to_owned(),
             self.config.namespace_name().unwrap_or_default().to_owned(),

@@ -31,7 +31,7 @@ enum Mode {
 #[derive(Debug, Clone)]
 enum Session {
     Ready(Arc<VaultSession>),
-    Lazy(SessionBuilder),
+    Lazy(Box<SessionBuilder>),
 }
 
 impl VaultSource {
@@ -39,7 +39,7 @@ impl VaultSource {
     pub fn under(prefix: impl Into<String>) -> Self {
         VaultSource {
             mode: Mode::Under(prefix.into().trim_matches('/').to_owned()),
-            session: Session::Lazy(VaultSession::builder()),
+            session: Session::Lazy(Box::new(VaultSession::builder())),
         }
     }
 
@@ -47,7 +47,7 @@ impl VaultSource {
     pub fn fields_of(path: impl Into<String>) -> Self {
         VaultSource {
             mode: Mode::FieldsOf(path.into()),
-            session: Session::Lazy(VaultSession::builder()),
+            session: Session::Lazy(Box::new(VaultSession::builder())),
         }
     }
 
@@ -61,7 +61,7 @@ impl VaultSource {
     /// Resolves the session with this builder on first use (default: the process environment).
     #[must_use]
     pub fn with_builder(mut self, builder: SessionBuilder) -> Self {
-        self.session = Session::Lazy(builder);
+        self.session = Session::Lazy(Box::new(builder));
         self
     }
 
@@ -92,7 +92,7 @@ impl VaultSource {
         let r = self.secret_ref(name)?;
         let session = match &self.session {
             Session::Ready(session) => session.clone(),
-            Session::Lazy(builder) => builder.clone().connect().await?,
+            Session::Lazy(builder) => (**builder).clone().connect().await?,
         };
         match session.read_ref(&r, None).await {
             Ok(value) => Ok(Lookup::Found(value)),

@@ -1,0 +1,16 @@
+//! End-to-end tests against a real Vault-API server.
+//!
+//! The server is an OpenBao dev server the harness starts (found via
+//! `BAO_BIN`, `.venv/bin/bao` or `PATH`; `./scripts/test.sh` installs it),
+//! or, with `VAULT_IT_EXTERNAL=1`, the one at `VAULT_ADDR` with the root
+//! token `VAULT_TOKEN`. See [`harness`].
+
+// `pub` so the harness's `pub` items count as reachable (unreachable_pub).
+pub mod harness;
+mod harness_selftest;
+pub mod support;
+mod vault_auth;
+mod vault_chain;
+mod vault_config;
+mod vault_faults;
+mod vault_kv;

@@ -1,0 +1,151 @@
+//! Where the server is: `VAULT_ADDR` vs `vault_addr`, TLS, namespaces, sealed servers.
+
+use serde_json::json;
+use vault_secret::{Error, VaultSecret};
+
+use crate::harness::{self, ServerOptions, dedicated_server, unique};
+use crate::support::TestEnv;
+
+#[tokio::test]
+async fn vault_addr_wins_and_vault_addr_lowercase_is_the_fallback() {
+    let server = harness::server().await;
+    let path = unique("addr");
+    server
+        .admin()
+        .kv2_put("secret", &path, json!({"k": "v"}))
+        .await;
+    let creds = json!({"VAULT_TOKEN": server.root_token()});
+
+    // Both set: VAULT_ADDR is used (vault_addr points nowhere).
+    let env = TestEnv::new(&server)
+        .credentials(creds.clone())
+        .set("vault_addr", "http://127.0.0.1:1");
+    let v = VaultSecret::new(format!("secret/{path}#k"))
+        .env(env.env())
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(v.expose_secret(), "v");
+
+    // Only vault_addr.
+    let env = TestEnv::new(&server)
+        .credentials(creds)
+        .unset("VAULT_ADDR")
+        .set("vault_addr", server.addr());
+    let v = VaultSecret::new(format!("secret/{path}#k"))
+        .env(env.env())
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(v.expose_secret(), "v");
+
+    // A malformed address names the variable.
+    let env = TestEnv::new(&server)
+        .set("VAULT_ADDR", "127.0.0.1:8200 oops")
+        .set("VAULT_TOKEN", "t");
+    let err = VaultSecret::new("secret/x")
+        .env(env.env())
+        .run()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Config { name, .. } if name == "VAULT_ADDR"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn namespaces_via_vault_namespace() {
+    let server = harness::server().await;
+    let admin = server.admin();
+    if !admin.namespaces_supported().await {
+        assert!(
+            server.is_external(),
+            "the OpenBao dev server supports namespaces"
+        );
+        return;
+    }
+    let ns = unique("ns");
+    admin.create_namespace(&ns).await;
+    let inside = admin.in_namespace(&ns);
+    inside.mount_kv("kv", 2).await;
+    inside
+        .kv2_put("kv", "app", json!({"where": "inside"}))
+        .await;
+    let env = TestEnv::new(&server)
+        .credentials(json!({"VAULT_TOKEN": server.root_token()}))
+        .set("VAULT_NAMESPACE", ns.clone());
+    let v = VaultSecret::new("kv/app#where")
+        .env(env.env())
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(v.expose_secret(), "inside");
+    // Without the namespace the same path is not there.
+    let env = env.unset("VAULT_NAMESPACE");
+    let err = VaultSecret::new("kv/app")
+        .env(env.env())
+        .run()
+        .await
+        .unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+}
+
+#[tokio::test]
+async fn tls_with_vault_cacert_and_without() {
+    let server = dedicated_server(ServerOptions::tls()).await;
+    assert!(server.addr().starts_with("https://"));
+    let path = unique("tls");
+    server
+        .admin()
+        .kv2_put("secret", &path, json!({"k": "tls"}))
+        .await;
+    let env = TestEnv::new(&server).credentials(json!({"VAULT_TOKEN": server.root_token()}));
+    let v = VaultSecret::new(format!("secret/{path}#k"))
+        .env(env.env())
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(v.expose_secret(), "tls");
+
+    let env = env.unset("VAULT_CACERT");
+    let err = VaultSecret::new(format!("secret/{path}"))
+        .env(env.env())
+        .run()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Transport { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_sealed_server_is_named_as_such() {
+    let server = dedicated_server(ServerOptions::default()).await;
+    server.admin().seal().await;
+    let env = TestEnv::new(&server).credentials(json!({"VAULT_TOKEN": server.root_token()}));
+    let err = VaultSecret::new("secret/app")
+        .env(env.env())
+        .run()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Sealed { .. }), "{err}");
+    assert!(err.to_string().ends_with("is sealed"), "{err}");
+}
+
+#[test]
+fn run_blocking_without_a_runtime() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt.block_on(harness::server());
+    let path = unique("blocking");
+    rt.block_on(
+        server
+            .admin()
+            .kv2_put("secret", &path, json!({"k": "sync"})),
+    );
+    let env = TestEnv::new(&server).credentials(json!({"VAULT_TOKEN": server.root_token()}));
+    let secret = VaultSecret::new(format!("secret/{path}#k")).env(env.env());
+    let value = std::thread::spawn(move || secret.run_blocking())
+        .join()
+        .unwrap()
+        .unwrap();
+    assert_eq!(value.expose_secret(), "sync");
+}
