@@ -260,7 +260,13 @@ mod tests {
         let c = GcpCredentials::from_secret(&SecretValue::json(gcp_key())).unwrap();
         assert_eq!(c.project_id, "proj");
         assert_eq!(c.client_id.as_deref(), Some("123"));
-        assert!(!format!("{c:?}").contains("BEGIN PRIVATE KEY"));
+        assert_eq!(
+            format!("{c:?}"),
+            "GcpCredentials { project_id: \"proj\", client_email: \"sa@proj.iam.gserviceaccount.com\", \
+             client_id: Some(\"123\"), private_key_id: SecretBox<str>([REDACTED]), \
+             private_key: SecretBox<str>([REDACTED]), token_uri: Some(\"https://oauth2.googleapis.com/token\"), \
+             key: SecretValue { name: Some(\"GCP_CREDENTIALS\"), kind: Json, content: SecretBox<str>([REDACTED]) } }"
+        );
         assert_eq!(c.key.to_json().unwrap(), gcp_key());
 
         let mut k = gcp_key();

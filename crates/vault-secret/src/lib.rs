@@ -53,3 +53,8 @@ pub use kv::KvVersion;
 pub use secret::VaultSecret;
 pub use session::{SessionBuilder, VaultSession};
 pub use source::VaultSource;
+
+/// The README's examples, compiled as doc tests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeExamples;

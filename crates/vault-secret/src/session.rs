@@ -518,3 +518,66 @@ fn invalid_path(r: &SecretRef, reason: String) -> Error {
         reason,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env() -> Env {
+        Env::from_map([
+            ("VAULT_ADDR", "http://127.0.0.1:8200"),
+            ("VAULT_TOKEN", "hunter2"),
+            ("HOME", "/nonexistent-home"),
+        ])
+    }
+
+    #[tokio::test]
+    async fn debug_is_pinned_and_never_shows_the_token() {
+        let session = VaultSession::builder()
+            .env(env())
+            .unshared()
+            .connect()
+            .await
+            .unwrap();
+        assert_eq!(
+            format!("{session:?}"),
+            "VaultSession { address: \"http://127.0.0.1:8200\", namespace: None, \
+             credentials: \"the environment variable `VAULT_TOKEN`\", .. }"
+        );
+        let authed = Authed {
+            client: session.client("hunter2"),
+            method: "token",
+            expires_at: None,
+            validated: false,
+        };
+        assert_eq!(
+            format!("{authed:?}"),
+            "Authed { method: \"token\", expires_at: None, .. }"
+        );
+    }
+
+    #[tokio::test]
+    async fn same_settings_share_one_session_and_others_do_not() {
+        let a = VaultSession::builder().env(env()).connect().await.unwrap();
+        let b = VaultSession::builder().env(env()).connect().await.unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        let other_token = Env::from_map([
+            ("VAULT_ADDR", "http://127.0.0.1:8200"),
+            ("VAULT_TOKEN", "other"),
+            ("HOME", "/nonexistent-home"),
+        ]);
+        let c = VaultSession::builder()
+            .env(other_token)
+            .connect()
+            .await
+            .unwrap();
+        assert!(!Arc::ptr_eq(&a, &c));
+        let unshared = VaultSession::builder()
+            .env(env())
+            .unshared()
+            .connect()
+            .await
+            .unwrap();
+        assert!(!Arc::ptr_eq(&a, &unshared));
+    }
+}

@@ -2,9 +2,10 @@
 
 use std::path::PathBuf;
 
-use secret_core::Env;
+use secret_core::{Env, SecretValue};
 use serde_json::Value;
 use tempfile::TempDir;
+use vault_secret::{Error, VaultSecret};
 
 use crate::harness::Server;
 
@@ -54,6 +55,11 @@ impl TestEnv {
     /// The home directory (empty unless a test writes to it).
     pub fn home(&self) -> PathBuf {
         self.home.path().to_owned()
+    }
+
+    /// Reads `path` with `VaultSecret` in this environment.
+    pub async fn read(&self, path: impl Into<String>) -> Result<SecretValue, Error> {
+        VaultSecret::new(path).env(self.env()).run().await
     }
 
     /// The environment to hand to the library.

@@ -20,11 +20,7 @@ async fn vault_addr_wins_and_vault_addr_lowercase_is_the_fallback() {
     let env = TestEnv::new(&server)
         .credentials(creds.clone())
         .set("vault_addr", "http://127.0.0.1:1");
-    let v = VaultSecret::new(format!("secret/{path}#k"))
-        .env(env.env())
-        .run()
-        .await
-        .unwrap();
+    let v = env.read(format!("secret/{path}#k")).await.unwrap();
     assert_eq!(v.expose_secret(), "v");
 
     // Only vault_addr.
@@ -32,22 +28,14 @@ async fn vault_addr_wins_and_vault_addr_lowercase_is_the_fallback() {
         .credentials(creds)
         .unset("VAULT_ADDR")
         .set("vault_addr", server.addr());
-    let v = VaultSecret::new(format!("secret/{path}#k"))
-        .env(env.env())
-        .run()
-        .await
-        .unwrap();
+    let v = env.read(format!("secret/{path}#k")).await.unwrap();
     assert_eq!(v.expose_secret(), "v");
 
     // A malformed address names the variable.
     let env = TestEnv::new(&server)
         .set("VAULT_ADDR", "127.0.0.1:8200 oops")
         .set("VAULT_TOKEN", "t");
-    let err = VaultSecret::new("secret/x")
-        .env(env.env())
-        .run()
-        .await
-        .unwrap_err();
+    let err = env.read("secret/x").await.unwrap_err();
     assert!(
         matches!(&err, Error::Config { name, .. } if name == "VAULT_ADDR"),
         "{err}"
@@ -75,19 +63,11 @@ async fn namespaces_via_vault_namespace() {
     let env = TestEnv::new(&server)
         .credentials(json!({"VAULT_TOKEN": server.root_token()}))
         .set("VAULT_NAMESPACE", ns.clone());
-    let v = VaultSecret::new("kv/app#where")
-        .env(env.env())
-        .run()
-        .await
-        .unwrap();
+    let v = env.read("kv/app#where").await.unwrap();
     assert_eq!(v.expose_secret(), "inside");
     // Without the namespace the same path is not there.
     let env = env.unset("VAULT_NAMESPACE");
-    let err = VaultSecret::new("kv/app")
-        .env(env.env())
-        .run()
-        .await
-        .unwrap_err();
+    let err = env.read("kv/app").await.unwrap_err();
     assert!(err.is_not_found(), "{err}");
 }
 
@@ -101,19 +81,11 @@ async fn tls_with_vault_cacert_and_without() {
         .kv2_put("secret", &path, json!({"k": "tls"}))
         .await;
     let env = TestEnv::new(&server).credentials(json!({"VAULT_TOKEN": server.root_token()}));
-    let v = VaultSecret::new(format!("secret/{path}#k"))
-        .env(env.env())
-        .run()
-        .await
-        .unwrap();
+    let v = env.read(format!("secret/{path}#k")).await.unwrap();
     assert_eq!(v.expose_secret(), "tls");
 
     let env = env.unset("VAULT_CACERT");
-    let err = VaultSecret::new(format!("secret/{path}"))
-        .env(env.env())
-        .run()
-        .await
-        .unwrap_err();
+    let err = env.read(format!("secret/{path}")).await.unwrap_err();
     assert!(matches!(err, Error::Transport { .. }), "{err}");
 }
 
@@ -122,11 +94,7 @@ async fn a_sealed_server_is_named_as_such() {
     let server = dedicated_server(ServerOptions::default()).await;
     server.admin().seal().await;
     let env = TestEnv::new(&server).credentials(json!({"VAULT_TOKEN": server.root_token()}));
-    let err = VaultSecret::new("secret/app")
-        .env(env.env())
-        .run()
-        .await
-        .unwrap_err();
+    let err = env.read("secret/app").await.unwrap_err();
     assert!(matches!(err, Error::Sealed { .. }), "{err}");
     assert!(err.to_string().ends_with("is sealed"), "{err}");
 }

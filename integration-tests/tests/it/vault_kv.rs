@@ -26,21 +26,13 @@ async fn reads_kv2_latest_and_given_versions() {
         .kv2_put(&mount, "app/db", json!({"user": "u", "password": "p2"}))
         .await;
 
-    let latest = VaultSecret::new(format!("{mount}/app/db"))
-        .env(env.env())
-        .run()
-        .await
-        .unwrap();
+    let latest = env.read(format!("{mount}/app/db")).await.unwrap();
     assert_eq!(
         latest.to_json().unwrap(),
         json!({"user": "u", "password": "p2"})
     );
 
-    let v1 = VaultSecret::new(format!("{mount}/app/db?version=1"))
-        .env(env.env())
-        .run()
-        .await
-        .unwrap();
+    let v1 = env.read(format!("{mount}/app/db?version=1")).await.unwrap();
     assert_eq!(
         v1.to_json().unwrap(),
         json!({"user": "u", "password": "p1"})
@@ -53,9 +45,8 @@ async fn reads_kv2_latest_and_given_versions() {
         .unwrap();
     assert_eq!(v2.field("password").unwrap().expose_secret(), "p2");
 
-    let err = VaultSecret::new(format!("{mount}/app/db?version=9"))
-        .env(env.env())
-        .run()
+    let err = env
+        .read(format!("{mount}/app/db?version=9"))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "{err}");
@@ -71,11 +62,7 @@ async fn reads_the_default_secret_mount() {
         .admin()
         .kv2_put("secret", &path, json!({"k": "v"}))
         .await;
-    let value = VaultSecret::new(format!("secret/{path}"))
-        .env(env.env())
-        .run()
-        .await
-        .unwrap();
+    let value = env.read(format!("secret/{path}")).await.unwrap();
     assert_eq!(value.to_json().unwrap(), json!({"k": "v"}));
 }
 
@@ -93,25 +80,16 @@ async fn reads_kv1() {
         )
         .await;
 
-    let value = VaultSecret::new(format!("{mount}/app/db"))
-        .env(env.env())
-        .run()
-        .await
-        .unwrap();
+    let value = env.read(format!("{mount}/app/db")).await.unwrap();
     assert_eq!(
         value.to_json().unwrap(),
         json!({"password": "v1pass", "port": 5432})
     );
-    let port = VaultSecret::new(format!("{mount}/app/db#port"))
-        .env(env.env())
-        .run()
-        .await
-        .unwrap();
+    let port = env.read(format!("{mount}/app/db#port")).await.unwrap();
     assert_eq!(port.deserialize::<u16>().unwrap(), 5432);
 
-    let err = VaultSecret::new(format!("{mount}/app/db?version=1"))
-        .env(env.env())
-        .run()
+    let err = env
+        .read(format!("{mount}/app/db?version=1"))
         .await
         .unwrap_err();
     assert!(
@@ -132,11 +110,7 @@ async fn reads_a_nested_mount() {
         .kv2_put(&mount, "app/db", json!({"password": "nested"}))
         .await;
     // A KV v1 mount at the parent's first segment's sibling path must not confuse detection.
-    let value = VaultSecret::new(format!("{mount}/app/db#password"))
-        .env(env.env())
-        .run()
-        .await
-        .unwrap();
+    let value = env.read(format!("{mount}/app/db#password")).await.unwrap();
     assert_eq!(value.expose_secret(), "nested");
     assert_eq!(
         value.name(),
@@ -160,17 +134,9 @@ async fn field_reads_and_missing_fields() {
         .await
         .unwrap();
     assert_eq!(pw.expose_secret(), "pw");
-    let nested = VaultSecret::new(format!("{mount}/app#nested"))
-        .env(env.env())
-        .run()
-        .await
-        .unwrap();
+    let nested = env.read(format!("{mount}/app#nested")).await.unwrap();
     assert_eq!(nested.to_json().unwrap(), json!({"a": 1}));
-    let err = VaultSecret::new(format!("{mount}/app#nope"))
-        .env(env.env())
-        .run()
-        .await
-        .unwrap_err();
+    let err = env.read(format!("{mount}/app#nope")).await.unwrap_err();
     assert!(
         matches!(&err, Error::FieldNotFound { field, .. } if field == "nope"),
         "{err}"
@@ -190,18 +156,16 @@ async fn deleted_and_destroyed_versions_are_their_own_errors() {
     admin.kv2_delete_versions(&mount, "app", &[2]).await;
     admin.kv2_destroy_versions(&mount, "app", &[1]).await;
 
-    let err = VaultSecret::new(format!("{mount}/app?version=2"))
-        .env(env.env())
-        .run()
+    let err = env
+        .read(format!("{mount}/app?version=2"))
         .await
         .unwrap_err();
     assert!(
         matches!(err, Error::VersionDeleted { version: 2, .. }),
         "{err}"
     );
-    let err = VaultSecret::new(format!("{mount}/app?version=1"))
-        .env(env.env())
-        .run()
+    let err = env
+        .read(format!("{mount}/app?version=1"))
         .await
         .unwrap_err();
     assert!(
@@ -209,18 +173,10 @@ async fn deleted_and_destroyed_versions_are_their_own_errors() {
         "{err}"
     );
     // Version 3 still reads; deleting the latest makes the plain read a deleted-version error.
-    let v3 = VaultSecret::new(format!("{mount}/app"))
-        .env(env.env())
-        .run()
-        .await
-        .unwrap();
+    let v3 = env.read(format!("{mount}/app")).await.unwrap();
     assert_eq!(v3.to_json().unwrap(), json!({"n": 3}));
     admin.kv2_delete_latest(&mount, "app").await;
-    let err = VaultSecret::new(format!("{mount}/app"))
-        .env(env.env())
-        .run()
-        .await
-        .unwrap_err();
+    let err = env.read(format!("{mount}/app")).await.unwrap_err();
     assert!(
         matches!(err, Error::VersionDeleted { version: 3, .. }),
         "{err}"
@@ -233,11 +189,7 @@ async fn not_found_names_the_path() {
     let mount = unique("kv2");
     server.admin().mount_kv(&mount, 2).await;
     let path = format!("{mount}/never/written");
-    let err = VaultSecret::new(&path)
-        .env(env.env())
-        .run()
-        .await
-        .unwrap_err();
+    let err = env.read(&path).await.unwrap_err();
     assert!(
         matches!(&err, Error::NotFound { path: p, .. } if *p == path),
         "{err}"
@@ -251,16 +203,11 @@ async fn not_found_names_the_path() {
 
     let kv1 = unique("kv1");
     server.admin().mount_kv(&kv1, 1).await;
-    let err = VaultSecret::new(format!("{kv1}/nothing"))
-        .env(env.env())
-        .run()
-        .await
-        .unwrap_err();
+    let err = env.read(format!("{kv1}/nothing")).await.unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "{err}");
 
-    let err = VaultSecret::new(format!("{}/x", unique("nomount")))
-        .env(env.env())
-        .run()
+    let err = env
+        .read(format!("{}/x", unique("nomount")))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "{err}");
@@ -286,17 +233,9 @@ async fn permission_denied_names_the_policy_path() {
     let token = admin.create_token(&[&policy], Some("1h")).await;
     let env = TestEnv::new(&server).credentials(json!({"VAULT_TOKEN": token}));
 
-    let ok = VaultSecret::new(format!("{mount}/allowed"))
-        .env(env.env())
-        .run()
-        .await
-        .unwrap();
+    let ok = env.read(format!("{mount}/allowed")).await.unwrap();
     assert_eq!(ok.to_json().unwrap(), json!({"a": "1"}));
-    let err = VaultSecret::new(format!("{mount}/secret-one"))
-        .env(env.env())
-        .run()
-        .await
-        .unwrap_err();
+    let err = env.read(format!("{mount}/secret-one")).await.unwrap_err();
     match &err {
         Error::PermissionDenied { path, policy_path } => {
             assert_eq!(path, &format!("{mount}/secret-one"));
@@ -332,11 +271,7 @@ async fn preflight_denied_falls_back_to_the_first_segment() {
     assert_eq!(pre.status, 403, "{}", pre.errors());
 
     let env = TestEnv::new(&server).credentials(json!({"VAULT_TOKEN": token}));
-    let err = VaultSecret::new(format!("{mount}/app"))
-        .env(env.env())
-        .run()
-        .await
-        .unwrap_err();
+    let err = env.read(format!("{mount}/app")).await.unwrap_err();
     match &err {
         Error::PermissionDenied { policy_path, .. } => {
             assert!(
@@ -385,17 +320,9 @@ async fn path_that_is_a_mount_or_not_kv_is_an_error() {
     server.admin().mount_kv(&mount, 2).await;
     let team = format!("{}/kv", unique("team"));
     server.admin().mount_kv(&team, 2).await;
-    let err = VaultSecret::new(team.clone())
-        .env(env.env())
-        .run()
-        .await
-        .unwrap_err();
+    let err = env.read(team.clone()).await.unwrap_err();
     assert!(err.to_string().contains("names the mount"), "{err}");
-    let err = VaultSecret::new("cubbyhole/x")
-        .env(env.env())
-        .run()
-        .await
-        .unwrap_err();
+    let err = env.read("cubbyhole/x").await.unwrap_err();
     assert!(
         err.to_string()
             .contains("`cubbyhole` secrets engine, not KV"),
