@@ -85,10 +85,10 @@ impl LocalContext {
         if let Some(value) = self.in_process.get(name) {
             return Ok(Some(value.clone()));
         }
-        if let Some(env) = &self.env {
-            if let Some(text) = env.get(&format!("{}{name}", self.prefix))? {
-                return Ok(Some(SecretValue::text(text)));
-            }
+        if let Some(env) = &self.env
+            && let Some(text) = env.get(&format!("{}{name}", self.prefix))?
+        {
+            return Ok(Some(SecretValue::text(text)));
         }
         Ok(self.file_secrets.get(name).cloned())
     }

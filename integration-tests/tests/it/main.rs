@@ -5,6 +5,7 @@
 //! or, with `VAULT_IT_EXTERNAL=1`, the one at `VAULT_ADDR` with the root
 //! token `VAULT_TOKEN`. See [`harness`].
 
+mod cli;
 // `pub` so the harness's `pub` items count as reachable (unreachable_pub).
 pub mod harness;
 mod harness_selftest;

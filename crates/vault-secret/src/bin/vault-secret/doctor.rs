@@ -1,0 +1,633 @@
+//! `vault-secret doctor`: checks a set-up in order, one line per check.
+//!
+//! `[ ok ]` passed, `[warn]` passed with a caveat, `[FAIL]` failed (with a
+//! hint), `[skip]` not run because a check it needs failed. Nothing printed
+//! is a token, a credential or a secret value. Exit 0 only when no check failed.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use secret_core::{Env, SecretChain, ValueKind};
+use vault_secret::{
+    DEFAULT_CREDENTIALS_SECRET, Error, Health, KvVersion, MountReport, TokenInfo, VaultConfig,
+    VaultSession,
+};
+
+use crate::exit::{self, Exit, Failure};
+use crate::{output, vars};
+
+/// A token with less time left than this, and not renewable, gets a warning.
+const SHORT_TTL: Duration = Duration::from_secs(10 * 60);
+
+/// Arguments of `doctor`.
+#[derive(Debug, Args)]
+pub(crate) struct DoctorArgs {
+    /// A secret (`<mount>/<path>[?version=N][#field]`) to check too: its
+    /// mount and KV version, the token's capabilities on it, and the read.
+    #[arg(value_name = "PATH")]
+    path: Option<String>,
+}
+
+/// One check's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Ok,
+    Warn,
+    Fail,
+    Skip,
+}
+
+impl Status {
+    fn tag(self) -> &'static str {
+        match self {
+            Status::Ok => "[ ok ]",
+            Status::Warn => "[warn]",
+            Status::Fail => "[FAIL]",
+            Status::Skip => "[skip]",
+        }
+    }
+}
+
+/// The lines printed so far, counted for the verdict.
+#[derive(Debug, Default)]
+struct Report {
+    checks: usize,
+    warnings: usize,
+    failed: Vec<&'static str>,
+}
+
+impl Report {
+    fn line(
+        &mut self,
+        status: Status,
+        check: &'static str,
+        text: &str,
+        hint: Option<String>,
+    ) -> Result<(), Failure> {
+        self.checks += 1;
+        match status {
+            Status::Warn => self.warnings += 1,
+            Status::Fail => self.failed.push(check),
+            Status::Ok | Status::Skip => {}
+        }
+        let mut line = format!("{} {check}: {text}", status.tag());
+        if let Some(hint) = hint {
+            let _ = write!(line, "\n       hint: {hint}");
+        }
+        output::print(&line, true)
+    }
+
+    fn ok(&mut self, check: &'static str, text: &str) -> Result<(), Failure> {
+        self.line(Status::Ok, check, text, None)
+    }
+
+    fn warn(
+        &mut self,
+        check: &'static str,
+        text: &str,
+        hint: Option<String>,
+    ) -> Result<(), Failure> {
+        self.line(Status::Warn, check, text, hint)
+    }
+
+    fn fail(
+        &mut self,
+        check: &'static str,
+        text: &str,
+        hint: Option<String>,
+    ) -> Result<(), Failure> {
+        self.line(Status::Fail, check, text, hint)
+    }
+
+    fn fail_with(&mut self, check: &'static str, error: &Error) -> Result<(), Failure> {
+        self.line(Status::Fail, check, &error.to_string(), exit::hint(error))
+    }
+
+    fn skip(&mut self, check: &'static str, because: &str) -> Result<(), Failure> {
+        self.line(
+            Status::Skip,
+            check,
+            &format!("not checked: {because}"),
+            None,
+        )
+    }
+
+    fn verdict(&self) -> Result<u8, Failure> {
+        let warnings = match self.warnings {
+            0 => String::new(),
+            1 => " (1 warning)".to_owned(),
+            n => format!(" ({n} warnings)"),
+        };
+        if self.failed.is_empty() {
+            output::print(
+                &format!("verdict: OK, all {} checks passed{warnings}", self.checks),
+                true,
+            )?;
+            Ok(0)
+        } else {
+            output::print(
+                &format!(
+                    "verdict: FAILED, {} of {} checks failed ({}); see the hints above",
+                    self.failed.len(),
+                    self.checks,
+                    self.failed.join(", ")
+                ),
+                true,
+            )?;
+            Ok(Exit::Other.code())
+        }
+    }
+}
+
+/// What the login check found.
+enum Login {
+    /// The token works and the server described it.
+    Checked(TokenInfo),
+    /// A token was had, but it may not look itself up.
+    Unchecked,
+}
+
+/// Runs every check in order and prints the verdict.
+pub(crate) async fn run(args: DoctorArgs) -> Result<u8, Failure> {
+    let env = Env::process();
+    let mut report = Report::default();
+    let r = &mut report;
+
+    let config = check_address(r, &env)?;
+    let health = match &config {
+        Some(config) => check_server(r, config).await?,
+        None => {
+            r.skip("server", "needs the address")?;
+            None
+        }
+    };
+    match (&config, &health) {
+        (Some(config), Some(_)) => check_tls(r, config, &env)?,
+        _ => r.skip("TLS", "needs a server that answers")?,
+    }
+    let unsealed = match &health {
+        Some(health) => check_seal(r, health)?,
+        None => {
+            r.skip("seal", "needs a server that answers")?;
+            false
+        }
+    };
+    let session = match &config {
+        Some(_) => check_credentials(r, &env).await?,
+        None => {
+            r.skip("credentials", "needs the address")?;
+            None
+        }
+    };
+    let login = match (&session, unsealed) {
+        (Some(session), true) => check_login(r, session).await?,
+        _ => {
+            r.skip("login", "needs an unsealed server and credentials")?;
+            None
+        }
+    };
+    match &login {
+        Some(Login::Checked(info)) => check_ttl(r, info)?,
+        Some(Login::Unchecked) => r.skip("token lifetime", "the token may not look itself up")?,
+        None => r.skip("token lifetime", "needs a working login")?,
+    }
+    if let Some(path) = &args.path {
+        check_path(r, session.as_ref().filter(|_| login.is_some()), path).await?;
+    }
+    report.verdict()
+}
+
+/// The variable the address is read from, as the library picks it.
+fn address_variable(env: &Env) -> &'static str {
+    match env.get("VAULT_ADDR") {
+        Ok(Some(v)) if !v.trim().is_empty() => "VAULT_ADDR",
+        _ => "vault_addr",
+    }
+}
+
+async fn check_server(r: &mut Report, config: &VaultConfig) -> Result<Option<Health>, Failure> {
+    // `sys/health` needs no token, and no credentials may exist yet: ask
+    // through a session of its own with a placeholder token it never sends.
+    let probe = VaultSession::builder()
+        .config(config.clone())
+        .chain(SecretChain::empty())
+        .env(Env::from_map([("VAULT_TOKEN", "unused-by-sys-health")]))
+        .unshared()
+        .connect()
+        .await;
+    let health = match probe {
+        Ok(probe) => probe.health().await,
+        Err(e) => Err(e),
+    };
+    match health {
+        Ok(health) => {
+            let version = health
+                .version
+                .as_deref()
+                .map(|v| format!(" (version {v})"))
+                .unwrap_or_default();
+            r.ok(
+                "server",
+                &format!("{} answered sys/health{version}", shown(config)),
+            )?;
+            Ok(Some(health))
+        }
+        Err(e) => {
+            r.fail_with("server", &e)?;
+            Ok(None)
+        }
+    }
+}
+
+fn check_address(r: &mut Report, env: &Env) -> Result<Option<VaultConfig>, Failure> {
+    match VaultConfig::from_env(env) {
+        Ok(config) => {
+            r.ok(
+                "address",
+                &format!("{} (from {})", shown(&config), address_variable(env)),
+            )?;
+            if let Some(ns) = config.namespace_name() {
+                r.ok("namespace", &format!("`{ns}` (from VAULT_NAMESPACE)"))?;
+            }
+            Ok(Some(config))
+        }
+        Err(e) => {
+            // Not the address itself: another setting (TLS files, timeout...).
+            let check = match &e {
+                Error::MissingAddress => "address",
+                Error::Config { name, .. } if name == "VAULT_ADDR" || name == "vault_addr" => {
+                    "address"
+                }
+                _ => "settings",
+            };
+            r.fail_with(check, &e)?;
+            Ok(None)
+        }
+    }
+}
+
+fn check_tls(r: &mut Report, config: &VaultConfig, env: &Env) -> Result<(), Failure> {
+    if config.address().scheme() == "http" {
+        return r.warn(
+            "TLS",
+            "plain http: tokens and secrets cross the network unencrypted",
+            Some("fine for a local dev server; use an https address anywhere else".into()),
+        );
+    }
+    if env_flag(env, "VAULT_SKIP_VERIFY") {
+        return r.warn(
+            "TLS",
+            "https, but the server's certificate is NOT verified (VAULT_SKIP_VERIFY)",
+            Some("unset VAULT_SKIP_VERIFY and export VAULT_CACERT=/path/to/ca.pem".into()),
+        );
+    }
+    let set = |name: &str| {
+        env.get(name)
+            .ok()
+            .flatten()
+            .filter(|v| !v.trim().is_empty())
+    };
+    let roots = match (set("VAULT_CACERT"), set("VAULT_CAPATH")) {
+        (Some(file), _) => format!("the CA in VAULT_CACERT ({file})"),
+        (None, Some(dir)) => format!("the CAs in VAULT_CAPATH ({dir})"),
+        (None, None) => "the system's roots".to_owned(),
+    };
+    r.ok(
+        "TLS",
+        &format!("https, certificate verified against {roots}"),
+    )
+}
+
+/// A boolean variable as Vault reads them (Go's `strconv.ParseBool`); the
+/// library already refused any other value.
+fn env_flag(env: &Env, name: &str) -> bool {
+    matches!(
+        env.get(name).ok().flatten().as_deref().map(str::trim),
+        Some("1" | "t" | "T" | "true" | "TRUE" | "True")
+    )
+}
+
+fn check_seal(r: &mut Report, health: &Health) -> Result<bool, Failure> {
+    if !health.initialized {
+        r.fail(
+            "seal",
+            "the server is not initialized",
+            Some("initialize it: vault operator init (or bao operator init)".into()),
+        )?;
+        return Ok(false);
+    }
+    if health.sealed {
+        r.fail(
+            "seal",
+            "the server is sealed",
+            Some("unseal it: vault operator unseal (or bao operator unseal)".into()),
+        )?;
+        return Ok(false);
+    }
+    if health.standby {
+        r.warn(
+            "seal",
+            "unsealed; this node is a standby (it forwards requests to the active node)",
+            None,
+        )?;
+    } else {
+        r.ok("seal", "unsealed and active")?;
+    }
+    Ok(true)
+}
+
+async fn check_credentials(
+    r: &mut Report,
+    env: &Env,
+) -> Result<Option<Arc<VaultSession>>, Failure> {
+    match VaultSession::builder().env(env.clone()).connect().await {
+        Ok(session) => {
+            let methods = configured_methods(env, session.credentials_origin()).await;
+            r.ok(
+                "credentials",
+                &format!("from {}; methods: {methods}", session.credentials_origin()),
+            )?;
+            Ok(Some(session))
+        }
+        Err(e) => {
+            r.fail_with("credentials", &e)?;
+            Ok(None)
+        }
+    }
+}
+
+/// The methods the credentials configure, by key names only.
+async fn configured_methods(env: &Env, origin: &str) -> String {
+    // Without the credentials secret, the credentials are a token
+    // (`VAULT_TOKEN` or `~/.vault-token`).
+    if !origin.contains(&format!("secret `{DEFAULT_CREDENTIALS_SECRET}`")) {
+        return "token".to_owned();
+    }
+    let value = match SecretChain::local_then_env_with(env.clone()) {
+        Ok(chain) => chain.get_optional(DEFAULT_CREDENTIALS_SECRET).await,
+        Err(e) => Err(e),
+    };
+    let Ok(Some(value)) = value else {
+        return "unknown".to_owned();
+    };
+    let Ok(mut map) = value.to_mapping() else {
+        return "unknown".to_owned();
+    };
+    let has = |key: &str| map.get(key).is_some_and(|v| !v.is_null());
+    let mut methods = Vec::new();
+    if has("VAULT_TOKEN") {
+        methods.push("token");
+    }
+    match (has("VAULT_ROLE_ID"), has("VAULT_SECRET_ID")) {
+        (true, true) => methods.push("approle"),
+        (true, false) => methods.push("approle (partial: no VAULT_SECRET_ID)"),
+        (false, true) => methods.push("approle (partial: no VAULT_ROLE_ID)"),
+        (false, false) => {}
+    }
+    if has("VAULT_KUBE_AUTH_ROLE") {
+        methods.push("kubernetes");
+    }
+    vars::wipe_map(&mut map);
+    methods.join(", ")
+}
+
+async fn check_login(r: &mut Report, session: &VaultSession) -> Result<Option<Login>, Failure> {
+    // A lone static token is only checked by its first use: look it up.
+    match session.token_info().await {
+        Ok(info) => {
+            r.ok(
+                "login",
+                &format!(
+                    "works with method `{}`; policies: {}",
+                    info.method,
+                    info.policies.join(", ")
+                ),
+            )?;
+            Ok(Some(Login::Checked(info)))
+        }
+        // A valid token whose policies leave out `auth/token/lookup-self`.
+        Err(Error::Server { status: 403, .. }) => match session.login().await {
+            Ok(method) => {
+                r.warn(
+                    "login",
+                    &format!(
+                        "method `{method}`; the token may not look itself up \
+                         (auth/token/lookup-self), so it is not checked here"
+                    ),
+                    Some("the `default` policy allows that lookup".into()),
+                )?;
+                Ok(Some(Login::Unchecked))
+            }
+            Err(e) => {
+                r.fail_with("login", &e)?;
+                Ok(None)
+            }
+        },
+        Err(e) => {
+            r.fail_with("login", &e)?;
+            Ok(None)
+        }
+    }
+}
+
+fn check_ttl(r: &mut Report, info: &TokenInfo) -> Result<(), Failure> {
+    let renewable = if info.renewable {
+        "renewable"
+    } else {
+        "not renewable"
+    };
+    match info.ttl {
+        None if info.policies.iter().any(|p| p == "root") => {
+            r.ok("token lifetime", "never expires (root token)")
+        }
+        None => r.ok("token lifetime", "never expires (no TTL)"),
+        Some(ttl) if ttl < SHORT_TTL && !info.renewable => r.warn(
+            "token lifetime",
+            &format!("expires in {} and is not renewable", human(ttl)),
+            Some(
+                "give the token (or the role's token_ttl) a longer TTL; AppRole and \
+                 Kubernetes logins are renewed by logging in again"
+                    .into(),
+            ),
+        ),
+        Some(ttl) => r.ok(
+            "token lifetime",
+            &format!("expires in {}, {renewable}", human(ttl)),
+        ),
+    }
+}
+
+async fn check_path(
+    r: &mut Report,
+    session: Option<&Arc<VaultSession>>,
+    path: &str,
+) -> Result<(), Failure> {
+    let Some(session) = session else {
+        r.skip("mount", "needs a working login")?;
+        r.skip("capabilities", "needs a working login")?;
+        return r.skip("read", "needs a working login");
+    };
+    let mount = match session.mount_of(path).await {
+        Ok(mount) => {
+            if mount.from_server {
+                r.ok(
+                    "mount",
+                    &format!(
+                        "`{path}` is in the mount `{}/`, {}",
+                        mount.mount,
+                        kv_name(mount.kv_version)
+                    ),
+                )?;
+            } else {
+                r.warn(
+                    "mount",
+                    &format!(
+                        "preflight not permitted; mount guessed: `{}/` \
+                         (its KV version is found by the read)",
+                        mount.mount
+                    ),
+                    Some("fine for a least-privilege token; Vault's CLI does the same".into()),
+                )?;
+            }
+            mount
+        }
+        Err(e) => {
+            r.fail_with("mount", &e)?;
+            r.skip("capabilities", "needs the mount")?;
+            return r.skip("read", "needs the mount");
+        }
+    };
+    let readable = check_capabilities(r, session, &mount).await?;
+    if readable == Some(false) {
+        return r.skip("read", "the token may not read the path");
+    }
+    match session.read(path).await {
+        Ok(value) => {
+            let what = match value.kind() {
+                ValueKind::Json => match value.to_mapping() {
+                    Ok(mut map) => {
+                        let mut keys: Vec<String> = map.keys().cloned().collect();
+                        vars::wipe_map(&mut map);
+                        keys.sort();
+                        format!("{} key(s): {}", keys.len(), keys.join(", "))
+                    }
+                    Err(_) => "a JSON value".to_owned(),
+                },
+                ValueKind::Text => "the field is there".to_owned(),
+            };
+            r.ok("read", &format!("`{path}` read: {what}"))
+        }
+        Err(e) => r.fail_with("read", &e),
+    }
+}
+
+/// `Some(true)` when the token may read the secret, `Some(false)` when it
+/// may not, `None` when the server would not say.
+async fn check_capabilities(
+    r: &mut Report,
+    session: &VaultSession,
+    mount: &MountReport,
+) -> Result<Option<bool>, Failure> {
+    // With the KV version unknown, either API path would do.
+    let mut paths = vec![mount.policy_path.clone()];
+    let v1_path = mount
+        .policy_path
+        .strip_prefix(&format!("{}/data/", mount.mount))
+        .filter(|_| mount.kv_version.is_none())
+        .map(|rest| format!("{}/{rest}", mount.mount));
+    paths.extend(v1_path);
+    let mut found = Vec::new();
+    for path in &paths {
+        match session.capabilities(path).await {
+            Ok(caps) => found.push((path, caps)),
+            Err(e) => {
+                r.warn(
+                    "capabilities",
+                    &format!("cannot ask the server: {e}"),
+                    Some(format!(
+                        "a read needs {}",
+                        exit::policy_stanza(&mount.policy_path)
+                    )),
+                )?;
+                return Ok(None);
+            }
+        }
+    }
+    let readable = |caps: &[String]| caps.iter().any(|c| c == "read" || c == "root");
+    if let Some((path, caps)) = found.iter().find(|(_, caps)| readable(caps)) {
+        r.ok(
+            "capabilities",
+            &format!("the token may read `{path}` ({})", caps.join(", ")),
+        )?;
+        return Ok(Some(true));
+    }
+    let shown: Vec<String> = found
+        .iter()
+        .map(|(path, caps)| format!("`{path}` ({})", caps.join(", ")))
+        .collect();
+    let stanzas: Vec<String> = paths.iter().map(|p| exit::policy_stanza(p)).collect();
+    r.fail(
+        "capabilities",
+        &format!("the token may not read {}", shown.join(" or ")),
+        Some(format!(
+            "add to one of the token's policies: {}",
+            stanzas.join("  or  ")
+        )),
+    )?;
+    Ok(Some(false))
+}
+
+/// The address as users write it (no trailing slash).
+fn shown(config: &VaultConfig) -> &str {
+    config.address().as_str().trim_end_matches('/')
+}
+
+fn kv_name(version: Option<KvVersion>) -> &'static str {
+    match version {
+        Some(KvVersion::V1) => "KV v1",
+        Some(KvVersion::V2) => "KV v2",
+        _ => "KV version unknown",
+    }
+}
+
+/// `3h 12m`, `9m 58s`, `42s`: the two largest units.
+fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    let (days, hours, minutes, seconds) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
+    match (days, hours, minutes) {
+        (0, 0, 0) => format!("{seconds}s"),
+        (0, 0, _) => format!("{minutes}m {seconds}s"),
+        (0, _, _) => format!("{hours}h {minutes}m"),
+        _ => format!("{days}d {hours}h"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(human(Duration::from_secs(42)), "42s");
+        assert_eq!(human(Duration::from_secs(598)), "9m 58s");
+        assert_eq!(human(Duration::from_secs(3 * 3600 + 720)), "3h 12m");
+        assert_eq!(human(Duration::from_secs(32 * 86_400)), "32d 0h");
+    }
+
+    #[test]
+    fn the_address_variable_is_the_one_the_library_reads() {
+        let env = Env::from_map([("VAULT_ADDR", "http://a"), ("vault_addr", "http://b")]);
+        assert_eq!(address_variable(&env), "VAULT_ADDR");
+        let env = Env::from_map([("VAULT_ADDR", " "), ("vault_addr", "http://b")]);
+        assert_eq!(address_variable(&env), "vault_addr");
+    }
+
+    #[test]
+    fn flags_read_like_go() {
+        let env = Env::from_map([("A", "T"), ("B", "0"), ("C", "yes")]);
+        assert!(env_flag(&env, "A"));
+        assert!(!env_flag(&env, "B") && !env_flag(&env, "C") && !env_flag(&env, "D"));
+    }
+}

@@ -1,0 +1,325 @@
+//! `vault-secret exec`: run a command with secrets in its environment only.
+//!
+//! Every secret is read before the command starts; any failure and the
+//! command is not started. The command inherits stdin, stdout and stderr,
+//! its exit code is ours (128+N when signal N killed it), and the signals a
+//! supervisor sends us (TERM, HUP, USR1, USR2) are passed on to it. INT and
+//! QUIT are not passed on: a terminal sends them to the command itself
+//! already (it is in the same process group); we just wait for it.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::os::unix::process::ExitStatusExt;
+
+use clap::Args;
+use rustix::process::{Pid, Signal, kill_process};
+use secret_core::ValueKind;
+use tokio::signal::unix::{SignalKind, signal};
+use vault_secret::VaultSession;
+use zeroize::Zeroizing;
+
+use crate::exit::{Exit, Failure};
+use crate::vars;
+
+/// Arguments of `exec`.
+#[derive(Debug, Args)]
+#[command(
+    group = clap::ArgGroup::new("secrets").required(true).multiple(true).args(["secret", "secret_map"]),
+    override_usage = "vault-secret exec [--secret NAME=PATH]... [--secret-map PATH[=PREFIX]]... -- <COMMAND>..."
+)]
+pub(crate) struct ExecArgs {
+    /// Sets variable NAME to a secret: `NAME=<mount>/<path>#field` gives the
+    /// field's value; without `#field`, the whole secret as JSON. Repeatable.
+    #[arg(long, value_name = "NAME=PATH", value_parser = parse_secret)]
+    secret: Vec<SecretVar>,
+
+    /// Sets one variable per key of a secret, named PREFIX + key
+    /// (`--secret-map secret/db=DB_` gives DB_username, DB_password).
+    /// Every key must make a valid variable name. Split at the last `=`; end
+    /// with `=` for a path that has one itself. Repeatable.
+    #[arg(long, value_name = "PATH[=PREFIX]", value_parser = parse_secret_map)]
+    secret_map: Vec<SecretMap>,
+
+    /// The command to run and its arguments, after `--`.
+    #[arg(last = true, required = true, num_args = 1.., value_name = "COMMAND")]
+    command: Vec<OsString>,
+}
+
+/// `--secret NAME=PATH`.
+#[derive(Debug, Clone)]
+struct SecretVar {
+    name: String,
+    path: String,
+}
+
+/// `--secret-map PATH[=PREFIX]`.
+#[derive(Debug, Clone)]
+struct SecretMap {
+    path: String,
+    prefix: String,
+}
+
+fn parse_secret(arg: &str) -> Result<SecretVar, String> {
+    let (name, path) = arg.split_once('=').ok_or_else(|| {
+        "expected NAME=<mount>/<path>[#field], e.g. DB_PASS=secret/db#password".to_owned()
+    })?;
+    if !vars::is_env_name(name) {
+        return Err(format!(
+            "`{name}` is not a valid environment variable name ({})",
+            vars::ENV_NAME_RULE
+        ));
+    }
+    if path.trim().is_empty() {
+        return Err(format!("no secret path after `{name}=`"));
+    }
+    Ok(SecretVar {
+        name: name.to_owned(),
+        path: path.to_owned(),
+    })
+}
+
+fn parse_secret_map(arg: &str) -> Result<SecretMap, String> {
+    let (path, prefix) = match arg.rsplit_once('=') {
+        Some((path, prefix)) => (path, prefix),
+        None => (arg, ""),
+    };
+    if !prefix.is_empty() && !vars::is_env_name(prefix) {
+        return Err(format!(
+            "prefix `{prefix}` cannot start a variable name ({})",
+            vars::ENV_NAME_RULE
+        ));
+    }
+    if path.trim().is_empty() {
+        return Err("no secret path".to_owned());
+    }
+    Ok(SecretMap {
+        path: path.to_owned(),
+        prefix: prefix.to_owned(),
+    })
+}
+
+/// The variables to set, each with the argument it came from (for messages).
+type Vars = BTreeMap<String, (Zeroizing<String>, String)>;
+
+fn insert(
+    vars: &mut Vars,
+    name: String,
+    value: Zeroizing<String>,
+    origin: String,
+) -> Result<(), Failure> {
+    vars::check_no_nul(&name, &value)?;
+    if let Some((_, earlier)) = vars.get(&name) {
+        return Err(Failure::new(
+            Exit::Config,
+            format!("variable `{name}` would be set twice: by {earlier} and by {origin}"),
+        )
+        .with_hint("use a different NAME or a --secret-map PREFIX"));
+    }
+    vars.insert(name, (value, origin));
+    Ok(())
+}
+
+/// Reads every secret, then runs the command and gives its exit code.
+pub(crate) async fn run(args: ExecArgs) -> Result<u8, Failure> {
+    let session = VaultSession::builder().connect().await?;
+    let mut env = Vars::new();
+    for s in &args.secret {
+        let value = session.read(&s.path).await?;
+        // A string field as it is; a mapping (or other JSON) as its JSON text.
+        let text = Zeroizing::new(value.expose_secret().to_owned());
+        insert(
+            &mut env,
+            s.name.clone(),
+            text,
+            format!("--secret {}=...", s.name),
+        )?;
+    }
+    for m in &args.secret_map {
+        let value = session.read(&m.path).await?;
+        let mut map = match value.kind() {
+            ValueKind::Json => value.to_mapping().ok(),
+            ValueKind::Text => None,
+        }
+        .ok_or_else(|| {
+            Failure::new(
+                Exit::Config,
+                format!(
+                    "secret `{}` is not a key/value mapping, so --secret-map cannot map it",
+                    m.path
+                ),
+            )
+            .with_hint("use --secret NAME=PATH#field for one value")
+        })?;
+        let pairs = vars::mapping_vars(&m.path, &map, &m.prefix);
+        vars::wipe_map(&mut map);
+        for (name, text) in pairs? {
+            insert(&mut env, name, text, format!("--secret-map {}", m.path))?;
+        }
+    }
+    drop(session);
+    tracing::info!(variables = ?env.keys().collect::<Vec<_>>(), "all secrets read; starting the command");
+
+    let Some((program, program_args)) = args.command.split_first() else {
+        return Err(Failure::new(Exit::Usage, "no command given after `--`"));
+    };
+    let mut command = std::process::Command::new(program);
+    command.args(program_args);
+    command.envs(env.iter().map(|(name, (value, _))| (name, value.as_str())));
+    let mut command = tokio::process::Command::from(command);
+    // Listen before the command starts, so no signal is missed meanwhile
+    // (and none kills us while the command runs on).
+    let mut signals = Signals::listen()?;
+    let spawned = command.spawn();
+    // Our copies go now; the command's copy is in its own environment.
+    drop(command);
+    drop(env);
+    let mut child = spawned.map_err(|e| {
+        let shown = program.to_string_lossy();
+        match e.kind() {
+            std::io::ErrorKind::NotFound => Failure::new(
+                Exit::CommandNotFound,
+                format!("cannot run `{shown}`: command not found"),
+            ),
+            _ => Failure::new(Exit::CannotRun, format!("cannot run `{shown}`: {e}")),
+        }
+    })?;
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => {
+                break status.map_err(|e| Failure::new(Exit::Other, format!("cannot wait for the command: {e}")))?;
+            }
+            signal = signals.next() => {
+                if let (Some(signal), Some(id)) = (signal, child.id()) {
+                    forward(id, signal);
+                }
+            }
+        }
+    };
+    Ok(exit_code(status))
+}
+
+/// The exit code for the command's status: its own, or 128+N for signal N.
+fn exit_code(status: std::process::ExitStatus) -> u8 {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => u8::try_from(code).unwrap_or(u8::MAX),
+        (None, Some(signal)) => u8::try_from(128 + signal).unwrap_or(u8::MAX),
+        (None, None) => u8::MAX,
+    }
+}
+
+/// The signals we catch while the command runs.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+    usr1: tokio::signal::unix::Signal,
+    usr2: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    quit: tokio::signal::unix::Signal,
+}
+
+impl std::fmt::Debug for Signals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Signals")
+    }
+}
+
+impl Signals {
+    fn listen() -> Result<Self, Failure> {
+        let on = |kind: SignalKind| {
+            signal(kind)
+                .map_err(|e| Failure::new(Exit::Other, format!("cannot handle signals: {e}")))
+        };
+        Ok(Signals {
+            term: on(SignalKind::terminate())?,
+            hup: on(SignalKind::hangup())?,
+            usr1: on(SignalKind::user_defined1())?,
+            usr2: on(SignalKind::user_defined2())?,
+            int: on(SignalKind::interrupt())?,
+            quit: on(SignalKind::quit())?,
+        })
+    }
+
+    /// The next signal to pass on (`None` for one we only swallow).
+    async fn next(&mut self) -> Option<Signal> {
+        tokio::select! {
+            _ = self.term.recv() => Some(Signal::TERM),
+            _ = self.hup.recv() => Some(Signal::HUP),
+            _ = self.usr1.recv() => Some(Signal::USR1),
+            _ = self.usr2.recv() => Some(Signal::USR2),
+            // The terminal delivered these to the command too.
+            _ = self.int.recv() => None,
+            _ = self.quit.recv() => None,
+        }
+    }
+}
+
+fn forward(id: u32, signal: Signal) {
+    let pid = i32::try_from(id).ok().and_then(Pid::from_raw);
+    if let Some(pid) = pid {
+        // The command may have exited meanwhile; nothing to do then.
+        if let Err(e) = kill_process(pid, signal) {
+            tracing::debug!("cannot pass signal {signal:?} on: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_args() {
+        let s = parse_secret("DB_PASS=secret/db#pass=word").unwrap();
+        assert_eq!(
+            (s.name.as_str(), s.path.as_str()),
+            ("DB_PASS", "secret/db#pass=word")
+        );
+        assert!(parse_secret("secret/db").is_err());
+        assert!(parse_secret("DB-PASS=secret/db").is_err());
+        assert!(parse_secret("DB=").is_err());
+    }
+
+    #[test]
+    fn secret_map_args() {
+        let m = parse_secret_map("secret/db=DB_").unwrap();
+        assert_eq!((m.path.as_str(), m.prefix.as_str()), ("secret/db", "DB_"));
+        let m = parse_secret_map("secret/db").unwrap();
+        assert_eq!((m.path.as_str(), m.prefix.as_str()), ("secret/db", ""));
+        let m = parse_secret_map("secret/a=b=").unwrap();
+        assert_eq!((m.path.as_str(), m.prefix.as_str()), ("secret/a=b", ""));
+        assert!(parse_secret_map("secret/db=1X").is_err());
+    }
+
+    #[test]
+    fn exit_codes_pass_through() {
+        let code = |c: i32| std::process::ExitStatus::from_raw(c << 8);
+        assert_eq!(exit_code(code(7)), 7);
+        assert_eq!(exit_code(std::process::ExitStatus::from_raw(15)), 143);
+    }
+
+    #[test]
+    fn a_variable_set_twice_is_an_error_naming_both() {
+        let mut v = Vars::new();
+        insert(
+            &mut v,
+            "A".into(),
+            Zeroizing::new("1".into()),
+            "first".into(),
+        )
+        .unwrap();
+        match insert(
+            &mut v,
+            "A".into(),
+            Zeroizing::new("2".into()),
+            "second".into(),
+        ) {
+            Err(Failure::Error { message, .. }) => {
+                assert!(
+                    message.contains("first") && message.contains("second"),
+                    "{message}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,313 @@
+//! Exit codes, and turning a failure into one `vault-secret: <error>` line
+//! on stderr plus, where there is one, a `hint: ...` line.
+
+use std::process::ExitCode;
+
+use vault_secret::Error;
+
+/// The exit-code table, shown after `--help`.
+pub(crate) const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0    success; for exec, the command's own exit code (128+N when signal N killed it)
+  1    doctor found a failing check (or an unexpected local failure)
+  2    usage: bad arguments
+  3    configuration: no or bad VAULT_ADDR, a bad setting or credentials secret,
+       no credentials, a bad secret path, keys that cannot be variable names
+  4    authentication: every configured method was rejected
+  5    not found: no secret, field or version at the path (or it was deleted or destroyed)
+  6    permission denied: the token's policies do not allow the read
+  7    server or network: unreachable, TLS failure, sealed, or an unexpected answer
+  126  exec: the command could not be started
+  127  exec: the command was not found";
+
+/// What the process exits with when it fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exit {
+    /// `doctor` found a failing check, or something this table has no better code for.
+    Other = 1,
+    /// Bad arguments (clap's own code).
+    Usage = 2,
+    /// Address, settings, credentials secret, path.
+    Config = 3,
+    /// Every authentication method was rejected.
+    Auth = 4,
+    /// No secret, field or version.
+    NotFound = 5,
+    /// The token may not read the path.
+    Denied = 6,
+    /// Unreachable, sealed, or an unexpected server answer.
+    Server = 7,
+    /// `exec`: the command exists but could not be started.
+    CannotRun = 126,
+    /// `exec`: no such command.
+    CommandNotFound = 127,
+}
+
+impl Exit {
+    /// The process exit status.
+    pub(crate) fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The code for a library error.
+    pub(crate) fn of(error: &Error) -> Exit {
+        match error {
+            Error::MissingAddress
+            | Error::Config { .. }
+            | Error::Credentials { .. }
+            | Error::NoCredentials { .. }
+            | Error::InvalidPath { .. }
+            // The credentials lookup through the local context failed
+            // (a malformed config file, a variable that is not UTF-8).
+            | Error::Secret(_) => Exit::Config,
+            Error::AuthFailed { .. } => Exit::Auth,
+            Error::NotFound { .. }
+            | Error::FieldNotFound { .. }
+            | Error::VersionDeleted { .. }
+            | Error::VersionDestroyed { .. } => Exit::NotFound,
+            Error::PermissionDenied { .. } => Exit::Denied,
+            Error::Sealed { .. } | Error::Server { .. } | Error::Transport { .. } => Exit::Server,
+            // A variant added to the library after this table was written.
+            _ => Exit::Other,
+        }
+    }
+}
+
+/// Why a command failed: a usage error (shown by clap), or a message, an
+/// exit code and maybe a hint. Messages never hold a token or a secret value.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// Bad arguments found after parsing (exit 2).
+    Usage(Box<clap::Error>),
+    /// Anything else.
+    Error {
+        /// The exit code.
+        exit: Exit,
+        /// One line, without the `vault-secret: ` prefix.
+        message: String,
+        /// What to do about it.
+        hint: Option<String>,
+    },
+}
+
+impl Failure {
+    /// A failure with no hint.
+    pub(crate) fn new(exit: Exit, message: impl Into<String>) -> Self {
+        Failure::Error {
+            exit,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    /// Adds a hint.
+    pub(crate) fn with_hint(self, hint: impl Into<String>) -> Self {
+        match self {
+            Failure::Error { exit, message, .. } => Failure::Error {
+                exit,
+                message,
+                hint: Some(hint.into()),
+            },
+            usage => usage,
+        }
+    }
+
+    /// A usage error (exit 2) of `subcommand`, formatted by clap like its own.
+    pub(crate) fn usage(
+        subcommand: &str,
+        kind: clap::error::ErrorKind,
+        message: impl std::fmt::Display,
+    ) -> Self {
+        let mut command = crate::command();
+        // Building fills in the subcommands' full names for the usage line.
+        command.build();
+        let error = match command.find_subcommand_mut(subcommand) {
+            Some(sub) => sub.error(kind, message),
+            None => command.error(kind, message),
+        };
+        Failure::Usage(Box::new(error))
+    }
+
+    /// Prints the failure to stderr and gives the exit code.
+    pub(crate) fn report(self) -> ExitCode {
+        match self {
+            Failure::Usage(error) => {
+                // clap prints its own `error: ...` block and usage line.
+                let _ = error.print();
+                ExitCode::from(Exit::Usage.code())
+            }
+            Failure::Error {
+                exit,
+                message,
+                hint,
+            } => {
+                eprintln!("vault-secret: {}", one_line(&message));
+                if let Some(hint) = hint {
+                    eprintln!("hint: {}", one_line(&hint));
+                }
+                ExitCode::from(exit.code())
+            }
+        }
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        let mut hint = hint(&error);
+        if matches!(error, Error::AuthFailed { .. } | Error::Transport { .. }) {
+            hint = hint.map(|h| format!("{h}; `vault-secret doctor` checks each step"));
+        }
+        Failure::Error {
+            exit: Exit::of(&error),
+            hint,
+            message: error.to_string(),
+        }
+    }
+}
+
+/// What to do about a library error, when there is something useful to say.
+pub(crate) fn hint(error: &Error) -> Option<String> {
+    Some(match error {
+        Error::MissingAddress => {
+            "export VAULT_ADDR=https://vault.example.com:8200 (your server's URL)".into()
+        }
+        Error::Config { name, .. } if name == "VAULT_ADDR" || name == "vault_addr" => {
+            format!("{name} must be an http(s) URL, e.g. https://vault.example.com:8200")
+        }
+        Error::Credentials { secret, .. } => format!(
+            "{secret} must be a JSON mapping, e.g. \
+             PREFECT__CONTEXT__SECRETS__{secret}='{{\"VAULT_TOKEN\":\"...\"}}'"
+        ),
+        Error::NoCredentials { .. } => "export VAULT_TOKEN=<token>, or set \
+             PREFECT__CONTEXT__SECRETS__VAULT_CREDENTIALS='{\"VAULT_TOKEN\":\"...\"}' \
+             (or '{\"VAULT_ROLE_ID\":\"...\",\"VAULT_SECRET_ID\":\"...\"}' for AppRole)"
+            .into(),
+        Error::AuthFailed { .. } => "the server turned the credentials down: check them \
+             (an expired or revoked token, a wrong role or secret id, a missing auth mount)"
+            .into(),
+        Error::InvalidPath { .. } => {
+            "a path is <mount>/<path>[?version=N][#field], e.g. secret/app#password".into()
+        }
+        Error::VersionDeleted { path, version, .. } => {
+            format!("it can be restored: vault kv undelete -versions={version} {path}")
+        }
+        Error::PermissionDenied { policy_path, .. } => policy_hint(policy_path),
+        Error::Sealed { .. } => "unseal it: vault operator unseal (or bao operator unseal)".into(),
+        Error::Transport { reason, .. } => {
+            let lower = reason.to_lowercase();
+            if lower.contains("certificate") || lower.contains("tls") {
+                "for a server with a private CA, export VAULT_CACERT=/path/to/ca.pem".into()
+            } else {
+                "check VAULT_ADDR and that the server is up".into()
+            }
+        }
+        _ => return None,
+    })
+}
+
+/// The policy stanza(s) that would allow reading, from a `PermissionDenied`'s
+/// policy path (which, when the KV version is unknown, names both the KV v2
+/// and the KV v1 path).
+pub(crate) fn policy_hint(policy_path: &str) -> String {
+    let stanzas: Vec<String> = policy_paths(policy_path)
+        .iter()
+        .map(|p| policy_stanza(p))
+        .collect();
+    format!("the token's policies need {}", stanzas.join("  or  "))
+}
+
+/// `path "<p>" { capabilities = ["read"] }`.
+pub(crate) fn policy_stanza(path: &str) -> String {
+    format!("path \"{path}\" {{ capabilities = [\"read\"] }}")
+}
+
+/// The one or two policy paths a `PermissionDenied` names.
+fn policy_paths(policy_path: &str) -> Vec<String> {
+    // The library's "either" form: "a` (KV v2) or `b` (KV v1".
+    match policy_path.split_once("` (KV v2) or `") {
+        Some((v2, v1)) => vec![v2.to_owned(), v1.trim_end_matches("` (KV v1").to_owned()],
+        None => vec![policy_path.to_owned()],
+    }
+}
+
+/// Keeps a message on one line, whatever a server put in it.
+fn one_line(text: &str) -> String {
+    text.split(['\n', '\r'])
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_library_error_has_its_code() {
+        let cases = [
+            (Error::MissingAddress, 3),
+            (
+                Error::NoCredentials {
+                    detail: String::new(),
+                },
+                3,
+            ),
+            (Error::AuthFailed { attempts: vec![] }, 4),
+            (
+                Error::NotFound {
+                    path: "a/b".into(),
+                    detail: None,
+                },
+                5,
+            ),
+            (
+                Error::VersionDestroyed {
+                    path: "a/b".into(),
+                    version: 1,
+                },
+                5,
+            ),
+            (
+                Error::PermissionDenied {
+                    path: "a/b".into(),
+                    policy_path: "a/data/b".into(),
+                },
+                6,
+            ),
+            (
+                Error::Sealed {
+                    address: "http://x".into(),
+                },
+                7,
+            ),
+            (
+                Error::Transport {
+                    address: "http://x".into(),
+                    reason: "refused".into(),
+                },
+                7,
+            ),
+        ];
+        for (error, code) in cases {
+            assert_eq!(Exit::of(&error).code(), code, "{error}");
+        }
+    }
+
+    #[test]
+    fn permission_hints_name_the_policy_paths() {
+        assert_eq!(
+            policy_hint("secret/data/app"),
+            r#"the token's policies need path "secret/data/app" { capabilities = ["read"] }"#
+        );
+        assert_eq!(
+            policy_hint("kv/data/app` (KV v2) or `kv/app` (KV v1"),
+            r#"the token's policies need path "kv/data/app" { capabilities = ["read"] }  or  path "kv/app" { capabilities = ["read"] }"#
+        );
+    }
+
+    #[test]
+    fn messages_are_one_line() {
+        assert_eq!(one_line("a\n\t* b\r\n\n"), "a; * b");
+    }
+}

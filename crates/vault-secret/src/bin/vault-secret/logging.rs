@@ -1,0 +1,55 @@
+//! Log output on stderr: warnings only by default, more with `-v`, or
+//! exactly what `RUST_LOG` says when it is set.
+
+use std::io::IsTerminal;
+
+use tracing_subscriber::EnvFilter;
+
+/// `vaultrs` and `rustify` log every non-2xx answer as an error, expected
+/// 404s included (a KV v1/v2 probe, a missing field check), so they stay
+/// silent unless asked for.
+const QUIET_DEPENDENCIES: &str = "vaultrs=off,rustify=off";
+
+/// The filter for `-v` given `count` times.
+fn directives(count: u8) -> String {
+    match count {
+        0 => format!("warn,{QUIET_DEPENDENCIES}"),
+        1 => format!("warn,vault_secret=info,{QUIET_DEPENDENCIES}"),
+        2 => "warn,vault_secret=debug,vaultrs=error,rustify=error".to_owned(),
+        _ => "trace".to_owned(),
+    }
+}
+
+/// Installs the stderr logger.
+pub(crate) fn init(verbose: u8) {
+    let from_env = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    let (filter, bad_env) = match from_env.as_deref().map(EnvFilter::try_new) {
+        Some(Ok(filter)) => (filter, None),
+        Some(Err(e)) => (EnvFilter::new(directives(verbose)), Some(e)),
+        None => (EnvFilter::new(directives(verbose)), None),
+    };
+    let installed = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(verbose >= 2)
+        .try_init();
+    if let (Ok(()), Some(e)) = (installed, bad_env) {
+        tracing::warn!("ignoring RUST_LOG: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_level_parses_and_the_default_silences_the_http_client() {
+        for count in 0..4 {
+            assert!(EnvFilter::try_new(directives(count)).is_ok(), "{count}");
+        }
+        assert!(directives(0).contains("vaultrs=off"));
+    }
+}

@@ -1,0 +1,107 @@
+//! `vault-secret`: read a secret from HashiCorp Vault or OpenBao (`get`), run
+//! a command with secrets in its environment only (`exec`), and diagnose a
+//! set-up step by step (`doctor`).
+//!
+//! Every command resolves the address, the credentials and the path exactly
+//! as the library's `VaultSecret::run()` does: `VAULT_ADDR` (else
+//! `vault_addr`), the `VAULT_CREDENTIALS` secret through the local context
+//! (else `VAULT_TOKEN`, else `~/.vault-token`), and token, then AppRole, then
+//! Kubernetes authentication. Nothing it prints to its own stdout or stderr
+//! ever holds a token or a credential; only `get` prints secret values, on
+//! stdout, because that is what it is asked for.
+
+mod doctor;
+mod exec;
+mod exit;
+mod get;
+mod logging;
+mod output;
+mod vars;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::exit::{EXIT_CODES_HELP, Exit, Failure};
+
+/// Read secrets from HashiCorp Vault or OpenBao (KV v1 and v2; token, AppRole
+/// and Kubernetes auth).
+#[derive(Debug, Parser)]
+#[command(
+    name = "vault-secret",
+    version,
+    about,
+    long_about = LONG_ABOUT,
+    after_help = EXIT_CODES_HELP,
+)]
+struct Cli {
+    /// Log more on stderr: -v info, -vv debug, -vvv trace. `RUST_LOG`, when
+    /// set, replaces these levels. Logs never hold tokens or secret values.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+const LONG_ABOUT: &str = "\
+Read secrets from HashiCorp Vault or OpenBao (KV v1 and v2; token, AppRole and Kubernetes auth).
+
+Settings come from the environment, as for the library:
+  VAULT_ADDR (else vault_addr)     the server, e.g. https://vault.example.com:8200
+  VAULT_CREDENTIALS secret         a JSON mapping found through the local context, e.g.
+                                   PREFECT__CONTEXT__SECRETS__VAULT_CREDENTIALS='{\"VAULT_TOKEN\":\"...\"}'
+                                   or '{\"VAULT_ROLE_ID\":\"...\",\"VAULT_SECRET_ID\":\"...\"}'
+  VAULT_TOKEN, then ~/.vault-token used when there is no VAULT_CREDENTIALS secret
+  VAULT_NAMESPACE, VAULT_CACERT, VAULT_CAPATH, VAULT_CLIENT_CERT, VAULT_CLIENT_KEY,
+  VAULT_SKIP_VERIFY, VAULT_CLIENT_TIMEOUT   as for Vault's own CLI";
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print a secret: its key/value mapping (JSON), or one field (`#field`).
+    #[command(after_help = EXIT_CODES_HELP)]
+    Get(get::GetArgs),
+    /// Run a command with secrets in its environment only.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Exec(exec::ExecArgs),
+    /// Check a set-up step by step, and say what to fix.
+    ///
+    /// Checks, in order: the address, the server, TLS, the seal, the
+    /// credentials, the login, the token's lifetime and, given a path, its
+    /// mount and KV version, the token's capabilities on it and the read.
+    /// Exits 0 when no check failed (a warning is a pass), else 1.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Doctor(doctor::DoctorArgs),
+}
+
+fn main() -> ExitCode {
+    // Usage errors exit 2 (clap's code), --help and --version exit 0.
+    let cli = Cli::try_parse().unwrap_or_else(|e| e.exit());
+    logging::init(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            return Failure::new(Exit::Other, format!("cannot start the async runtime: {e}"))
+                .report();
+        }
+    };
+    let outcome = runtime.block_on(async {
+        match cli.command {
+            Command::Get(args) => get::run(args).await,
+            Command::Exec(args) => exec::run(args).await,
+            Command::Doctor(args) => doctor::run(args).await,
+        }
+    });
+    match outcome {
+        Ok(code) => ExitCode::from(code),
+        Err(failure) => failure.report(),
+    }
+}
+
+/// The `clap` command, for usage errors raised after parsing.
+fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
