@@ -3,10 +3,10 @@
 use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
-use vaultrs::client::VaultClient;
 
 use crate::credentials::{Credentials, Method};
 use crate::error::ApiFailure;
+use crate::session::TokenClient;
 use crate::{AuthAttempt, Error, VaultConfig};
 
 /// A token obtained from (or validated by) one method.
@@ -24,7 +24,7 @@ pub(crate) struct Login {
 /// passes to the next; a transport or server failure stops at once.
 pub(crate) async fn login(
     config: &VaultConfig,
-    client_for: &(dyn Fn(&str) -> VaultClient + Sync),
+    client_for: &(dyn Fn(&str) -> Result<TokenClient, Error> + Sync),
     credentials: &Credentials,
 ) -> Result<Login, Error> {
     let methods = credentials.methods()?;
@@ -45,8 +45,8 @@ pub(crate) async fn login(
                 });
             }
             Method::Token(token) => {
-                let client = client_for(token.expose_secret());
-                vaultrs::token::lookup_self(&client)
+                let client = client_for(token.expose_secret())?;
+                vaultrs::token::lookup_self(&*client)
                     .await
                     .map(|info| Login {
                         token: (*token).clone(),
@@ -66,7 +66,7 @@ pub(crate) async fn login(
                 role_id,
                 secret_id,
             } => vaultrs::auth::approle::login(
-                &client_for(""),
+                &*client_for("")?,
                 mount,
                 role_id.expose_secret(),
                 secret_id.expose_secret(),
@@ -92,7 +92,7 @@ pub(crate) async fn login(
                         continue;
                     }
                 };
-                vaultrs::auth::kubernetes::login(&client_for(""), mount, role, jwt.trim_end())
+                vaultrs::auth::kubernetes::login(&*client_for("")?, mount, role, jwt.trim_end())
                     .await
                     .map(|auth| from_auth(auth, "kubernetes"))
                     .map_err(|e| (ApiFailure::from_client(e), format!("auth/{mount}/login")))

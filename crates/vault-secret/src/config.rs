@@ -7,7 +7,11 @@ use std::time::Duration;
 use secret_core::Env;
 use url::Url;
 
+use vaultrs::api::EndpointMiddleware;
+use vaultrs::client::{VaultClient, VaultClientSettings};
+
 use crate::Error;
+use crate::session::TokenClient;
 
 /// The default request timeout, as Vault's CLI (`VAULT_CLIENT_TIMEOUT`).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -142,12 +146,54 @@ impl VaultConfig {
         self.namespace.as_deref()
     }
 
+    /// Whether TLS certificates go unverified (`VAULT_SKIP_VERIFY`).
+    pub fn tls_skip_verify(&self) -> bool {
+        self.skip_verify
+    }
+
+    /// The CA certificate file trusted (`VAULT_CACERT`), if any.
+    pub fn ca_cert_file(&self) -> Option<&std::path::Path> {
+        self.ca_cert.as_deref()
+    }
+
+    /// The CA certificate directory trusted (`VAULT_CAPATH`), if any.
+    pub fn ca_cert_dir(&self) -> Option<&std::path::Path> {
+        self.ca_path.as_deref()
+    }
+
+    /// A vaultrs client over `http` sending `token` (none when empty).
+    pub(crate) fn vault_client(&self, http: reqwest::Client, token: &str) -> TokenClient {
+        let namespace = self.namespace.clone();
+        TokenClient(VaultClient {
+            http: rustify::clients::reqwest::Client::new(self.base(), http),
+            middle: EndpointMiddleware {
+                token: token.to_owned(),
+                version: "v1".to_owned(),
+                wrap: None,
+                namespace: namespace.clone(),
+            },
+            settings: VaultClientSettings {
+                address: self.address.clone(),
+                ca_certs: Vec::new(),
+                identity: None,
+                timeout: Some(self.timeout),
+                token: token.to_owned(),
+                verify: !self.skip_verify,
+                version: 1,
+                wrapping: false,
+                namespace,
+                proxy: None,
+            },
+        })
+    }
+
     /// The address as a string without a trailing slash, for messages and the client.
     pub(crate) fn base(&self) -> &str {
         self.address.as_str().trim_end_matches('/')
     }
 
-    pub(crate) fn request_timeout(&self) -> Duration {
+    /// The request timeout (`VAULT_CLIENT_TIMEOUT`).
+    pub fn request_timeout(&self) -> Duration {
         self.timeout
     }
 

@@ -93,12 +93,16 @@ pub enum Error {
     },
 
     /// The token may not read the path.
-    #[error("access forbidden: `{path}` (the token needs `read` on `{policy_path}`)")]
+    #[error(
+        "access forbidden: `{path}` (the token needs `read` on {})",
+        OneOf(policy_paths)
+    )]
     PermissionDenied {
         /// The path as given.
         path: String,
-        /// The policy path that would grant it.
-        policy_path: String,
+        /// The policy path that would grant it; two (KV v2 first, then KV v1)
+        /// when the KV version could not be found out.
+        policy_paths: Vec<String>,
     },
 
     /// The server is sealed.
@@ -186,6 +190,20 @@ impl fmt::Display for Errors<'_> {
         // Vault wraps messages as "1 error occurred:\n\t* permission denied\n\n".
         let joined: Vec<String> = self.0.iter().map(|e| tidy_server_message(e)).collect();
         f.write_str(&joined.join("; "))
+    }
+}
+
+struct OneOf<'a>(&'a [String]);
+
+impl fmt::Display for OneOf<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" or ")?;
+            }
+            write!(f, "`{p}`")?;
+        }
+        Ok(())
     }
 }
 
@@ -317,8 +335,14 @@ struct ErrorsBody {
 fn describe_rest(err: &rustify::errors::ClientError) -> String {
     use std::error::Error as _;
     // The chain holds the useful part (connection refused, timed out, certificate...).
-    let mut text = err.to_string();
     let mut source = err.source();
+    let mut text = match source {
+        Some(s) => {
+            source = s.source();
+            s.to_string()
+        }
+        None => err.to_string(),
+    };
     while let Some(s) = source {
         let s_text = s.to_string();
         if !text.contains(&s_text) {
@@ -364,6 +388,26 @@ mod tests {
             e.to_string(),
             "Vault authentication failed: token: permission denied (HTTP 403); \
              approle: invalid role or secret ID (HTTP 400)"
+        );
+    }
+
+    #[test]
+    fn permission_denied_names_each_policy_path() {
+        let one = Error::PermissionDenied {
+            path: "secret/app".into(),
+            policy_paths: vec!["secret/data/app".into()],
+        };
+        assert_eq!(
+            one.to_string(),
+            "access forbidden: `secret/app` (the token needs `read` on `secret/data/app`)"
+        );
+        let two = Error::PermissionDenied {
+            path: "kv/app".into(),
+            policy_paths: vec!["kv/data/app".into(), "kv/app".into()],
+        };
+        assert_eq!(
+            two.to_string(),
+            "access forbidden: `kv/app` (the token needs `read` on `kv/data/app` or `kv/app`)"
         );
     }
 

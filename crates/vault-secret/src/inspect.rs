@@ -9,7 +9,7 @@ use serde::Deserialize;
 use crate::error::ApiFailure;
 use crate::kv::{self, KvVersion, Preflight};
 use crate::path::SecretRef;
-use crate::{AuthAttempt, Error, VaultSession};
+use crate::{AuthAttempt, Error, VaultConfig, VaultSession};
 
 /// The server's state, from `sys/health`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,8 +50,9 @@ pub struct MountReport {
     pub kv_version: Option<KvVersion>,
     /// False when the token may not call the preflight (`sys/internal/ui/mounts`).
     pub from_server: bool,
-    /// The policy path reading the secret needs (for KV v2 `<mount>/data/<path>`).
-    pub policy_path: String,
+    /// The policy path reading the secret needs (for KV v2 `<mount>/data/<path>`);
+    /// two (KV v2 first, then KV v1) when the KV version is unknown.
+    pub policy_paths: Vec<String>,
 }
 
 #[derive(Endpoint)]
@@ -88,33 +89,44 @@ struct CapabilitiesSelfRequest {
     paths: Vec<String>,
 }
 
+impl VaultConfig {
+    /// The server's health (`sys/health`), before any credentials are looked at.
+    pub async fn health(&self) -> Result<Health, Error> {
+        health(self, &self.vault_client(self.http_client()?, "")).await
+    }
+}
+
+async fn health(
+    config: &VaultConfig,
+    client: &vaultrs::client::VaultClient,
+) -> Result<Health, Error> {
+    let request = HealthRequest {
+        standbyok: true,
+        sealedcode: 200,
+        uninitcode: 200,
+        perfstandbyok: true,
+    };
+    let h = vaultrs::api::exec_with_no_result(client, request)
+        .await
+        .map_err(|e| ApiFailure::from_client(e).into_error(config.base(), "sys/health"))?;
+    Ok(Health {
+        initialized: h.initialized,
+        sealed: h.sealed,
+        standby: h.standby,
+        version: h.version,
+    })
+}
+
 impl VaultSession {
     /// The server's health; needs no token.
     pub async fn health(&self) -> Result<Health, Error> {
-        let client = self.client("");
-        let request = HealthRequest {
-            standbyok: true,
-            sealedcode: 200,
-            uninitcode: 200,
-            perfstandbyok: true,
-        };
-        let h = vaultrs::api::exec_with_no_result(&client, request)
-            .await
-            .map_err(|e| {
-                ApiFailure::from_client(e).into_error(self.config().base(), "sys/health")
-            })?;
-        Ok(Health {
-            initialized: h.initialized,
-            sealed: h.sealed,
-            standby: h.standby,
-            version: h.version,
-        })
+        health(self.config(), &*self.client("")?).await
     }
 
     /// Logs in if needed and looks the token up (`auth/token/lookup-self`).
     pub async fn token_info(&self) -> Result<TokenInfo, Error> {
         let authed = self.authed().await?;
-        match vaultrs::token::lookup_self(&authed.client).await {
+        match vaultrs::token::lookup_self(&*self.authed_client(&authed)?).await {
             Ok(mut info) => {
                 // The lookup's `id` is the token itself.
                 zeroize::Zeroize::zeroize(&mut info.id);
@@ -144,7 +156,7 @@ impl VaultSession {
     pub async fn mount_of(&self, path: &str) -> Result<MountReport, Error> {
         let r = SecretRef::parse(path)?;
         let authed = self.authed().await?;
-        let preflight = kv::preflight(&authed.client, &r.path)
+        let preflight = kv::preflight(&*self.authed_client(&authed)?, &r.path)
             .await
             .map_err(|f| f.into_error(self.config().base(), "sys/internal/ui/mounts"))?;
         let (mount, kv_version, from_server) = match preflight {
@@ -166,14 +178,18 @@ impl VaultSession {
             }
         };
         let rest = r.below(&mount).unwrap_or_default();
-        let policy_path = kv_version
-            .unwrap_or(KvVersion::V2)
-            .policy_path(&mount, rest);
+        let policy_paths = match kv_version {
+            Some(version) => vec![version.policy_path(&mount, rest)],
+            None => vec![
+                KvVersion::V2.policy_path(&mount, rest),
+                KvVersion::V1.policy_path(&mount, rest),
+            ],
+        };
         Ok(MountReport {
             mount,
             kv_version,
             from_server,
-            policy_path,
+            policy_paths,
         })
     }
 
@@ -184,7 +200,7 @@ impl VaultSession {
         let request = CapabilitiesSelfRequest {
             paths: vec![api_path.to_owned()],
         };
-        let mut answer = vaultrs::api::exec_with_result(&authed.client, request)
+        let mut answer = vaultrs::api::exec_with_result(&*self.authed_client(&authed)?, request)
             .await
             .map_err(|e| {
                 ApiFailure::from_client(e).into_error(self.config().base(), "sys/capabilities-self")

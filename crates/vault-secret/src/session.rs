@@ -7,10 +7,9 @@ use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use secret_core::{Env, SecretChain, SecretValue};
-use vaultrs::api::EndpointMiddleware;
-use vaultrs::client::{VaultClient, VaultClientSettings};
+use vaultrs::client::VaultClient;
 
 use crate::credentials::{Credentials, DEFAULT_CREDENTIALS_SECRET};
 use crate::kv::{self, KvVersion, MountCache, Preflight, Read};
@@ -29,7 +28,11 @@ const EXPIRY_MARGIN: Duration = Duration::from_secs(10);
 /// process logs in once, however many secrets it reads.
 pub struct VaultSession {
     config: VaultConfig,
-    http: reqwest::Client,
+    /// The HTTP client and the runtime it belongs to: a pooled connection
+    /// lives on the runtime that opened it and dies with it, so a session used
+    /// from another runtime (each `run_blocking`, each `#[tokio::test]`) gets
+    /// a client of its own; the login is shared all the same.
+    http: Mutex<Option<(Option<tokio::runtime::Id>, reqwest::Client)>>,
     credentials: Credentials,
     state: tokio::sync::Mutex<Option<Arc<Authed>>>,
 }
@@ -44,28 +47,38 @@ impl fmt::Debug for VaultSession {
     }
 }
 
-/// A client holding a live token.
+/// A live token and where it came from.
+#[derive(Debug)]
 pub(crate) struct Authed {
-    pub(crate) client: VaultClient,
+    pub(crate) token: SecretString,
     pub(crate) method: &'static str,
     pub(crate) expires_at: Option<Instant>,
     validated: bool,
 }
 
-impl fmt::Debug for Authed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // VaultClient's own Debug prints the token: never show it.
-        f.debug_struct("Authed")
-            .field("method", &self.method)
-            .field("expires_at", &self.expires_at)
-            .finish_non_exhaustive()
+/// A vaultrs client for one request or a few. vaultrs keeps the token in
+/// plain `String`s: wiped on drop here, and never shown by `Debug`.
+pub(crate) struct TokenClient(pub(crate) VaultClient);
+
+impl std::ops::Deref for TokenClient {
+    type Target = VaultClient;
+    fn deref(&self) -> &VaultClient {
+        &self.0
     }
 }
 
-impl Drop for Authed {
+impl Drop for TokenClient {
     fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.client.settings.token);
-        zeroize::Zeroize::zeroize(&mut self.client.middle.token);
+        zeroize::Zeroize::zeroize(&mut self.0.settings.token);
+        zeroize::Zeroize::zeroize(&mut self.0.middle.token);
+    }
+}
+
+impl fmt::Debug for TokenClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenClient")
+            .field("address", &self.0.settings.address.as_str())
+            .finish_non_exhaustive()
     }
 }
 
@@ -191,8 +204,10 @@ impl VaultSession {
     }
 
     fn new(config: VaultConfig, credentials: Credentials) -> Result<Self, Error> {
+        // Built once now so bad TLS settings fail here, not on first use.
+        let http = config.http_client()?;
         Ok(VaultSession {
-            http: config.http_client()?,
+            http: Mutex::new(Some((current_runtime(), http))),
             config,
             credentials,
             state: tokio::sync::Mutex::new(None),
@@ -209,7 +224,19 @@ impl VaultSession {
         &self.credentials.origin
     }
 
+    /// The authentication methods the credentials configure completely, in
+    /// the order they are tried (`token`, `approle`, `kubernetes`).
+    pub fn auth_methods(&self) -> Vec<&'static str> {
+        self.credentials
+            .methods()
+            .map(|methods| methods.iter().map(|m| m.name()).collect())
+            .unwrap_or_default()
+    }
+
     /// Logs in if needed and says which method gave the token.
+    ///
+    /// A static token that is the only method configured is not checked
+    /// here (its first use checks it); [`token_info`](Self::token_info) does.
     pub async fn login(&self) -> Result<&'static str, Error> {
         Ok(self.authed().await?.method)
     }
@@ -219,29 +246,28 @@ impl VaultSession {
         self.read_ref(&SecretRef::parse(path)?, None).await
     }
 
-    pub(crate) fn client(&self, token: &str) -> VaultClient {
-        let namespace = self.config.namespace_name().map(str::to_owned);
-        VaultClient {
-            http: rustify::clients::reqwest::Client::new(self.config.base(), self.http.clone()),
-            middle: EndpointMiddleware {
-                token: token.to_owned(),
-                version: "v1".to_owned(),
-                wrap: None,
-                namespace: namespace.clone(),
-            },
-            settings: VaultClientSettings {
-                address: self.config.address().clone(),
-                ca_certs: Vec::new(),
-                identity: None,
-                timeout: Some(self.config.request_timeout()),
-                token: token.to_owned(),
-                verify: true,
-                version: 1,
-                wrapping: false,
-                namespace,
-                proxy: None,
-            },
+    /// The HTTP client for the runtime this runs on.
+    fn http(&self) -> Result<reqwest::Client, Error> {
+        let runtime = current_runtime();
+        let mut slot = self.http.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((owner, client)) = slot.as_ref()
+            && *owner == runtime
+        {
+            return Ok(client.clone());
         }
+        let client = self.config.http_client()?;
+        *slot = Some((runtime, client.clone()));
+        Ok(client)
+    }
+
+    /// A vaultrs client sending `token` (none when empty).
+    pub(crate) fn client(&self, token: &str) -> Result<TokenClient, Error> {
+        Ok(self.config.vault_client(self.http()?, token))
+    }
+
+    /// A client sending the session's current token.
+    pub(crate) fn authed_client(&self, authed: &Authed) -> Result<TokenClient, Error> {
+        self.client(authed.token.expose_secret())
     }
 
     /// The current login, logging in when there is none or it is about to expire.
@@ -258,7 +284,7 @@ impl VaultSession {
         let login =
             crate::auth::login(&self.config, &|t| self.client(t), &self.credentials).await?;
         let authed = Arc::new(Authed {
-            client: self.client(login.token.expose_secret()),
+            token: login.token,
             method: login.method,
             expires_at: login.expires_at,
             validated: login.validated,
@@ -333,7 +359,7 @@ impl VaultSession {
         r: &SecretRef,
         kv: Option<KvVersion>,
     ) -> Result<Step, Error> {
-        let client = &authed.client;
+        let client = &self.authed_client(authed)?;
         let scope = self.scope();
         let cache = MountCache::global();
         let (mount, detected) = match cache.find(&scope, &r.path) {
@@ -429,11 +455,10 @@ impl VaultSession {
                             }
                             Read::Denied if v2_denied => Err(Error::PermissionDenied {
                                 path: r.path.clone(),
-                                policy_path: format!(
-                                    "{}` (KV v2) or `{}` (KV v1",
+                                policy_paths: vec![
                                     KvVersion::V2.policy_path(&mount, rest),
-                                    KvVersion::V1.policy_path(&mount, rest)
-                                ),
+                                    KvVersion::V1.policy_path(&mount, rest),
+                                ],
                             }),
                             _ => self.finish(r, &mount, rest, KvVersion::V1, v1),
                         }
@@ -501,7 +526,7 @@ impl VaultSession {
             }),
             Read::Denied => Err(Error::PermissionDenied {
                 path: r.path.clone(),
-                policy_path: version.policy_path(mount, rest),
+                policy_paths: vec![version.policy_path(mount, rest)],
             }),
             Read::WrongApiForV2 => Err(Error::Config {
                 name: "kv_version".into(),
@@ -510,6 +535,10 @@ impl VaultSession {
             Read::TokenRejected => Ok(Step::TokenRejected),
         }
     }
+}
+
+fn current_runtime() -> Option<tokio::runtime::Id> {
+    tokio::runtime::Handle::try_current().ok().map(|h| h.id())
 }
 
 fn invalid_path(r: &SecretRef, reason: String) -> Error {
@@ -545,14 +574,19 @@ mod tests {
              credentials: \"the environment variable `VAULT_TOKEN`\", .. }"
         );
         let authed = Authed {
-            client: session.client("hunter2"),
+            token: SecretString::from("hunter2"),
             method: "token",
             expires_at: None,
             validated: false,
         };
         assert_eq!(
             format!("{authed:?}"),
-            "Authed { method: \"token\", expires_at: None, .. }"
+            "Authed { token: SecretBox<str>([REDACTED]), method: \"token\", expires_at: None, validated: false }"
+        );
+        let client = session.client("hunter2").unwrap();
+        assert_eq!(
+            format!("{client:?}"),
+            "TokenClient { address: \"http://127.0.0.1:8200/\", .. }"
         );
     }
 

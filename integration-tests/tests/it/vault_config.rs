@@ -117,3 +117,38 @@ fn run_blocking_without_a_runtime() {
         .unwrap();
     assert_eq!(value.expose_secret(), "sync");
 }
+
+#[test]
+fn one_session_serves_runtimes_that_come_and_go() {
+    // Pooled connections die with the runtime that opened them; the shared
+    // session must not hand a later runtime a dead one.
+    let setup = tokio::runtime::Runtime::new().unwrap();
+    let server = setup.block_on(harness::server());
+    let path = unique("runtimes");
+    setup.block_on(
+        server
+            .admin()
+            .kv2_put("secret", &path, json!({"k": "many"})),
+    );
+    drop(setup);
+    let env = TestEnv::new(&server).credentials(json!({"VAULT_TOKEN": server.root_token()}));
+    let secret = VaultSecret::new(format!("secret/{path}#k")).env(env.env());
+    for _ in 0..4 {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        assert_eq!(rt.block_on(secret.run()).unwrap().expose_secret(), "many");
+        drop(rt);
+        assert_eq!(secret.run_blocking().unwrap().expose_secret(), "many");
+    }
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let secret = secret.clone();
+            std::thread::spawn(move || secret.run_blocking().map(|v| v.expose_secret().to_owned()))
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap().unwrap(), "many");
+    }
+}

@@ -228,3 +228,48 @@ async fn version_query_is_sent_for_kv2() {
         .unwrap();
     assert_eq!(v.expose_secret(), "four");
 }
+
+#[test]
+fn a_runtime_shutting_down_does_not_break_reads_on_another() {
+    // Runtime A reads (its connection goes back to the pool), then runtime B
+    // starts a slow read, then A shuts down mid-read. A connection belongs to
+    // the runtime that opened it: B must not be using A's.
+    let mock_rt = tokio::runtime::Runtime::new().unwrap();
+    let server = mock_rt.block_on(async {
+        let server = MockServer::start().await;
+        Mock::given(path("/v1/sys/internal/ui/mounts/rtswap/fast"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(kv2_mount("rtswap")))
+            .mount(&server)
+            .await;
+        Mock::given(path("/v1/rtswap/data/fast"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(kv2_body(json!({"k": "fast"}))))
+            .mount(&server)
+            .await;
+        Mock::given(path("/v1/rtswap/data/slow"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(kv2_body(json!({"k": "slow"})))
+                    .set_delay(Duration::from_millis(800)),
+            )
+            .mount(&server)
+            .await;
+        server
+    });
+    let e = env(&server, &[]);
+    let runtime_a = tokio::runtime::Runtime::new().unwrap();
+    let fast = runtime_a
+        .block_on(VaultSecret::new("rtswap/fast#k").env(e.clone()).run())
+        .unwrap();
+    assert_eq!(fast.expose_secret(), "fast");
+
+    let slow = std::thread::spawn(move || {
+        VaultSecret::new("rtswap/slow#k")
+            .env(e)
+            .run_blocking()
+            .map(|v| v.expose_secret().to_owned())
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    runtime_a.shutdown_background();
+    assert_eq!(slow.join().unwrap().unwrap(), "slow");
+    drop(mock_rt);
+}

@@ -237,9 +237,9 @@ async fn permission_denied_names_the_policy_path() {
     assert_eq!(ok.to_json().unwrap(), json!({"a": "1"}));
     let err = env.read(format!("{mount}/secret-one")).await.unwrap_err();
     match &err {
-        Error::PermissionDenied { path, policy_path } => {
+        Error::PermissionDenied { path, policy_paths } => {
             assert_eq!(path, &format!("{mount}/secret-one"));
-            assert_eq!(policy_path, &format!("{mount}/data/secret-one"));
+            assert_eq!(policy_paths, &[format!("{mount}/data/secret-one")]);
         }
         other => panic!("expected PermissionDenied, got {other}"),
     }
@@ -273,14 +273,10 @@ async fn preflight_denied_falls_back_to_the_first_segment() {
     let env = TestEnv::new(&server).credentials(json!({"VAULT_TOKEN": token}));
     let err = env.read(format!("{mount}/app")).await.unwrap_err();
     match &err {
-        Error::PermissionDenied { policy_path, .. } => {
-            assert!(
-                policy_path.contains(&format!("{mount}/data/app")),
-                "{policy_path}"
-            );
-            assert!(
-                policy_path.contains(&format!("{mount}/app")),
-                "{policy_path}"
+        Error::PermissionDenied { policy_paths, .. } => {
+            assert_eq!(
+                policy_paths,
+                &[format!("{mount}/data/app"), format!("{mount}/app")]
             );
         }
         other => panic!("expected PermissionDenied, got {other}"),

@@ -9,11 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use secret_core::{Env, SecretChain, ValueKind};
-use vault_secret::{
-    DEFAULT_CREDENTIALS_SECRET, Error, Health, KvVersion, MountReport, TokenInfo, VaultConfig,
-    VaultSession,
-};
+use secret_core::{Env, ValueKind};
+use vault_secret::{Error, Health, KvVersion, MountReport, TokenInfo, VaultConfig, VaultSession};
 
 use crate::exit::{self, Exit, Failure};
 use crate::{output, vars};
@@ -164,7 +161,7 @@ pub(crate) async fn run(args: DoctorArgs) -> Result<u8, Failure> {
         }
     };
     match (&config, &health) {
-        (Some(config), Some(_)) => check_tls(r, config, &env)?,
+        (Some(config), Some(_)) => check_tls(r, config)?,
         _ => r.skip("TLS", "needs a server that answers")?,
     }
     let unsealed = match &health {
@@ -208,20 +205,8 @@ fn address_variable(env: &Env) -> &'static str {
 }
 
 async fn check_server(r: &mut Report, config: &VaultConfig) -> Result<Option<Health>, Failure> {
-    // `sys/health` needs no token, and no credentials may exist yet: ask
-    // through a session of its own with a placeholder token it never sends.
-    let probe = VaultSession::builder()
-        .config(config.clone())
-        .chain(SecretChain::empty())
-        .env(Env::from_map([("VAULT_TOKEN", "unused-by-sys-health")]))
-        .unshared()
-        .connect()
-        .await;
-    let health = match probe {
-        Ok(probe) => probe.health().await,
-        Err(e) => Err(e),
-    };
-    match health {
+    // `sys/health` needs no token: asked before credentials are looked at.
+    match config.health().await {
         Ok(health) => {
             let version = health
                 .version
@@ -268,7 +253,7 @@ fn check_address(r: &mut Report, env: &Env) -> Result<Option<VaultConfig>, Failu
     }
 }
 
-fn check_tls(r: &mut Report, config: &VaultConfig, env: &Env) -> Result<(), Failure> {
+fn check_tls(r: &mut Report, config: &VaultConfig) -> Result<(), Failure> {
     if config.address().scheme() == "http" {
         return r.warn(
             "TLS",
@@ -276,36 +261,21 @@ fn check_tls(r: &mut Report, config: &VaultConfig, env: &Env) -> Result<(), Fail
             Some("fine for a local dev server; use an https address anywhere else".into()),
         );
     }
-    if env_flag(env, "VAULT_SKIP_VERIFY") {
+    if config.tls_skip_verify() {
         return r.warn(
             "TLS",
             "https, but the server's certificate is NOT verified (VAULT_SKIP_VERIFY)",
             Some("unset VAULT_SKIP_VERIFY and export VAULT_CACERT=/path/to/ca.pem".into()),
         );
     }
-    let set = |name: &str| {
-        env.get(name)
-            .ok()
-            .flatten()
-            .filter(|v| !v.trim().is_empty())
-    };
-    let roots = match (set("VAULT_CACERT"), set("VAULT_CAPATH")) {
-        (Some(file), _) => format!("the CA in VAULT_CACERT ({file})"),
-        (None, Some(dir)) => format!("the CAs in VAULT_CAPATH ({dir})"),
+    let roots = match (config.ca_cert_file(), config.ca_cert_dir()) {
+        (Some(file), _) => format!("the CA in VAULT_CACERT ({})", file.display()),
+        (None, Some(dir)) => format!("the CAs in VAULT_CAPATH ({})", dir.display()),
         (None, None) => "the system's roots".to_owned(),
     };
     r.ok(
         "TLS",
         &format!("https, certificate verified against {roots}"),
-    )
-}
-
-/// A boolean variable as Vault reads them (Go's `strconv.ParseBool`); the
-/// library already refused any other value.
-fn env_flag(env: &Env, name: &str) -> bool {
-    matches!(
-        env.get(name).ok().flatten().as_deref().map(str::trim),
-        Some("1" | "t" | "T" | "true" | "TRUE" | "True")
     )
 }
 
@@ -344,7 +314,7 @@ async fn check_credentials(
 ) -> Result<Option<Arc<VaultSession>>, Failure> {
     match VaultSession::builder().env(env.clone()).connect().await {
         Ok(session) => {
-            let methods = configured_methods(env, session.credentials_origin()).await;
+            let methods = session.auth_methods().join(", ");
             r.ok(
                 "credentials",
                 &format!("from {}; methods: {methods}", session.credentials_origin()),
@@ -356,41 +326,6 @@ async fn check_credentials(
             Ok(None)
         }
     }
-}
-
-/// The methods the credentials configure, by key names only.
-async fn configured_methods(env: &Env, origin: &str) -> String {
-    // Without the credentials secret, the credentials are a token
-    // (`VAULT_TOKEN` or `~/.vault-token`).
-    if !origin.contains(&format!("secret `{DEFAULT_CREDENTIALS_SECRET}`")) {
-        return "token".to_owned();
-    }
-    let value = match SecretChain::local_then_env_with(env.clone()) {
-        Ok(chain) => chain.get_optional(DEFAULT_CREDENTIALS_SECRET).await,
-        Err(e) => Err(e),
-    };
-    let Ok(Some(value)) = value else {
-        return "unknown".to_owned();
-    };
-    let Ok(mut map) = value.to_mapping() else {
-        return "unknown".to_owned();
-    };
-    let has = |key: &str| map.get(key).is_some_and(|v| !v.is_null());
-    let mut methods = Vec::new();
-    if has("VAULT_TOKEN") {
-        methods.push("token");
-    }
-    match (has("VAULT_ROLE_ID"), has("VAULT_SECRET_ID")) {
-        (true, true) => methods.push("approle"),
-        (true, false) => methods.push("approle (partial: no VAULT_SECRET_ID)"),
-        (false, true) => methods.push("approle (partial: no VAULT_ROLE_ID)"),
-        (false, false) => {}
-    }
-    if has("VAULT_KUBE_AUTH_ROLE") {
-        methods.push("kubernetes");
-    }
-    vars::wipe_map(&mut map);
-    methods.join(", ")
 }
 
 async fn check_login(r: &mut Report, session: &VaultSession) -> Result<Option<Login>, Failure> {
@@ -531,15 +466,9 @@ async fn check_capabilities(
     mount: &MountReport,
 ) -> Result<Option<bool>, Failure> {
     // With the KV version unknown, either API path would do.
-    let mut paths = vec![mount.policy_path.clone()];
-    let v1_path = mount
-        .policy_path
-        .strip_prefix(&format!("{}/data/", mount.mount))
-        .filter(|_| mount.kv_version.is_none())
-        .map(|rest| format!("{}/{rest}", mount.mount));
-    paths.extend(v1_path);
+    let paths = &mount.policy_paths;
     let mut found = Vec::new();
-    for path in &paths {
+    for path in paths {
         match session.capabilities(path).await {
             Ok(caps) => found.push((path, caps)),
             Err(e) => {
@@ -548,7 +477,7 @@ async fn check_capabilities(
                     &format!("cannot ask the server: {e}"),
                     Some(format!(
                         "a read needs {}",
-                        exit::policy_stanza(&mount.policy_path)
+                        exit::policy_hint(&mount.policy_paths)
                     )),
                 )?;
                 return Ok(None);
@@ -622,12 +551,5 @@ mod tests {
         assert_eq!(address_variable(&env), "VAULT_ADDR");
         let env = Env::from_map([("VAULT_ADDR", " "), ("vault_addr", "http://b")]);
         assert_eq!(address_variable(&env), "vault_addr");
-    }
-
-    #[test]
-    fn flags_read_like_go() {
-        let env = Env::from_map([("A", "T"), ("B", "0"), ("C", "yes")]);
-        assert!(env_flag(&env, "A"));
-        assert!(!env_flag(&env, "B") && !env_flag(&env, "C") && !env_flag(&env, "D"));
     }
 }

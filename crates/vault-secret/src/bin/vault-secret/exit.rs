@@ -191,7 +191,7 @@ pub(crate) fn hint(error: &Error) -> Option<String> {
         Error::VersionDeleted { path, version, .. } => {
             format!("it can be restored: vault kv undelete -versions={version} {path}")
         }
-        Error::PermissionDenied { policy_path, .. } => policy_hint(policy_path),
+        Error::PermissionDenied { policy_paths, .. } => policy_hint(policy_paths),
         Error::Sealed { .. } => "unseal it: vault operator unseal (or bao operator unseal)".into(),
         Error::Transport { reason, .. } => {
             let lower = reason.to_lowercase();
@@ -205,29 +205,16 @@ pub(crate) fn hint(error: &Error) -> Option<String> {
     })
 }
 
-/// The policy stanza(s) that would allow reading, from a `PermissionDenied`'s
-/// policy path (which, when the KV version is unknown, names both the KV v2
-/// and the KV v1 path).
-pub(crate) fn policy_hint(policy_path: &str) -> String {
-    let stanzas: Vec<String> = policy_paths(policy_path)
-        .iter()
-        .map(|p| policy_stanza(p))
-        .collect();
+/// The policy stanza(s) that would allow reading the paths of a
+/// `PermissionDenied` (two when the KV version is unknown: either will do).
+pub(crate) fn policy_hint(policy_paths: &[String]) -> String {
+    let stanzas: Vec<String> = policy_paths.iter().map(|p| policy_stanza(p)).collect();
     format!("the token's policies need {}", stanzas.join("  or  "))
 }
 
 /// `path "<p>" { capabilities = ["read"] }`.
 pub(crate) fn policy_stanza(path: &str) -> String {
     format!("path \"{path}\" {{ capabilities = [\"read\"] }}")
-}
-
-/// The one or two policy paths a `PermissionDenied` names.
-fn policy_paths(policy_path: &str) -> Vec<String> {
-    // The library's "either" form: "a` (KV v2) or `b` (KV v1".
-    match policy_path.split_once("` (KV v2) or `") {
-        Some((v2, v1)) => vec![v2.to_owned(), v1.trim_end_matches("` (KV v1").to_owned()],
-        None => vec![policy_path.to_owned()],
-    }
 }
 
 /// Keeps a message on one line, whatever a server put in it.
@@ -271,7 +258,7 @@ mod tests {
             (
                 Error::PermissionDenied {
                     path: "a/b".into(),
-                    policy_path: "a/data/b".into(),
+                    policy_paths: vec!["a/data/b".into()],
                 },
                 6,
             ),
@@ -297,11 +284,11 @@ mod tests {
     #[test]
     fn permission_hints_name_the_policy_paths() {
         assert_eq!(
-            policy_hint("secret/data/app"),
+            policy_hint(&["secret/data/app".into()]),
             r#"the token's policies need path "secret/data/app" { capabilities = ["read"] }"#
         );
         assert_eq!(
-            policy_hint("kv/data/app` (KV v2) or `kv/app` (KV v1"),
+            policy_hint(&["kv/data/app".into(), "kv/app".into()]),
             r#"the token's policies need path "kv/data/app" { capabilities = ["read"] }  or  path "kv/app" { capabilities = ["read"] }"#
         );
     }
