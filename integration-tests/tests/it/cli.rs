@@ -453,6 +453,36 @@ async fn exec_gives_the_command_its_secrets_and_never_prints_them() {
 }
 
 #[tokio::test]
+async fn exec_keeps_the_vault_credentials_from_the_command_unless_asked() {
+    let server = harness::server().await;
+    let admin = server.admin();
+    let mount = kv2(&admin).await;
+    admin.kv2_put(&mount, "db", json!({"password": "p"})).await;
+    let secret = format!("DB_PASS={mount}/db#password");
+    let probe =
+        r#"if [ -n "${VAULT_TOKEN+set}" ]; then echo token-visible; else echo token-hidden; fi"#;
+
+    let run = Cli::with_token(&server, server.root_token())
+        .run(&["exec", "--secret", &secret, "--", "/bin/sh", "-c", probe])
+        .await;
+    assert_eq!(run.expect_code(0).stdout, "token-hidden\n", "{run:?}");
+
+    let run = Cli::with_token(&server, server.root_token())
+        .run(&[
+            "exec",
+            "--pass-credentials",
+            "--secret",
+            &secret,
+            "--",
+            "/bin/sh",
+            "-c",
+            probe,
+        ])
+        .await;
+    assert_eq!(run.expect_code(0).stdout, "token-visible\n", "{run:?}");
+}
+
+#[tokio::test]
 async fn exec_secret_map_sets_a_variable_per_key_with_the_prefix() {
     let server = harness::server().await;
     let admin = server.admin();

@@ -40,6 +40,13 @@ pub(crate) struct ExecArgs {
     #[arg(long, value_name = "PATH[=PREFIX]", value_parser = parse_secret_map)]
     secret_map: Vec<SecretMap>,
 
+    /// Also passes the Vault credentials this tool used (`VAULT_TOKEN`,
+    /// `VAULT_CREDENTIALS`, `PREFECT__CONTEXT__SECRETS__VAULT_CREDENTIALS`) to
+    /// the command. By default they are removed from its environment: it gets
+    /// the secrets asked for, not the keys to every other one.
+    #[arg(long)]
+    pass_credentials: bool,
+
     /// The command to run and its arguments, after `--`.
     #[arg(last = true, required = true, num_args = 1.., value_name = "COMMAND")]
     command: Vec<OsString>,
@@ -97,6 +104,14 @@ fn parse_secret_map(arg: &str) -> Result<SecretMap, String> {
         prefix: prefix.to_owned(),
     })
 }
+
+/// Variables holding the credentials this tool logs in with, kept from the
+/// command unless `--pass-credentials` (a `--secret` of the same name still wins).
+const CREDENTIAL_VARIABLES: [&str; 3] = [
+    "VAULT_TOKEN",
+    "VAULT_CREDENTIALS",
+    "PREFECT__CONTEXT__SECRETS__VAULT_CREDENTIALS",
+];
 
 /// The variables to set, each with the argument it came from (for messages).
 type Vars = BTreeMap<String, (Zeroizing<String>, String)>;
@@ -164,6 +179,11 @@ pub(crate) async fn run(args: ExecArgs) -> Result<u8, Failure> {
     };
     let mut command = std::process::Command::new(program);
     command.args(program_args);
+    if !args.pass_credentials {
+        for name in CREDENTIAL_VARIABLES {
+            command.env_remove(name);
+        }
+    }
     command.envs(env.iter().map(|(name, (value, _))| (name, value.as_str())));
     let mut command = tokio::process::Command::from(command);
     // Listen before the command starts, so no signal is missed meanwhile
