@@ -13,7 +13,6 @@ use std::os::unix::process::ExitStatusExt;
 
 use clap::Args;
 use rustix::process::{Pid, Signal, kill_process};
-use secret_core::ValueKind;
 use tokio::signal::unix::{SignalKind, signal};
 use vault_secret::VaultSession;
 use zeroize::Zeroizing;
@@ -151,20 +150,8 @@ pub(crate) async fn run(args: ExecArgs) -> Result<u8, Failure> {
     }
     for m in &args.secret_map {
         let value = session.read(&m.path).await?;
-        let mut map = match value.kind() {
-            ValueKind::Json => value.to_mapping().ok(),
-            ValueKind::Text => None,
-        }
-        .ok_or_else(|| {
-            Failure::new(
-                Exit::Config,
-                format!(
-                    "secret `{}` is not a key/value mapping, so --secret-map cannot map it",
-                    m.path
-                ),
-            )
-            .with_hint("use --secret NAME=PATH#field for one value")
-        })?;
+        let mut map = vars::secret_mapping(&value, &m.path, "--secret-map")
+            .map_err(|f| f.with_hint("use --secret NAME=PATH#field for one value"))?;
         let pairs = vars::mapping_vars(&m.path, &map, &m.prefix);
         vars::wipe_map(&mut map);
         for (name, text) in pairs? {

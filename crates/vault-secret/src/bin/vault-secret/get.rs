@@ -118,16 +118,7 @@ fn render(
             Ok((Zeroizing::new(text?), true))
         }
         Format::Env => {
-            let mut map = match value.kind() {
-                ValueKind::Json => value.to_mapping().ok(),
-                ValueKind::Text => None,
-            }
-            .ok_or_else(|| {
-                Failure::new(
-                    Exit::Config,
-                    format!("secret `{path}` is not a key/value mapping; '--format env' needs one"),
-                )
-            })?;
+            let mut map = vars::secret_mapping(value, path, "'--format env'")?;
             let lines = vars::mapping_vars(path, &map, "");
             vars::wipe_map(&mut map);
             let mut text = Zeroizing::new(String::new());

@@ -93,6 +93,25 @@ pub(crate) fn check_no_nul(name: &str, text: &str) -> Result<(), Failure> {
 }
 
 /// Zeroizes every string in a parsed secret before it is dropped.
+/// A secret's key/value mapping, or a configuration failure saying that
+/// `what` needs one (a string field is never read as a mapping).
+pub(crate) fn secret_mapping(
+    value: &secret_core::SecretValue,
+    path: &str,
+    what: &str,
+) -> Result<Map<String, Value>, Failure> {
+    match value.kind() {
+        secret_core::ValueKind::Json => value.to_mapping().ok(),
+        secret_core::ValueKind::Text => None,
+    }
+    .ok_or_else(|| {
+        Failure::new(
+            Exit::Config,
+            format!("secret `{path}` is not a key/value mapping; {what} needs one"),
+        )
+    })
+}
+
 pub(crate) fn wipe(value: &mut Value) {
     match value {
         Value::String(s) => s.zeroize(),
