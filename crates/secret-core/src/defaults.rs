@@ -192,15 +192,7 @@ impl Fields {
 impl Drop for Fields {
     fn drop(&mut self) {
         // The parsed mapping holds copies of the credentials: wipe its strings.
-        fn wipe(value: &mut Value) {
-            match value {
-                Value::String(s) => zeroize::Zeroize::zeroize(s),
-                Value::Array(items) => items.iter_mut().for_each(wipe),
-                Value::Object(map) => map.values_mut().for_each(wipe),
-                _ => {}
-            }
-        }
-        self.map.values_mut().for_each(wipe);
+        self.map.values_mut().for_each(crate::zeroize_json);
     }
 }
 

@@ -58,7 +58,7 @@ pub use env_var::{Cast, EnvVarSecret, EnvironmentSource};
 pub use error::{Attempt, BoxError, Error, Outcome};
 pub use local::{DEFAULT_CONFIG_FILE, DEFAULT_ENV_PREFIX, LocalContext, LocalContextBuilder};
 pub use source::{Lookup, SecretFuture, SecretSource};
-pub use value::{SecretValue, ValueKind};
+pub use value::{SecretValue, ValueKind, zeroize_json};
 
 /// Re-exported so callers can name [`SecretString`](secrecy::SecretString) and
 /// [`ExposeSecret`](secrecy::ExposeSecret) without a direct dependency.

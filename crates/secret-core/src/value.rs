@@ -55,14 +55,15 @@ impl SecretValue {
 
     /// A structured value.
     ///
-    /// The value is serialized into zeroized memory; the `serde_json::Value`
-    /// given is dropped here (its own memory is not zeroized, so prefer
-    /// [`from_json_text`](Self::from_json_text) when the source is text).
-    pub fn json(value: serde_json::Value) -> Self {
+    /// The value is serialized into zeroized memory and the strings of the
+    /// `serde_json::Value` given are zeroized before it is dropped.
+    pub fn json(mut value: serde_json::Value) -> Self {
+        let content = SecretString::from(value.to_string());
+        zeroize_json(&mut value);
         SecretValue {
             name: None,
             kind: ValueKind::Json,
-            content: SecretString::from(value.to_string()),
+            content,
         }
     }
 
@@ -202,6 +203,18 @@ impl fmt::Debug for SecretValue {
 impl fmt::Display for SecretValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("[REDACTED]")
+    }
+}
+
+/// Zeroizes every string in a parsed JSON value (keys are names and stay),
+/// for the copies that parsing a secret leaves behind. Use it on a mapping with
+/// `map.values_mut().for_each(zeroize_json)`.
+pub fn zeroize_json(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::String(s) => zeroize::Zeroize::zeroize(s),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(zeroize_json),
+        serde_json::Value::Object(map) => map.values_mut().for_each(zeroize_json),
+        _ => {}
     }
 }
 
@@ -391,6 +404,16 @@ mod tests {
             Error::MissingField { ref secret, ref field } if secret == "M" && field == "b"
         ));
         assert_eq!(m.field("a").unwrap().name(), Some("M#a"));
+    }
+
+    #[test]
+    fn zeroize_json_wipes_every_string() {
+        let mut v = serde_json::json!({"a": "secret", "b": ["x", {"c": "y"}], "n": 1});
+        zeroize_json(&mut v);
+        assert_eq!(
+            v,
+            serde_json::json!({"a": "", "b": ["", {"c": ""}], "n": 1})
+        );
     }
 
     #[test]

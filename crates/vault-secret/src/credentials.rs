@@ -84,7 +84,11 @@ impl Credentials {
         if let Some(value) = chain.get_optional(name).await? {
             return Self::from_mapping(name, &value);
         }
-        if let Some(token) = env.get("VAULT_TOKEN")?.filter(|t| !t.trim().is_empty()) {
+        if let Some(token) = env
+            .get("VAULT_TOKEN")?
+            .map(zeroize::Zeroizing::new)
+            .filter(|t| !t.trim().is_empty())
+        {
             let mut creds = Credentials::empty("the environment variable `VAULT_TOKEN`");
             creds.token = Some(SecretString::from(token.trim().to_owned()));
             return Ok(creds);
@@ -159,11 +163,7 @@ impl Credentials {
             tracing::warn!(secret = name, keys = ?unknown, "ignoring unknown keys in the credentials secret");
         }
         // Wipe what is left of the parsed mapping.
-        for v in map.values_mut() {
-            if let serde_json::Value::String(s) = v {
-                zeroize::Zeroize::zeroize(s);
-            }
-        }
+        map.values_mut().for_each(secret_core::zeroize_json);
         Ok(creds)
     }
 

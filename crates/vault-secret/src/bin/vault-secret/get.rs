@@ -114,7 +114,7 @@ fn render(
             };
             let text = serde_json::to_string_pretty(&json)
                 .map_err(|e| Failure::new(Exit::Other, format!("cannot format JSON: {e}")));
-            vars::wipe(&mut json);
+            secret_core::zeroize_json(&mut json);
             Ok((Zeroizing::new(text?), true))
         }
         Format::Env => {

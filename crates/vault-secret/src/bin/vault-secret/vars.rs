@@ -2,7 +2,7 @@
 //! value becomes, and quoting for a POSIX shell.
 
 use serde_json::{Map, Value};
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use crate::exit::{Exit, Failure};
 
@@ -92,7 +92,6 @@ pub(crate) fn check_no_nul(name: &str, text: &str) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Zeroizes every string in a parsed secret before it is dropped.
 /// A secret's key/value mapping, or a configuration failure saying that
 /// `what` needs one (a string field is never read as a mapping).
 pub(crate) fn secret_mapping(
@@ -112,18 +111,9 @@ pub(crate) fn secret_mapping(
     })
 }
 
-pub(crate) fn wipe(value: &mut Value) {
-    match value {
-        Value::String(s) => s.zeroize(),
-        Value::Array(items) => items.iter_mut().for_each(wipe),
-        Value::Object(map) => map.values_mut().for_each(wipe),
-        _ => {}
-    }
-}
-
-/// [`wipe`] for a mapping.
+/// Zeroizes every string of a parsed mapping before it is dropped.
 pub(crate) fn wipe_map(map: &mut Map<String, Value>) {
-    map.values_mut().for_each(wipe);
+    map.values_mut().for_each(secret_core::zeroize_json);
 }
 
 #[cfg(test)]
