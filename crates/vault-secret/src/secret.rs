@@ -175,6 +175,23 @@ mod tests {
         }
     }
 
+    #[test]
+    fn debug_never_shows_credentials_or_values() {
+        let local = secret_core::LocalContext::builder()
+            .secret(
+                "VAULT_CREDENTIALS",
+                SecretValue::text(r#"{"VAULT_TOKEN": "hunter2-in-chain"}"#),
+            )
+            .build()
+            .unwrap();
+        let secret = VaultSecret::new("secret/app#password")
+            .env(Env::from_map([("VAULT_TOKEN", "hunter2-in-env")]))
+            .chain(SecretChain::first_try("local", local));
+        let shown = format!("{secret:?} {secret:#?}");
+        assert!(shown.contains("secret/app#password"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
     #[tokio::test]
     async fn run_blocking_inside_a_runtime_is_an_error_not_a_hang() {
         let err = VaultSecret::new("secret/app").run_blocking().unwrap_err();
