@@ -296,6 +296,17 @@ impl ApiFailure {
                     address: address.to_owned(),
                 }
             }
+            // A standby without request forwarding, or a proxy: following it would
+            // send the token to whatever host it names.
+            ApiFailure::Status { code, .. } if (300..400).contains(&code) => Error::Server {
+                status: code,
+                path: api_path.to_owned(),
+                errors: vec![
+                    "the server answered with a redirect, which is not followed because the token \
+                     would go along; point VAULT_ADDR at the server that answers itself (the active node)"
+                        .into(),
+                ],
+            },
             ApiFailure::Status { code, errors, .. } => Error::Server {
                 status: code,
                 path: api_path.to_owned(),
@@ -408,6 +419,21 @@ mod tests {
         assert_eq!(
             two.to_string(),
             "access forbidden: `kv/app` (the token needs `read` on `kv/data/app` or `kv/app`)"
+        );
+    }
+
+    #[test]
+    fn a_redirect_says_why_it_was_not_followed() {
+        let f = ApiFailure::Status {
+            code: 307,
+            errors: None,
+            body: Some(String::new()),
+        };
+        let e = f.into_error("http://standby:8200", "secret/data/a");
+        assert!(matches!(e, Error::Server { status: 307, .. }), "{e}");
+        assert!(
+            e.to_string().contains("redirect, which is not followed"),
+            "{e}"
         );
     }
 
