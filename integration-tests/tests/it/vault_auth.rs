@@ -43,6 +43,27 @@ async fn token_from_prefect_context_credentials() {
 }
 
 #[tokio::test]
+async fn the_credentials_secret_name_is_configurable() {
+    let server = harness::server().await;
+    let (mount, policy) = fixture(&server, "named-creds").await;
+    let token = server.admin().create_token(&[&policy], Some("1h")).await;
+    let env = TestEnv::new(&server).set(
+        "PREFECT__CONTEXT__SECRETS__TEAM_VAULT",
+        json!({"VAULT_TOKEN": token}).to_string(),
+    );
+    let value = VaultSecret::new(format!("{mount}/app#password"))
+        .credentials_secret("TEAM_VAULT")
+        .env(env.env())
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(value.expose_secret(), "named-creds");
+    // Under the default name nothing is found: no credentials at all.
+    let err = read_password(&env, &mount).await.unwrap_err();
+    assert!(matches!(err, Error::NoCredentials { .. }), "{err}");
+}
+
+#[tokio::test]
 async fn token_from_vault_token_variable_and_token_file() {
     let server = harness::server().await;
     let (mount, policy) = fixture(&server, "fallback").await;

@@ -273,3 +273,29 @@ fn a_runtime_shutting_down_does_not_break_reads_on_another() {
     assert_eq!(slow.join().unwrap().unwrap(), "slow");
     drop(mock_rt);
 }
+
+#[tokio::test]
+async fn the_preflight_is_asked_once_per_mount() {
+    let server = MockServer::start().await;
+    Mock::given(wiremock::matchers::path_regex(
+        "^/v1/sys/internal/ui/mounts/once/",
+    ))
+    .respond_with(ResponseTemplate::new(200).set_body_json(kv2_mount("once")))
+    .expect(1)
+    .mount(&server)
+    .await;
+    Mock::given(wiremock::matchers::path_regex("^/v1/once/data/"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(kv2_body(json!({"k": "v"}))))
+        .expect(3)
+        .mount(&server)
+        .await;
+    for path in ["once/a#k", "once/b#k", "once/deep/c#k"] {
+        let v = VaultSecret::new(path)
+            .env(env(&server, &[]))
+            .run()
+            .await
+            .unwrap();
+        assert_eq!(v.expose_secret(), "v");
+    }
+    // Dropping the server checks the expectations: one preflight, three reads.
+}
