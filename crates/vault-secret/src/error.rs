@@ -166,17 +166,27 @@ impl fmt::Display for AuthAttempt {
     }
 }
 
+/// Writes `items` separated by `separator`, each through `each`.
+fn join<T>(
+    f: &mut fmt::Formatter<'_>,
+    items: &[T],
+    separator: &str,
+    each: impl Fn(&mut fmt::Formatter<'_>, &T) -> fmt::Result,
+) -> fmt::Result {
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            f.write_str(separator)?;
+        }
+        each(f, item)?;
+    }
+    Ok(())
+}
+
 struct Attempts<'a>(&'a [AuthAttempt]);
 
 impl fmt::Display for Attempts<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, a) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str("; ")?;
-            }
-            write!(f, "{a}")?;
-        }
-        Ok(())
+        join(f, self.0, "; ", |f, a| write!(f, "{a}"))
     }
 }
 
@@ -188,8 +198,7 @@ impl fmt::Display for Errors<'_> {
             return f.write_str("no error message");
         }
         // Vault wraps messages as "1 error occurred:\n\t* permission denied\n\n".
-        let joined: Vec<String> = self.0.iter().map(|e| tidy_server_message(e)).collect();
-        f.write_str(&joined.join("; "))
+        join(f, self.0, "; ", |f, e| f.write_str(&tidy_server_message(e)))
     }
 }
 
@@ -197,13 +206,7 @@ struct OneOf<'a>(&'a [String]);
 
 impl fmt::Display for OneOf<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, p) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(" or ")?;
-            }
-            write!(f, "`{p}`")?;
-        }
-        Ok(())
+        join(f, self.0, " or ", |f, p| write!(f, "`{p}`"))
     }
 }
 

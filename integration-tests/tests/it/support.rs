@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use secret_core::{Env, SecretValue};
 use serde_json::Value;
 use tempfile::TempDir;
-use vault_secret::{Error, VaultSecret};
+use vault_secret::{Error, VaultSecret, VaultSession};
 
 use crate::harness::Server;
 
@@ -60,6 +60,15 @@ impl TestEnv {
     /// Reads `path` with `VaultSecret` in this environment.
     pub async fn read(&self, path: impl Into<String>) -> Result<SecretValue, Error> {
         VaultSecret::new(path).env(self.env()).run().await
+    }
+
+    /// The shared session for this environment's settings and credentials.
+    pub async fn session(&self) -> std::sync::Arc<VaultSession> {
+        VaultSession::builder()
+            .env(self.env())
+            .connect()
+            .await
+            .expect("a session for the test environment")
     }
 
     /// The environment to hand to the library.

@@ -2,7 +2,7 @@
 
 use secret_core::{Error as CoreError, LocalContext, Outcome, SecretChain, SecretValue};
 use serde_json::json;
-use vault_secret::{VaultSession, VaultSource};
+use vault_secret::VaultSource;
 
 use crate::harness::{self, unique};
 use crate::support::TestEnv;
@@ -23,11 +23,7 @@ async fn local_context_before_vault() {
         .kv2_put("secret", &format!("{prefix}/DB"), json!({"pw": "vault-db"}))
         .await;
     let env = TestEnv::new(&server).credentials(json!({"VAULT_TOKEN": server.root_token()}));
-    let session = VaultSession::builder()
-        .env(env.env())
-        .connect()
-        .await
-        .unwrap();
+    let session = env.session().await;
 
     let local = LocalContext::builder()
         .secret("DB", SecretValue::text("local-db"))
@@ -62,11 +58,7 @@ async fn vault_source_conforms() {
         .kv2_put("secret", &path, json!({"PRESENT": "conformance-value-1"}))
         .await;
     let env = TestEnv::new(&server).credentials(json!({"VAULT_TOKEN": server.root_token()}));
-    let session = VaultSession::builder()
-        .env(env.env())
-        .connect()
-        .await
-        .unwrap();
+    let session = env.session().await;
     let source = VaultSource::fields_of(format!("secret/{path}")).with_session(session);
     secret_core::testing::run_conformance(&source, "PRESENT", "conformance-value-1", "ABSENT")
         .await;
@@ -76,11 +68,7 @@ async fn vault_source_conforms() {
 async fn a_vault_failure_stops_the_chain_unless_optional() {
     let server = harness::server().await;
     let env = TestEnv::new(&server).credentials(json!({"VAULT_TOKEN": "s.bad-token"}));
-    let session = VaultSession::builder()
-        .env(env.env())
-        .connect()
-        .await
-        .unwrap();
+    let session = env.session().await;
     let later = LocalContext::builder()
         .secret("X", SecretValue::text("later"))
         .build()
