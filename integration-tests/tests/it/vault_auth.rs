@@ -25,6 +25,30 @@ async fn fixture(server: &Server, value: &str) -> (String, String) {
     (mount, policy)
 }
 
+/// AppRole credentials whose secret id allows one login only: reads that
+/// succeed after the first prove they share its token.
+async fn single_use_approle(server: &Server, policy: &str) -> serde_json::Value {
+    let admin = server.admin();
+    let approle = unique("approle");
+    admin.enable_auth(&approle, "approle").await;
+    admin
+        .post(
+            &format!("auth/{approle}/role/once"),
+            &json!({"token_policies": [policy], "secret_id_num_uses": 1}),
+        )
+        .await
+        .expect_ok("role with single-use secret ids");
+    let role_id = admin
+        .get(&format!("auth/{approle}/role/once/role-id"))
+        .await
+        .expect_ok("role id")["data"]["role_id"]
+        .as_str()
+        .expect("role_id in the answer")
+        .to_owned();
+    let secret_id = admin.approle_secret_id(&approle, "once").await;
+    json!({"VAULT_ROLE_ID": role_id, "VAULT_SECRET_ID": secret_id, "VAULT_APPROLE_PATH": approle})
+}
+
 async fn read_password(env: &TestEnv, mount: &str) -> Result<String, Error> {
     VaultSecret::new(format!("{mount}/app#password"))
         .env(env.env())
@@ -226,31 +250,28 @@ async fn partial_credentials_are_named() {
 #[tokio::test]
 async fn one_login_serves_many_reads() {
     let server = harness::server().await;
-    let admin = server.admin();
     let (mount, policy) = fixture(&server, "reused").await;
-    let approle = unique("approle");
-    admin.enable_auth(&approle, "approle").await;
-    admin
-        .post(
-            &format!("auth/{approle}/role/once"),
-            &json!({"token_policies": [policy], "secret_id_num_uses": 1}),
-        )
-        .await
-        .expect_ok("role with single-use secret ids");
-    let role_id = admin
-        .get(&format!("auth/{approle}/role/once/role-id"))
-        .await
-        .expect_ok("role id")["data"]["role_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let secret_id = admin.approle_secret_id(&approle, "once").await;
-    let env = TestEnv::new(&server).credentials(json!({
-        "VAULT_ROLE_ID": role_id, "VAULT_SECRET_ID": secret_id, "VAULT_APPROLE_PATH": approle,
-    }));
+    let env = TestEnv::new(&server).credentials(single_use_approle(&server, &policy).await);
     // The secret id works for one login only: three reads succeed only if they share it.
     for _ in 0..3 {
         assert_eq!(read_password(&env, &mount).await.unwrap(), "reused");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_reads_log_in_once() {
+    let server = harness::server().await;
+    let (mount, policy) = fixture(&server, "concurrent").await;
+    let env = TestEnv::new(&server).credentials(single_use_approle(&server, &policy).await);
+    // Ten reads race for the first login; the single-use secret id allows one.
+    let reads: Vec<_> = (0..10)
+        .map(|_| {
+            let secret = VaultSecret::new(format!("{mount}/app#password")).env(env.env());
+            tokio::spawn(async move { secret.run().await.map(|v| v.expose_secret().to_owned()) })
+        })
+        .collect();
+    for read in reads {
+        assert_eq!(read.await.unwrap().unwrap(), "concurrent");
     }
 }
 
