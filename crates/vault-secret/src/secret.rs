@@ -133,27 +133,19 @@ impl VaultSecret {
 mod tests {
     use super::*;
 
+    /// The error `secret` fails with.
+    async fn failure(secret: VaultSecret) -> Error {
+        secret.run().await.expect_err("the read should fail")
+    }
+
     #[tokio::test]
     async fn bad_inputs_fail_before_any_network() {
         let env = Env::from_map([("VAULT_TOKEN", "t")]);
-        let err = VaultSecret::new("secret")
-            .env(env.clone())
-            .run()
-            .await
-            .unwrap_err();
+        let err = failure(VaultSecret::new("secret").env(env.clone())).await;
         assert!(matches!(err, Error::InvalidPath { .. }), "{err}");
-        let err = VaultSecret::new("secret/app")
-            .version(0)
-            .env(env.clone())
-            .run()
-            .await
-            .unwrap_err();
+        let err = failure(VaultSecret::new("secret/app").version(0).env(env.clone())).await;
         assert!(err.to_string().contains("versions start at 1"), "{err}");
-        let err = VaultSecret::new("secret/app")
-            .env(env)
-            .run()
-            .await
-            .unwrap_err();
+        let err = failure(VaultSecret::new("secret/app").env(env)).await;
         assert!(matches!(err, Error::MissingAddress), "{err}");
     }
 
@@ -163,11 +155,7 @@ mod tests {
             ("VAULT_ADDR", "http://127.0.0.1:1"),
             ("HOME", "/nonexistent"),
         ]);
-        let err = VaultSecret::new("secret/app")
-            .env(env)
-            .run()
-            .await
-            .unwrap_err();
+        let err = failure(VaultSecret::new("secret/app").env(env)).await;
         let msg = err.to_string();
         assert!(matches!(err, Error::NoCredentials { .. }), "{msg}");
         for method in ["token:", "approle:", "kubernetes:"] {
@@ -215,11 +203,7 @@ mod tests {
             ("VAULT_ADDR", "http://127.0.0.1:1"),
             ("VAULT_TOKEN", "hunter2"),
         ]);
-        let err = VaultSecret::new("secret/app")
-            .env(env)
-            .run()
-            .await
-            .unwrap_err();
+        let err = failure(VaultSecret::new("secret/app").env(env)).await;
         let msg = err.to_string();
         assert!(matches!(err, Error::Transport { .. }), "{msg}");
         assert!(
