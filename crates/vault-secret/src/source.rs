@@ -31,7 +31,24 @@ enum Mode {
 #[derive(Debug, Clone)]
 enum Session {
     Ready(Arc<VaultSession>),
-    Lazy(Box<SessionBuilder>),
+    Lazy(Box<Lazy>),
+}
+
+/// A session resolved on first use and kept: resolving reads the local
+/// context and the credentials, which need not happen on every lookup.
+#[derive(Debug, Clone)]
+struct Lazy {
+    builder: SessionBuilder,
+    resolved: tokio::sync::OnceCell<Arc<VaultSession>>,
+}
+
+impl Session {
+    fn lazy(builder: SessionBuilder) -> Self {
+        Session::Lazy(Box::new(Lazy {
+            builder,
+            resolved: tokio::sync::OnceCell::new(),
+        }))
+    }
 }
 
 impl VaultSource {
@@ -39,7 +56,7 @@ impl VaultSource {
     pub fn under(prefix: impl Into<String>) -> Self {
         VaultSource {
             mode: Mode::Under(prefix.into().trim_matches('/').to_owned()),
-            session: Session::Lazy(Box::new(VaultSession::builder())),
+            session: Session::lazy(VaultSession::builder()),
         }
     }
 
@@ -47,7 +64,7 @@ impl VaultSource {
     pub fn fields_of(path: impl Into<String>) -> Self {
         VaultSource {
             mode: Mode::FieldsOf(path.into()),
-            session: Session::Lazy(Box::new(VaultSession::builder())),
+            session: Session::lazy(VaultSession::builder()),
         }
     }
 
@@ -61,7 +78,7 @@ impl VaultSource {
     /// Resolves the session with this builder on first use (default: the process environment).
     #[must_use]
     pub fn with_builder(mut self, builder: SessionBuilder) -> Self {
-        self.session = Session::Lazy(Box::new(builder));
+        self.session = Session::lazy(builder);
         self
     }
 
@@ -92,7 +109,11 @@ impl VaultSource {
         let r = self.secret_ref(name)?;
         let session = match &self.session {
             Session::Ready(session) => session.clone(),
-            Session::Lazy(builder) => (**builder).clone().connect().await?,
+            Session::Lazy(lazy) => lazy
+                .resolved
+                .get_or_try_init(|| lazy.builder.clone().connect())
+                .await?
+                .clone(),
         };
         match session.read_ref(&r, None).await {
             Ok(value) => Ok(Lookup::Found(value)),
@@ -109,5 +130,38 @@ impl SecretSource for VaultSource {
                 .await
                 .map_err(|e| secret_core::Error::backend("vault", e))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secret_core::{Env, SecretChain, SecretValue};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Counts the lookups of the credentials secret.
+    #[derive(Debug, Default)]
+    struct CountingCredentials(AtomicUsize);
+
+    impl SecretSource for CountingCredentials {
+        fn resolve<'a>(&'a self, _name: &'a str) -> SecretFuture<'a> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async { Ok(Lookup::Found(SecretValue::text(r#"{"VAULT_TOKEN": "t"}"#))) })
+        }
+    }
+
+    #[tokio::test]
+    async fn the_session_is_resolved_once_not_per_lookup() {
+        let credentials = Arc::new(CountingCredentials::default());
+        let builder = VaultSession::builder()
+            // Nothing listens on port 1: each lookup fails after the session is resolved.
+            .env(Env::from_map([("VAULT_ADDR", "http://127.0.0.1:1")]))
+            .chain(SecretChain::first_try("counting", credentials.clone()))
+            .unshared();
+        let source = VaultSource::under("secret/apps").with_builder(builder);
+        for name in ["A", "B", "C"] {
+            assert!(source.resolve(name).await.is_err());
+        }
+        assert_eq!(credentials.0.load(Ordering::SeqCst), 1);
     }
 }
