@@ -56,5 +56,5 @@ pub use source::VaultSource;
 
 /// The README's examples, compiled as doc tests so they stay true.
 #[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
+#[doc = include_str!("../../README.md")]
 pub struct ReadmeExamples;
