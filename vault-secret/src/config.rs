@@ -7,11 +7,7 @@ use std::time::Duration;
 use secret_core::Env;
 use url::Url;
 
-use vaultrs::api::EndpointMiddleware;
-use vaultrs::client::{VaultClient, VaultClientSettings};
-
 use crate::Error;
-use crate::session::TokenClient;
 
 /// The default request timeout, as Vault's CLI (`VAULT_CLIENT_TIMEOUT`).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -29,6 +25,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// | `VAULT_CLIENT_CERT`, `VAULT_CLIENT_KEY` | a PEM client certificate and key (both or neither) | none |
 /// | `VAULT_SKIP_VERIFY` | `true` to skip TLS verification (never in production) | `false` |
 /// | `VAULT_CLIENT_TIMEOUT` | request timeout: seconds, or `30s`, `2m`, `500ms` | 60 s |
+/// | `VAULT_MAX_RETRIES` | retries of a call after a connection error, 412, 429 or 5xx (0: none) | 2 |
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct VaultConfig {
     address: Url,
@@ -38,7 +35,16 @@ pub struct VaultConfig {
     client_cert: Option<(PathBuf, PathBuf)>,
     skip_verify: bool,
     timeout: Duration,
+    max_retries: u32,
+    deadline: Option<Duration>,
 }
+
+/// The default number of retries, as Vault's CLI (`VAULT_MAX_RETRIES`).
+pub const DEFAULT_MAX_RETRIES: u32 = 2;
+
+/// What a whole call (its retries and waits included) may take beyond one
+/// request's timeout, unless [`VaultConfig::deadline`] says otherwise.
+const RETRY_ALLOWANCE: Duration = Duration::from_secs(30);
 
 impl VaultConfig {
     /// A configuration for `address`, with defaults for everything else.
@@ -55,6 +61,8 @@ impl VaultConfig {
             client_cert: None,
             skip_verify: false,
             timeout: DEFAULT_TIMEOUT,
+            max_retries: DEFAULT_MAX_RETRIES,
+            deadline: None,
         }
     }
 
@@ -106,6 +114,19 @@ impl VaultConfig {
         if let Some(v) = get("VAULT_CLIENT_TIMEOUT")? {
             self.timeout = parse_duration("VAULT_CLIENT_TIMEOUT", &v)?;
         }
+        if let Some(v) = get("VAULT_MAX_RETRIES")? {
+            self.max_retries = v
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n <= 100)
+                .ok_or_else(|| {
+                    Error::config(
+                        "VAULT_MAX_RETRIES",
+                        format!("`{}` is not a number of retries from 0 to 100", v.trim()),
+                    )
+                })?;
+        }
         if get("VAULT_TLS_SERVER_NAME")?.is_some() {
             return Err(Error::config(
                 "VAULT_TLS_SERVER_NAME",
@@ -136,6 +157,32 @@ impl VaultConfig {
         self
     }
 
+    /// Sets how many times a failed call is retried (`VAULT_MAX_RETRIES`; 0 for none).
+    #[must_use]
+    pub fn max_retries(mut self, retries: u32) -> Self {
+        self.max_retries = retries;
+        self
+    }
+
+    /// Sets the most a whole call may take, its retries and waits included
+    /// (default: the request timeout plus 30 s).
+    #[must_use]
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// How many times a failed call is retried.
+    pub fn retries(&self) -> u32 {
+        self.max_retries
+    }
+
+    /// The most a whole call may take, its retries and waits included.
+    pub fn call_deadline(&self) -> Duration {
+        self.deadline
+            .unwrap_or_else(|| self.timeout.saturating_add(RETRY_ALLOWANCE))
+    }
+
     /// The server's URL.
     pub fn address(&self) -> &Url {
         &self.address
@@ -159,32 +206,6 @@ impl VaultConfig {
     /// The CA certificate directory trusted (`VAULT_CAPATH`), if any.
     pub fn ca_cert_dir(&self) -> Option<&std::path::Path> {
         self.ca_path.as_deref()
-    }
-
-    /// A vaultrs client over `http` sending `token` (none when empty).
-    pub(crate) fn vault_client(&self, http: reqwest::Client, token: &str) -> TokenClient {
-        let namespace = self.namespace.clone();
-        TokenClient(VaultClient {
-            http: rustify::clients::reqwest::Client::new(self.base(), http),
-            middle: EndpointMiddleware {
-                token: token.to_owned(),
-                version: "v1".to_owned(),
-                wrap: None,
-                namespace: namespace.clone(),
-            },
-            settings: VaultClientSettings {
-                address: self.address.clone(),
-                ca_certs: Vec::new(),
-                identity: None,
-                timeout: Some(self.timeout),
-                token: token.to_owned(),
-                verify: !self.skip_verify,
-                version: 1,
-                wrapping: false,
-                namespace,
-                proxy: None,
-            },
-        })
     }
 
     /// The address as a string without a trailing slash, for messages and the client.

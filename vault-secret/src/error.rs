@@ -55,12 +55,18 @@ pub enum Error {
     },
 
     /// No secret at the path (or no such version).
-    #[error("secret not found: `{path}`{}", Detail(detail))]
+    #[error(
+        "secret not found: `{path}`{}{}",
+        Detail(detail),
+        InNamespace(namespace)
+    )]
     NotFound {
         /// The path as given.
         path: String,
         /// Where it looked, when useful (for example the API path read).
         detail: Option<String>,
+        /// The namespace read in (`VAULT_NAMESPACE`), a possible cause.
+        namespace: Option<String>,
     },
 
     /// The secret has no such field.
@@ -94,8 +100,9 @@ pub enum Error {
 
     /// The token may not read the path.
     #[error(
-        "access forbidden: `{path}` (the token needs `read` on {})",
-        OneOf(policy_paths)
+        "access forbidden: `{path}` (the token needs `read` on {}){}",
+        OneOf(policy_paths),
+        InNamespace(namespace)
     )]
     PermissionDenied {
         /// The path as given.
@@ -103,6 +110,8 @@ pub enum Error {
         /// The policy path that would grant it; two (KV v2 first, then KV v1)
         /// when the KV version could not be found out.
         policy_paths: Vec<String>,
+        /// The namespace read in (`VAULT_NAMESPACE`), a possible cause.
+        namespace: Option<String>,
     },
 
     /// The server is sealed.
@@ -113,14 +122,16 @@ pub enum Error {
     },
 
     /// The server answered with an error this crate has no better name for.
-    #[error("Vault answered {status} for `{path}`: {}", Errors(errors))]
+    #[error("Vault answered {status} for `{path}`{}: {}", AfterAttempts(*attempts), Errors(errors))]
     Server {
         /// The HTTP status.
         status: u16,
         /// The API path requested.
         path: String,
-        /// The server's error strings.
+        /// The server's error strings (or what the answer was, when it had none).
         errors: Vec<String>,
+        /// How many times the request was sent (retries included).
+        attempts: u32,
     },
 
     /// The server could not be reached or its answer could not be read.
@@ -202,6 +213,31 @@ impl fmt::Display for Errors<'_> {
     }
 }
 
+struct AfterAttempts(u32);
+
+impl fmt::Display for AfterAttempts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            0 | 1 => Ok(()),
+            n => write!(f, " (after {n} attempts)"),
+        }
+    }
+}
+
+struct InNamespace<'a>(&'a Option<String>);
+
+impl fmt::Display for InNamespace<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(ns) => write!(
+                f,
+                " in namespace `{ns}` (VAULT_NAMESPACE; check that it exists and is the one the secret lives in)"
+            ),
+            None => Ok(()),
+        }
+    }
+}
+
 struct OneOf<'a>(&'a [String]);
 
 impl fmt::Display for OneOf<'_> {
@@ -236,136 +272,6 @@ pub(crate) fn tidy_server_message(message: &str) -> String {
     } else {
         items.join("; ")
     }
-}
-
-/// A failed API call, reduced to what the mapping needs.
-#[derive(Debug)]
-pub(crate) enum ApiFailure {
-    /// The server answered with a non-success status.
-    Status {
-        code: u16,
-        /// The `errors` array, when the body had one.
-        errors: Option<Vec<String>>,
-        /// The raw body when it had no `errors` array (KV v2 deleted/destroyed
-        /// versions answer 404 with a full response). Never shown to users.
-        body: Option<String>,
-    },
-    /// The request did not complete, or the answer could not be read.
-    Transport(String),
-}
-
-impl ApiFailure {
-    pub(crate) fn from_client(err: vaultrs::error::ClientError) -> Self {
-        use rustify::errors::ClientError as Rest;
-        use vaultrs::error::ClientError as C;
-        match err {
-            C::APIError { code, errors } => ApiFailure::Status {
-                code,
-                errors: Some(errors),
-                body: None,
-            },
-            C::RestClientError {
-                source: Rest::ServerResponseError { code, content },
-            } => {
-                let errors = content
-                    .as_deref()
-                    .and_then(|c| serde_json::from_str::<ErrorsBody>(c).ok())
-                    .map(|b| b.errors);
-                ApiFailure::Status {
-                    code,
-                    body: if errors.is_some() { None } else { content },
-                    errors,
-                }
-            }
-            // Display of these names the URL and the failure, never headers or bodies.
-            C::RestClientError { source } => ApiFailure::Transport(describe_rest(&source)),
-            C::ResponseEmptyError | C::ResponseDataEmptyError => {
-                ApiFailure::Transport("the server's answer had no data".into())
-            }
-            other => ApiFailure::Transport(other.to_string()),
-        }
-    }
-
-    /// Maps the failures every call shares (sealed, transport, other statuses).
-    pub(crate) fn into_error(self, address: &str, api_path: &str) -> Error {
-        match self {
-            ApiFailure::Status {
-                code: 503, errors, ..
-            } if errors
-                .as_ref()
-                .is_some_and(|e| e.iter().any(|m| m.contains("sealed"))) =>
-            {
-                Error::Sealed {
-                    address: address.to_owned(),
-                }
-            }
-            // A standby without request forwarding, or a proxy: following it would
-            // send the token to whatever host it names.
-            ApiFailure::Status { code, .. } if (300..400).contains(&code) => Error::Server {
-                status: code,
-                path: api_path.to_owned(),
-                errors: vec![
-                    "the server answered with a redirect, which is not followed because the token \
-                     would go along; point VAULT_ADDR at the server that answers itself (the active node)"
-                        .into(),
-                ],
-            },
-            ApiFailure::Status { code, errors, .. } => Error::Server {
-                status: code,
-                path: api_path.to_owned(),
-                errors: errors.unwrap_or_default(),
-            },
-            ApiFailure::Transport(reason) => Error::Transport {
-                address: address.to_owned(),
-                reason,
-            },
-        }
-    }
-
-    /// The server's reason, one line, for auth attempts.
-    pub(crate) fn reason(&self) -> String {
-        match self {
-            ApiFailure::Status { code, errors, .. } => {
-                let text = Errors(errors.as_deref().unwrap_or_default()).to_string();
-                format!("{text} (HTTP {code})")
-            }
-            ApiFailure::Transport(reason) => reason.clone(),
-        }
-    }
-
-    pub(crate) fn status(&self) -> Option<u16> {
-        match self {
-            ApiFailure::Status { code, .. } => Some(*code),
-            ApiFailure::Transport(_) => None,
-        }
-    }
-}
-
-#[derive(serde::Deserialize)]
-struct ErrorsBody {
-    errors: Vec<String>,
-}
-
-fn describe_rest(err: &rustify::errors::ClientError) -> String {
-    use std::error::Error as _;
-    // The chain holds the useful part (connection refused, timed out, certificate...).
-    let mut source = err.source();
-    let mut text = match source {
-        Some(s) => {
-            source = s.source();
-            s.to_string()
-        }
-        None => err.to_string(),
-    };
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !text.contains(&s_text) {
-            text.push_str(": ");
-            text.push_str(&s_text);
-        }
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]
@@ -410,6 +316,7 @@ mod tests {
         let one = Error::PermissionDenied {
             path: "secret/app".into(),
             policy_paths: vec!["secret/data/app".into()],
+            namespace: None,
         };
         assert_eq!(
             one.to_string(),
@@ -418,57 +325,12 @@ mod tests {
         let two = Error::PermissionDenied {
             path: "kv/app".into(),
             policy_paths: vec!["kv/data/app".into(), "kv/app".into()],
+            namespace: Some("team".into()),
         };
         assert_eq!(
             two.to_string(),
-            "access forbidden: `kv/app` (the token needs `read` on `kv/data/app` or `kv/app`)"
+            "access forbidden: `kv/app` (the token needs `read` on `kv/data/app` or `kv/app`) \
+             in namespace `team` (VAULT_NAMESPACE; check that it exists and is the one the secret lives in)"
         );
-    }
-
-    #[test]
-    fn a_redirect_says_why_it_was_not_followed() {
-        let f = ApiFailure::Status {
-            code: 307,
-            errors: None,
-            body: Some(String::new()),
-        };
-        let e = f.into_error("http://standby:8200", "secret/data/a");
-        assert!(matches!(e, Error::Server { status: 307, .. }), "{e}");
-        assert!(
-            e.to_string().contains("redirect, which is not followed"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn sealed_is_recognised() {
-        let f = ApiFailure::Status {
-            code: 503,
-            errors: Some(vec!["Vault is sealed".into()]),
-            body: None,
-        };
-        assert!(matches!(
-            f.into_error("http://x", "secret/data/a"),
-            Error::Sealed { .. }
-        ));
-    }
-
-    #[test]
-    fn body_without_errors_is_kept_but_body_with_errors_is_not() {
-        let with_errors = vaultrs::error::ClientError::RestClientError {
-            source: rustify::errors::ClientError::ServerResponseError {
-                code: 500,
-                content: Some(r#"{"errors":["boom"]}"#.into()),
-            },
-        };
-        match ApiFailure::from_client(with_errors) {
-            ApiFailure::Status { code, errors, body } => {
-                assert_eq!(
-                    (code, errors, body),
-                    (500, Some(vec!["boom".to_owned()]), None)
-                );
-            }
-            other => panic!("{other:?}"),
-        }
     }
 }

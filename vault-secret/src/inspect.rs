@@ -1,15 +1,11 @@
 //! Looking at a session's server, token and paths, for diagnosis (`vault-secret doctor`).
 
-use std::collections::HashMap;
 use std::time::Duration;
 
-use rustify_derive::Endpoint;
-use serde::Deserialize;
-
-use crate::error::ApiFailure;
-use crate::kv::{self, KvVersion, Preflight};
-use crate::path::SecretRef;
-use crate::{AuthAttempt, Error, VaultConfig, VaultSession};
+use crate::api;
+use crate::session::Attempt;
+use crate::transport::Transport;
+use crate::{Error, KvVersion, VaultConfig, VaultSession};
 
 /// The server's state, from `sys/health`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,64 +51,23 @@ pub struct MountReport {
     pub policy_paths: Vec<String>,
 }
 
-#[derive(Endpoint)]
-#[endpoint(path = "sys/health", response = "HealthResponse")]
-struct HealthRequest {
-    // Ask for 200 whatever the state, so the body is always there to read.
-    #[endpoint(query)]
-    standbyok: bool,
-    #[endpoint(query)]
-    sealedcode: u16,
-    #[endpoint(query)]
-    uninitcode: u16,
-    #[endpoint(query)]
-    perfstandbyok: bool,
-}
-
-#[derive(Debug, Deserialize)]
-struct HealthResponse {
-    initialized: bool,
-    sealed: bool,
-    #[serde(default)]
-    standby: bool,
-    #[serde(default)]
-    version: Option<String>,
-}
-
-#[derive(Endpoint)]
-#[endpoint(
-    path = "sys/capabilities-self",
-    method = "POST",
-    response = "HashMap<String, Vec<String>>"
-)]
-struct CapabilitiesSelfRequest {
-    paths: Vec<String>,
-}
-
 impl VaultConfig {
     /// The server's health (`sys/health`), before any credentials are looked at.
     pub async fn health(&self) -> Result<Health, Error> {
-        health(self, &self.vault_client(self.http_client()?, "")).await
+        health(&Transport::new(self.clone())?).await
     }
 }
 
-async fn health(
-    config: &VaultConfig,
-    client: &vaultrs::client::VaultClient,
-) -> Result<Health, Error> {
-    let request = HealthRequest {
-        standbyok: true,
-        sealedcode: 200,
-        uninitcode: 200,
-        perfstandbyok: true,
-    };
-    let h = vaultrs::api::exec_with_no_result(client, request)
+/// `sys/health` is root-only: sent without the namespace header, which
+/// servers answer 400 inside a namespace.
+async fn health(t: &Transport) -> Result<Health, Error> {
+    let h = api::health(t)
         .await
-        .map_err(|e| ApiFailure::from_client(e).into_error(config.base(), "sys/health"))?;
+        .map_err(|f| f.into_error(t.address(), "sys/health"))?;
     Ok(Health {
-        initialized: h.initialized,
-        sealed: h.sealed,
-        standby: h.standby,
+        initialized: h.initialized.unwrap_or(true),
+        sealed: h.sealed.unwrap_or(false),
+        standby: h.standby.unwrap_or(false),
         version: h.version,
     })
 }
@@ -120,94 +75,36 @@ async fn health(
 impl VaultSession {
     /// The server's health; needs no token.
     pub async fn health(&self) -> Result<Health, Error> {
-        health(self.config(), &*self.client("")?).await
+        health(self.transport()).await
     }
 
     /// Logs in if needed and looks the token up (`auth/token/lookup-self`).
     pub async fn token_info(&self) -> Result<TokenInfo, Error> {
-        let authed = self.authed().await?;
-        match vaultrs::token::lookup_self(&*self.authed_client(&authed)?).await {
-            Ok(mut info) => {
-                // The lookup's `id` is the token itself.
-                zeroize::Zeroize::zeroize(&mut info.id);
-                Ok(TokenInfo {
+        self.with_token(|authed| async move {
+            match api::lookup_self(self.transport(), &authed.token).await {
+                Ok(info) => Ok(Attempt::Done(TokenInfo {
                     method: authed.method,
-                    ttl: (info.ttl > 0).then(|| Duration::from_secs(info.ttl)),
+                    ttl: info
+                        .ttl
+                        .and_then(|s| u64::try_from(s).ok())
+                        .filter(|s| *s > 0)
+                        .map(Duration::from_secs),
                     renewable: info.renewable.unwrap_or(false),
-                    policies: info.policies,
-                })
+                    policies: info.policies.unwrap_or_default(),
+                })),
+                Err(f) if matches!(f.status(), Some(401 | 403)) => Ok(Attempt::TokenRejected),
+                Err(f) => Err(f.into_error(self.transport().address(), "auth/token/lookup-self")),
             }
-            Err(e) => {
-                let failure = ApiFailure::from_client(e);
-                if kv::token_rejected(&failure) {
-                    return Err(Error::AuthFailed {
-                        attempts: vec![AuthAttempt {
-                            method: authed.method,
-                            reason: "the server rejected the token (permission denied)".into(),
-                        }],
-                    });
-                }
-                Err(failure.into_error(self.config().base(), "auth/token/lookup-self"))
-            }
-        }
-    }
-
-    /// The mount and KV version of `path` (`<mount>/<path>`), as a read would find them.
-    pub async fn mount_of(&self, path: &str) -> Result<MountReport, Error> {
-        let r = SecretRef::parse(path)?;
-        let authed = self.authed().await?;
-        let preflight = kv::preflight(&*self.authed_client(&authed)?, &r.path)
-            .await
-            .map_err(|f| f.into_error(self.config().base(), "sys/internal/ui/mounts"))?;
-        let (mount, kv_version, from_server) = match preflight {
-            Preflight::Kv { mount, version } => (mount, Some(version), true),
-            Preflight::NotKv { mount, kind } => {
-                return Err(Error::InvalidPath {
-                    path: r.path,
-                    reason: format!("`{mount}` is a `{kind}` secrets engine, not KV"),
-                });
-            }
-            Preflight::Unknown => (r.first_segment().to_owned(), None, false),
-            Preflight::TokenRejected => {
-                return Err(Error::AuthFailed {
-                    attempts: vec![AuthAttempt {
-                        method: authed.method,
-                        reason: "the server rejected the token (permission denied)".into(),
-                    }],
-                });
-            }
-        };
-        let rest = r.below(&mount).unwrap_or_default();
-        let policy_paths = match kv_version {
-            Some(version) => vec![version.policy_path(&mount, rest)],
-            None => vec![
-                KvVersion::V2.policy_path(&mount, rest),
-                KvVersion::V1.policy_path(&mount, rest),
-            ],
-        };
-        Ok(MountReport {
-            mount,
-            kv_version,
-            from_server,
-            policy_paths,
         })
+        .await
     }
 
     /// The token's capabilities on an API path (`sys/capabilities-self`),
     /// such as `secret/data/app`.
     pub async fn capabilities(&self, api_path: &str) -> Result<Vec<String>, Error> {
         let authed = self.authed().await?;
-        let request = CapabilitiesSelfRequest {
-            paths: vec![api_path.to_owned()],
-        };
-        let mut answer = vaultrs::api::exec_with_result(&*self.authed_client(&authed)?, request)
+        api::capabilities_self(self.transport(), &authed.token, api_path)
             .await
-            .map_err(|e| {
-                ApiFailure::from_client(e).into_error(self.config().base(), "sys/capabilities-self")
-            })?;
-        Ok(answer
-            .remove(api_path)
-            .or_else(|| answer.remove("capabilities"))
-            .unwrap_or_default())
+            .map_err(|f| f.into_error(self.transport().address(), "sys/capabilities-self"))
     }
 }

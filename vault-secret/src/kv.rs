@@ -1,13 +1,17 @@
 //! KV engines: finding a path's mount and KV version, and reading KV v1 and v2.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
-use rustify_derive::Endpoint;
-use serde::Deserialize;
-use vaultrs::client::VaultClient;
+use secret_core::SecretValue;
+use serde_json::Value;
+use tracing::Instrument;
 
-use crate::error::ApiFailure;
+use crate::api;
+use crate::path::SecretRef;
+use crate::session::{Attempt, Authed};
+use crate::transport::{ApiFailure, Transport};
+use crate::{Error, MountReport, VaultSession};
 
 /// A KV secrets engine version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -39,26 +43,9 @@ impl std::str::FromStr for KvVersion {
     }
 }
 
-/// `GET sys/internal/ui/mounts/<path>`, as Vault's CLI uses to find a path's mount.
-#[derive(Endpoint)]
-#[endpoint(path = "sys/internal/ui/mounts/{self.path}", response = "MountInfo")]
-struct UiMountRequest {
-    #[endpoint(skip)]
-    path: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct MountInfo {
-    path: String,
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    options: Option<HashMap<String, String>>,
-}
-
 /// What the preflight said about a path.
 #[derive(Debug)]
-pub(crate) enum Preflight {
+enum Preflight {
     /// The mount (no trailing slash) and its KV version.
     Kv { mount: String, version: KvVersion },
     /// The mount is not a KV engine.
@@ -69,66 +56,11 @@ pub(crate) enum Preflight {
     TokenRejected,
 }
 
-pub(crate) async fn preflight(client: &VaultClient, path: &str) -> Result<Preflight, ApiFailure> {
-    match vaultrs::api::exec_with_result(
-        client,
-        UiMountRequest {
-            path: path.to_owned(),
-        },
-    )
-    .await
-    {
-        Ok(info) => {
-            let mount = info.path.trim_end_matches('/').to_owned();
-            if info.kind != "kv" && info.kind != "generic" {
-                return Ok(Preflight::NotKv {
-                    mount,
-                    kind: info.kind,
-                });
-            }
-            let v2 = info
-                .options
-                .as_ref()
-                .and_then(|o| o.get("version"))
-                .is_some_and(|v| v == "2");
-            let version = if v2 { KvVersion::V2 } else { KvVersion::V1 };
-            Ok(Preflight::Kv { mount, version })
-        }
-        Err(e) => {
-            let failure = ApiFailure::from_client(e);
-            if token_rejected(&failure) {
-                return Ok(Preflight::TokenRejected);
-            }
-            match failure.status() {
-                // 403: the token has no capability under the mount (or there is no such mount);
-                // 404/405: a server without this endpoint.
-                Some(403..=405) => Ok(Preflight::Unknown),
-                _ => Err(failure),
-            }
-        }
-    }
-}
-
-/// A bare "permission denied" (or "invalid token") is Vault rejecting the token
-/// itself; a policy denial reads "1 error occurred: * permission denied".
-pub(crate) fn token_rejected(failure: &ApiFailure) -> bool {
-    match failure {
-        ApiFailure::Status {
-            code: 403,
-            errors: Some(errors),
-            ..
-        } => errors
-            .iter()
-            .any(|e| e == "permission denied" || e.contains("invalid token")),
-        _ => false,
-    }
-}
-
 /// The result of one KV read.
 #[derive(Debug)]
-pub(crate) enum Read {
+enum Read {
     /// The secret's key/value mapping.
-    Found(serde_json::Value),
+    Found(Value),
     /// Nothing there; `no_mount` when no engine is mounted at the path at all.
     Missing { no_mount: bool },
     /// A KV v1-style read that reached a KV v2 mount.
@@ -137,117 +69,518 @@ pub(crate) enum Read {
     Deleted { version: u64, deleted_at: String },
     /// A destroyed KV v2 version.
     Destroyed { version: u64 },
-    /// The policy does not allow the read.
+    /// The policy does not allow the read (the token itself is good).
     Denied,
     /// The token itself was rejected.
     TokenRejected,
 }
 
-pub(crate) async fn read_v2(
-    client: &VaultClient,
-    mount: &str,
-    rest: &str,
-    version: Option<u64>,
-) -> Result<Read, ApiFailure> {
-    let request = vaultrs::api::kv2::requests::ReadSecretRequest {
-        mount: mount.to_owned(),
-        path: rest.to_owned(),
-        version,
-    };
-    match vaultrs::api::exec_with_result(client, request).await {
-        Ok(response) => Ok(Read::Found(response.data)),
-        Err(e) => classify(ApiFailure::from_client(e)),
-    }
+/// A 403 or 401 answer, before the server has said which kind it is.
+enum Outcome<T> {
+    Known(T),
+    Forbidden,
 }
 
-pub(crate) async fn read_v1(
-    client: &VaultClient,
-    mount: &str,
-    rest: &str,
-) -> Result<Read, ApiFailure> {
-    match vaultrs::kv1::get_raw(client, mount, rest).await {
-        Ok(response) => Ok(Read::Found(response.data)),
-        Err(e) => classify(ApiFailure::from_client(e)),
-    }
-}
-
-fn classify(failure: ApiFailure) -> Result<Read, ApiFailure> {
-    if token_rejected(&failure) {
-        return Ok(Read::TokenRejected);
-    }
-    match failure {
-        ApiFailure::Status { code: 403, .. } => Ok(Read::Denied),
-        ApiFailure::Status {
-            code: 404,
-            errors: Some(errors),
-            ..
-        } => Ok(Read::Missing {
-            no_mount: errors.iter().any(|e| e.contains("no handler for route")),
-        }),
-        ApiFailure::Status {
-            code: 404,
-            body: Some(body),
-            errors: None,
-        } => Ok(classify_404_body(&body)),
-        other => Err(other),
+/// Classifies a read's failure; a 403 is left for [`Reader::forbidden`] to
+/// decide by asking the server, not by the message's wording (Vault
+/// versions, proxies and other servers word it differently).
+fn classify(failure: ApiFailure) -> Result<Outcome<Read>, ApiFailure> {
+    match failure.status() {
+        Some(401 | 403) => Ok(Outcome::Forbidden),
+        Some(404) => {
+            let ApiFailure::Status { errors, json, .. } = failure else {
+                return Err(failure);
+            };
+            if errors.iter().any(|e| e.contains("no handler for route")) {
+                return Ok(Outcome::Known(Read::Missing { no_mount: true }));
+            }
+            Ok(Outcome::Known(json.as_ref().map_or(
+                Read::Missing { no_mount: false },
+                classify_404_body,
+            )))
+        }
+        _ => Err(failure),
     }
 }
 
 /// A 404 with a full response body: a deleted or destroyed KV v2 version,
 /// or a KV v1-style request on a KV v2 mount (which carries a warning).
-fn classify_404_body(body: &str) -> Read {
-    #[derive(Deserialize)]
-    struct Body {
-        data: Option<Data>,
-        #[serde(default)]
-        warnings: Option<Vec<String>>,
-    }
-    #[derive(Deserialize)]
-    struct Data {
-        metadata: Option<Metadata>,
-    }
-    #[derive(Deserialize)]
-    struct Metadata {
-        #[serde(default)]
-        deletion_time: String,
-        #[serde(default)]
-        destroyed: bool,
-        version: u64,
-    }
-    let Ok(parsed) = serde_json::from_str::<Body>(body) else {
-        return Read::Missing { no_mount: false };
-    };
-    if let Some(meta) = parsed.data.and_then(|d| d.metadata) {
-        if meta.destroyed {
-            return Read::Destroyed {
-                version: meta.version,
-            };
-        }
-        if !meta.deletion_time.is_empty() {
-            return Read::Deleted {
-                version: meta.version,
-                deleted_at: meta.deletion_time,
-            };
-        }
-    }
-    if parsed
-        .warnings
-        .unwrap_or_default()
-        .iter()
-        .any(|w| w.contains("versioned K/V"))
+fn classify_404_body(body: &Value) -> Read {
+    let meta = &body["data"]["metadata"];
+    if meta["destroyed"].as_bool() == Some(true)
+        && let Some(version) = meta["version"].as_u64()
     {
+        return Read::Destroyed { version };
+    }
+    if let (Some(at), Some(version)) = (meta["deletion_time"].as_str(), meta["version"].as_u64())
+        && !at.is_empty()
+    {
+        return Read::Deleted {
+            version,
+            deleted_at: at.to_owned(),
+        };
+    }
+    let warned = body["warnings"].as_array().is_some_and(|w| {
+        w.iter()
+            .any(|w| w.as_str().is_some_and(|w| w.contains("versioned K/V")))
+    });
+    if warned {
         return Read::WrongApiForV2;
     }
     Read::Missing { no_mount: false }
 }
 
+/// One read attempt with one token: the session, the token, the path, and
+/// whether the server already said the token is good.
+struct Reader<'a> {
+    session: &'a VaultSession,
+    authed: &'a Authed,
+    r: &'a SecretRef,
+    token_good: Option<bool>,
+}
+
+impl Reader<'_> {
+    fn transport(&self) -> &Transport {
+        self.session.transport()
+    }
+
+    fn fail(&self, api_path: &str) -> impl Fn(ApiFailure) -> Error + '_ {
+        let address = self.transport().address().to_owned();
+        let api_path = api_path.to_owned();
+        move |f| f.into_error(&address, &api_path)
+    }
+
+    /// A 403: a policy denial when the token is good, else a rejected token.
+    async fn forbidden(&mut self) -> Result<Read, Error> {
+        let good = match self.token_good {
+            Some(good) => good,
+            None => self.session.token_is_good(self.authed).await?,
+        };
+        self.token_good = Some(good);
+        Ok(if good {
+            Read::Denied
+        } else {
+            Read::TokenRejected
+        })
+    }
+
+    async fn settle(
+        &mut self,
+        outcome: Result<Outcome<Read>, ApiFailure>,
+        api: &str,
+    ) -> Result<Read, Error> {
+        match outcome.map_err(self.fail(api))? {
+            Outcome::Known(read) => Ok(read),
+            Outcome::Forbidden => self.forbidden().await,
+        }
+    }
+
+    async fn read_v2(&mut self, mount: &str, rest: &str) -> Result<Read, Error> {
+        let token = &self.authed.token;
+        let outcome = api::kv2_read(self.transport(), token, mount, rest, self.r.version)
+            .await
+            .map(|data| Outcome::Known(Read::Found(data)))
+            .or_else(classify);
+        self.settle(outcome, &KvVersion::V2.policy_path(mount, rest))
+            .await
+    }
+
+    async fn read_v1(&mut self, mount: &str, rest: &str) -> Result<Read, Error> {
+        let token = &self.authed.token;
+        let outcome = api::kv1_read(self.transport(), token, mount, rest)
+            .await
+            .map(|data| Outcome::Known(Read::Found(data)))
+            .or_else(classify);
+        self.settle(outcome, &KvVersion::V1.policy_path(mount, rest))
+            .await
+    }
+
+    async fn preflight(&mut self) -> Result<Preflight, Error> {
+        let path = &self.r.path;
+        match api::ui_mounts(self.transport(), &self.authed.token, path).await {
+            Ok(info) => {
+                let mount = info.path.trim_matches('/').to_owned();
+                match info.kind.as_deref() {
+                    // No type: a server that does not say; take it as KV.
+                    None | Some("kv" | "generic") => {}
+                    Some(kind) => {
+                        return Ok(Preflight::NotKv {
+                            mount,
+                            kind: kind.to_owned(),
+                        });
+                    }
+                }
+                if mount.is_empty() {
+                    return Ok(Preflight::Unknown);
+                }
+                let version = match info.kv_version() {
+                    Some(2) => KvVersion::V2,
+                    _ => KvVersion::V1,
+                };
+                Ok(Preflight::Kv { mount, version })
+            }
+            Err(failure) => match failure.status() {
+                Some(401 | 403) => Ok(match self.forbidden().await? {
+                    Read::TokenRejected => Preflight::TokenRejected,
+                    // A least-privilege token may not ask: the read will tell.
+                    _ => Preflight::Unknown,
+                }),
+                // Old servers without the endpoint (404, 405), servers that
+                // refuse it (400), and answers that are not the expected JSON:
+                // the read itself finds the version and names the secret.
+                Some(400..=499) if !matches!(failure.status(), Some(412 | 429)) => {
+                    tracing::debug!(%failure, "mount preflight unavailable; reading instead");
+                    Ok(Preflight::Unknown)
+                }
+                None if matches!(failure, ApiFailure::BadAnswer { .. }) => {
+                    tracing::debug!(%failure, "mount preflight unreadable; reading instead");
+                    Ok(Preflight::Unknown)
+                }
+                _ => Err(failure.into_error(self.transport().address(), "sys/internal/ui/mounts")),
+            },
+        }
+    }
+
+    /// The path's mount and KV version: from the cache, else one preflight
+    /// (concurrent first reads under one first segment share it).
+    async fn mount(&mut self) -> Result<Attempt<(String, Option<KvVersion>)>, Error> {
+        let scope = self.session.scope();
+        let cache = MountCache::global();
+        if let Some((mount, version)) = cache.find(&scope, &self.r.path) {
+            return Ok(Attempt::Done((mount, Some(version))));
+        }
+        let flight = cache.flight(&scope, self.r.first_segment());
+        let _turn = flight.lock().await;
+        if let Some((mount, version)) = cache.find(&scope, &self.r.path) {
+            return Ok(Attempt::Done((mount, Some(version))));
+        }
+        Ok(Attempt::Done(match self.preflight().await? {
+            Preflight::Kv { mount, version } => {
+                cache.insert(scope, &mount, version);
+                (mount, Some(version))
+            }
+            Preflight::NotKv { mount, kind } => {
+                return Err(invalid_path(
+                    self.r,
+                    format!("`{mount}` is a `{kind}` secrets engine, not KV"),
+                ));
+            }
+            // Least privilege: the first segment is the mount, the read finds the version.
+            Preflight::Unknown => (self.r.first_segment().to_owned(), None),
+            Preflight::TokenRejected => return Ok(Attempt::TokenRejected),
+        }))
+    }
+
+    async fn read(&mut self, kv: Option<KvVersion>) -> Result<Attempt<SecretValue>, Error> {
+        let r = self.r;
+        let (mount, detected) = match self.mount().await? {
+            Attempt::Done(found) => found,
+            Attempt::TokenRejected => return Ok(Attempt::TokenRejected),
+        };
+        let rest = r.below(&mount).ok_or_else(|| {
+            invalid_path(
+                r,
+                format!("it names the mount `{mount}` itself, not a secret in it"),
+            )
+        })?;
+        let scope = self.session.scope();
+        let cache = MountCache::global();
+        let no_versions = || {
+            invalid_path(
+                r,
+                format!("`{mount}` is a KV v1 engine, which has no versions"),
+            )
+        };
+        let (version, read) = match kv.or(detected) {
+            Some(KvVersion::V1) => {
+                if r.version.is_some() {
+                    return Err(no_versions());
+                }
+                match self.read_v1(&mount, rest).await? {
+                    // The cached version was stale: the mount is KV v2 now.
+                    Read::WrongApiForV2 if kv.is_none() => {
+                        cache.insert(scope, &mount, KvVersion::V2);
+                        (KvVersion::V2, self.read_v2(&mount, rest).await?)
+                    }
+                    read => (KvVersion::V1, read),
+                }
+            }
+            Some(KvVersion::V2) => (KvVersion::V2, self.read_v2(&mount, rest).await?),
+            None => {
+                let v2 = self.read_v2(&mount, rest).await?;
+                match v2 {
+                    Read::Found(_) | Read::Deleted { .. } | Read::Destroyed { .. } => {
+                        cache.insert(scope, &mount, KvVersion::V2);
+                        (KvVersion::V2, v2)
+                    }
+                    Read::TokenRejected | Read::Missing { no_mount: true } => (KvVersion::V2, v2),
+                    Read::Missing { .. } | Read::Denied | Read::WrongApiForV2 => {
+                        let v2_denied = matches!(v2, Read::Denied);
+                        match self.read_v1(&mount, rest).await? {
+                            Read::Found(data) => {
+                                if r.version.is_some() {
+                                    return Err(no_versions());
+                                }
+                                cache.insert(scope, &mount, KvVersion::V1);
+                                (KvVersion::V1, Read::Found(data))
+                            }
+                            Read::WrongApiForV2 => {
+                                cache.insert(scope, &mount, KvVersion::V2);
+                                (KvVersion::V2, v2)
+                            }
+                            Read::Denied if v2_denied => {
+                                return Err(Error::PermissionDenied {
+                                    path: r.path.clone(),
+                                    policy_paths: vec![
+                                        KvVersion::V2.policy_path(&mount, rest),
+                                        KvVersion::V1.policy_path(&mount, rest),
+                                    ],
+                                    namespace: self.session.namespace(),
+                                });
+                            }
+                            v1 => (KvVersion::V1, v1),
+                        }
+                    }
+                }
+            }
+        };
+        self.finish(&mount, rest, version, read)
+    }
+
+    /// Turns a read's outcome into the value (or field) or the matching error.
+    fn finish(
+        &self,
+        mount: &str,
+        rest: &str,
+        version: KvVersion,
+        read: Read,
+    ) -> Result<Attempt<SecretValue>, Error> {
+        let r = self.r;
+        match read {
+            Read::Found(data) => {
+                if !data.is_object() {
+                    return Err(Error::Server {
+                        status: 200,
+                        path: version.policy_path(mount, rest),
+                        errors: vec!["the secret's data is not a key/value mapping".into()],
+                        attempts: 1,
+                    });
+                }
+                Ok(Attempt::Done(
+                    SecretValue::json(data).with_name(r.path.as_str()),
+                ))
+            }
+            Read::Missing { no_mount } => Err(Error::NotFound {
+                path: r.path.clone(),
+                detail: Some(if no_mount {
+                    format!("no secrets engine is mounted at `{mount}`")
+                } else {
+                    match (version, r.version) {
+                        (KvVersion::V2, Some(n)) => {
+                            format!("no version {n} at `{}`", version.policy_path(mount, rest))
+                        }
+                        _ => format!("nothing at `{}`", version.policy_path(mount, rest)),
+                    }
+                }),
+                namespace: self.session.namespace(),
+            }),
+            Read::Deleted {
+                version,
+                deleted_at,
+            } => Err(Error::VersionDeleted {
+                path: r.path.clone(),
+                version,
+                deleted_at,
+            }),
+            Read::Destroyed { version } => Err(Error::VersionDestroyed {
+                path: r.path.clone(),
+                version,
+            }),
+            Read::Denied => Err(Error::PermissionDenied {
+                path: r.path.clone(),
+                policy_paths: vec![version.policy_path(mount, rest)],
+                namespace: self.session.namespace(),
+            }),
+            Read::WrongApiForV2 => Err(Error::Config {
+                name: "kv_version".into(),
+                reason: format!("`{mount}` is a KV v2 engine, but KV v1 was requested"),
+            }),
+            Read::TokenRejected => Ok(Attempt::TokenRejected),
+        }
+    }
+}
+
+impl VaultSession {
+    /// Reads `<mount>/<path>[?version=N][#field]`: the key/value mapping, or one field.
+    pub async fn read(&self, path: &str) -> Result<SecretValue, Error> {
+        self.read_ref(&SecretRef::parse(path)?, None).await
+    }
+
+    /// Reads several secrets (each `<mount>/<path>[?version=N][#field]`), in
+    /// the order given: one login, each distinct path read once, distinct
+    /// paths read at the same time. The first failure (in the order given)
+    /// is the error.
+    pub async fn read_many<S: AsRef<str>>(&self, paths: &[S]) -> Result<Vec<SecretValue>, Error> {
+        let refs = paths
+            .iter()
+            .map(|p| SecretRef::parse(p.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.read_refs(&refs, None).await
+    }
+
+    /// [`read_many`](Self::read_many) for parsed references.
+    pub(crate) async fn read_refs(
+        &self,
+        refs: &[SecretRef],
+        kv: Option<KvVersion>,
+    ) -> Result<Vec<SecretValue>, Error> {
+        let mut distinct: Vec<SecretRef> = Vec::new();
+        let index: Vec<usize> = refs
+            .iter()
+            .map(|r| {
+                let whole = SecretRef {
+                    field: None,
+                    ..r.clone()
+                };
+                distinct
+                    .iter()
+                    .position(|d| *d == whole)
+                    .unwrap_or_else(|| {
+                        distinct.push(whole);
+                        distinct.len() - 1
+                    })
+            })
+            .collect();
+        let mut reads =
+            futures_util::future::join_all(distinct.iter().map(|r| self.read_ref(r, kv))).await;
+        // The first failure in the order given is the one reported.
+        if let Some(&i) = index.iter().find(|&&i| reads[i].is_err())
+            && let Err(e) = reads.swap_remove(i)
+        {
+            return Err(e);
+        }
+        let reads: Vec<SecretValue> = reads.into_iter().filter_map(Result::ok).collect();
+        refs.iter()
+            .zip(index)
+            .map(|(r, i)| select_field(r, &reads[i]))
+            .collect()
+    }
+
+    pub(crate) async fn read_ref(
+        &self,
+        r: &SecretRef,
+        kv: Option<KvVersion>,
+    ) -> Result<SecretValue, Error> {
+        let span = tracing::debug_span!("vault_read", path = %r.path);
+        async {
+            let whole = SecretRef {
+                field: None,
+                ..r.clone()
+            };
+            let value = self
+                .with_token(|authed| {
+                    let whole = &whole;
+                    async move {
+                        let mut reader = Reader {
+                            session: self,
+                            authed: &authed,
+                            r: whole,
+                            token_good: None,
+                        };
+                        reader.read(kv).await
+                    }
+                })
+                .await?;
+            select_field(r, &value)
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// The mount and KV version of `path` (`<mount>/<path>`), as a read would find them.
+    pub async fn mount_of(&self, path: &str) -> Result<MountReport, Error> {
+        let r = SecretRef::parse(path)?;
+        let preflight = self
+            .with_token(|authed| {
+                let r = &r;
+                async move {
+                    let mut reader = Reader {
+                        session: self,
+                        authed: &authed,
+                        r,
+                        token_good: None,
+                    };
+                    Ok(match reader.preflight().await? {
+                        Preflight::TokenRejected => Attempt::TokenRejected,
+                        other => Attempt::Done(other),
+                    })
+                }
+            })
+            .await?;
+        let (mount, kv_version, from_server) = match preflight {
+            Preflight::Kv { mount, version } => (mount, Some(version), true),
+            Preflight::NotKv { mount, kind } => {
+                return Err(invalid_path(
+                    &r,
+                    format!("`{mount}` is a `{kind}` secrets engine, not KV"),
+                ));
+            }
+            Preflight::Unknown | Preflight::TokenRejected => {
+                (r.first_segment().to_owned(), None, false)
+            }
+        };
+        let rest = r.below(&mount).unwrap_or_default();
+        let policy_paths = match kv_version {
+            Some(version) => vec![version.policy_path(&mount, rest)],
+            None => vec![
+                KvVersion::V2.policy_path(&mount, rest),
+                KvVersion::V1.policy_path(&mount, rest),
+            ],
+        };
+        Ok(MountReport {
+            mount,
+            kv_version,
+            from_server,
+            policy_paths,
+        })
+    }
+}
+
+/// The whole mapping, or the one field `r` asks for.
+fn select_field(r: &SecretRef, whole: &SecretValue) -> Result<SecretValue, Error> {
+    let Some(field) = &r.field else {
+        return Ok(whole.clone());
+    };
+    match whole.field(field) {
+        Ok(v) => Ok(v),
+        Err(secret_core::Error::MissingField { .. }) => Err(Error::FieldNotFound {
+            path: r.path.clone(),
+            field: field.clone(),
+        }),
+        Err(other) => Err(other.into()),
+    }
+}
+
+fn invalid_path(r: &SecretRef, reason: String) -> Error {
+    Error::InvalidPath {
+        path: r.path.clone(),
+        reason,
+    }
+}
+
 /// A server address and namespace: the scope mounts are cached in.
 pub(crate) type Scope = (String, String);
+
+/// The turn one preflight takes.
+type Flight = Arc<tokio::sync::Mutex<()>>;
 
 /// Mounts and KV versions already learned, per server address and namespace.
 #[derive(Debug, Default)]
 pub(crate) struct MountCache {
     entries: Mutex<HashMap<Scope, Vec<(String, KvVersion)>>>,
+    /// One preflight at a time per scope and first segment, so concurrent
+    /// first reads under one mount share it.
+    flights: Mutex<HashMap<(Scope, String), Flight>>,
 }
 
 impl MountCache {
@@ -271,6 +604,15 @@ impl MountCache {
             .cloned()
     }
 
+    /// The lock a preflight for paths starting with `first` takes.
+    fn flight(&self, scope: &Scope, first: &str) -> Flight {
+        let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
+        flights
+            .entry((scope.clone(), first.to_owned()))
+            .or_default()
+            .clone()
+    }
+
     pub(crate) fn insert(&self, scope: Scope, mount: &str, version: KvVersion) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         let list = entries.entry(scope).or_default();
@@ -285,46 +627,51 @@ mod tests {
 
     #[test]
     fn deleted_and_destroyed_bodies() {
+        let body = |s: &str| classify_404_body(&serde_json::from_str(s).unwrap());
         let deleted = r#"{"data":{"data":null,"metadata":{"deletion_time":"2026-11-23T18:12:38Z","destroyed":false,"version":2}},"warnings":null}"#;
         assert!(
-            matches!(classify_404_body(deleted), Read::Deleted { version: 2, ref deleted_at } if deleted_at == "2026-11-23T18:12:38Z")
+            matches!(body(deleted), Read::Deleted { version: 2, ref deleted_at } if deleted_at == "2026-11-23T18:12:38Z")
         );
         let destroyed = r#"{"data":{"data":null,"metadata":{"deletion_time":"","destroyed":true,"version":1}}}"#;
-        assert!(matches!(
-            classify_404_body(destroyed),
-            Read::Destroyed { version: 1 }
-        ));
+        assert!(matches!(body(destroyed), Read::Destroyed { version: 1 }));
         let warning = r#"{"data":null,"warnings":["Invalid path for a versioned K/V secrets engine. See the API docs"]}"#;
-        assert!(matches!(classify_404_body(warning), Read::WrongApiForV2));
+        assert!(matches!(body(warning), Read::WrongApiForV2));
+        assert!(matches!(body("[1]"), Read::Missing { no_mount: false }));
         assert!(matches!(
-            classify_404_body("<html>"),
+            body(r#"{"errors":[]}"#),
             Read::Missing { no_mount: false }
         ));
     }
 
     #[test]
-    fn token_rejection_vs_policy_denial() {
-        let bare = ApiFailure::Status {
-            code: 403,
-            errors: Some(vec!["permission denied".into()]),
-            body: None,
+    fn a_forbidden_read_is_left_for_the_server_to_explain_whatever_its_wording() {
+        for errors in [
+            vec!["permission denied".to_owned()],
+            vec!["1 error occurred:\n\t* permission denied\n\n".to_owned()],
+            Vec::new(),
+        ] {
+            for code in [401, 403] {
+                let failure = ApiFailure::Status {
+                    code,
+                    errors: errors.clone(),
+                    body: crate::transport::Body::Json,
+                    json: None,
+                    attempts: 1,
+                };
+                assert!(matches!(classify(failure), Ok(Outcome::Forbidden)));
+            }
+        }
+        let no_route = ApiFailure::Status {
+            code: 404,
+            errors: vec!["no handler for route \"kv/app\"".into()],
+            body: crate::transport::Body::Json,
+            json: None,
+            attempts: 1,
         };
-        assert!(token_rejected(&bare));
-        let policy = ApiFailure::Status {
-            code: 403,
-            errors: Some(vec!["1 error occurred:\n\t* permission denied\n\n".into()]),
-            body: None,
-        };
-        assert!(!token_rejected(&policy));
-        assert!(matches!(classify(policy), Ok(Read::Denied)));
-        let vault = ApiFailure::Status {
-            code: 403,
-            errors: Some(vec![
-                "2 errors occurred:\n\t* permission denied\n\t* invalid token\n\n".into(),
-            ]),
-            body: None,
-        };
-        assert!(token_rejected(&vault));
+        assert!(matches!(
+            classify(no_route),
+            Ok(Outcome::Known(Read::Missing { no_mount: true }))
+        ));
     }
 
     #[test]

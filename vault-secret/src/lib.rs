@@ -34,6 +34,7 @@
 //!
 //! Without that secret, the `VAULT_TOKEN` variable, then `~/.vault-token`, is used.
 
+mod api;
 mod auth;
 mod config;
 mod credentials;
@@ -44,8 +45,9 @@ mod path;
 mod secret;
 mod session;
 mod source;
+mod transport;
 
-pub use config::{DEFAULT_TIMEOUT, VaultConfig};
+pub use config::{DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, VaultConfig};
 pub use credentials::{DEFAULT_CREDENTIALS_SECRET, DEFAULT_KUBE_TOKEN_FILE};
 pub use error::{AuthAttempt, Error};
 pub use inspect::{Health, MountReport, TokenInfo};

@@ -1,38 +1,46 @@
-//! One connection to one Vault: HTTP client, credentials, and the login they
-//! give, shared by every `VaultSecret` and source that use the same settings.
+//! One connection to one Vault with one set of credentials: the login it
+//! gives and that token's lifetime (renewal, a new login, revocation),
+//! shared by every `VaultSecret` and source that use the same settings.
 
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
 use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use secrecy::{ExposeSecret, SecretString};
-use secret_core::{Env, SecretChain, SecretValue};
-use vaultrs::client::VaultClient;
+use secrecy::SecretString;
+use secret_core::{Env, SecretChain};
 
+use crate::api;
+use crate::auth::{self, Login};
 use crate::credentials::{Credentials, DEFAULT_CREDENTIALS_SECRET};
-use crate::kv::{self, KvVersion, MountCache, Preflight, Read};
-use crate::path::SecretRef;
+use crate::kv;
+use crate::transport::Transport;
 use crate::{AuthAttempt, Error, VaultConfig};
 
-/// Log in again this long before the token's reported expiry.
+/// Log in again this long before the token's expiry (at most a third of its TTL).
 const EXPIRY_MARGIN: Duration = Duration::from_secs(10);
+
+/// How many sessions the process-wide registry keeps; past that, the least
+/// recently used ones nobody else holds are dropped (their tokens revoked).
+const REGISTRY_CAPACITY: usize = 32;
 
 /// A connection to one Vault server with one set of credentials.
 ///
-/// Log-in happens on first use and is reused until the token nears its
-/// expiry or the server rejects it; then the session logs in again (one
-/// login at a time). [`SessionBuilder::connect`] hands out the same session
-/// for the same address, namespace, TLS settings and credentials, so a
-/// process logs in once, however many secrets it reads.
+/// Log-in happens on first use. A renewable token the session obtained is
+/// renewed (`auth/token/renew-self`) once two thirds of its TTL have passed,
+/// until renewal no longer extends it (its max TTL); then the session logs
+/// in again shortly before it expires. A token the server rejects mid-run
+/// (revoked, expired) leads to one fresh login and one retry of the request.
+/// [`revoke`](Self::revoke) revokes a token the session obtained by login; a
+/// token the user supplied is never renewed nor revoked.
+///
+/// [`SessionBuilder::connect`] hands out the same session for the same
+/// address, namespace, TLS settings and credentials, so a process logs in
+/// once, however many secrets it reads.
 pub struct VaultSession {
-    config: VaultConfig,
-    /// The HTTP client and the runtime it belongs to: a pooled connection
-    /// lives on the runtime that opened it and dies with it, so a session used
-    /// from another runtime (each `run_blocking`, each `#[tokio::test]`) gets
-    /// a client of its own; the login is shared all the same.
-    http: Mutex<Option<(Option<tokio::runtime::Id>, reqwest::Client)>>,
+    transport: Transport,
     credentials: Credentials,
     state: tokio::sync::Mutex<Option<Arc<Authed>>>,
 }
@@ -40,46 +48,72 @@ pub struct VaultSession {
 impl fmt::Debug for VaultSession {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VaultSession")
-            .field("address", &self.config.base())
-            .field("namespace", &self.config.namespace_name())
+            .field("address", &self.config().base())
+            .field("namespace", &self.config().namespace_name())
             .field("credentials", &self.credentials.origin)
             .finish_non_exhaustive()
     }
 }
 
-/// A live token and where it came from.
+/// A live token, where it came from and its lease.
 #[derive(Debug)]
 pub(crate) struct Authed {
     pub(crate) token: SecretString,
     pub(crate) method: &'static str,
-    pub(crate) expires_at: Option<Instant>,
+    /// False for a static token used without checking it first.
     validated: bool,
+    /// Obtained by this session's login (so renewed and revoked by it),
+    /// rather than supplied by the user.
+    owned: bool,
+    renewable: bool,
+    /// When the lease below started (login or last renewal).
+    since: Instant,
+    /// The lease; `None` for a token that never expires or whose TTL is unknown.
+    ttl: Option<Duration>,
+    /// Renewal no longer extends the lease (its max TTL is near).
+    exhausted: bool,
 }
 
-/// A vaultrs client for one request or a few. vaultrs keeps the token in
-/// plain `String`s: wiped on drop here, and never shown by `Debug`.
-pub(crate) struct TokenClient(pub(crate) VaultClient);
+impl Authed {
+    fn from_login(login: Login) -> Self {
+        Authed {
+            token: login.token,
+            method: login.method,
+            validated: login.validated,
+            owned: login.owned,
+            renewable: login.renewable,
+            since: Instant::now(),
+            ttl: login.ttl,
+            exhausted: false,
+        }
+    }
 
-impl std::ops::Deref for TokenClient {
-    type Target = VaultClient;
-    fn deref(&self) -> &VaultClient {
-        &self.0
+    fn expires_at(&self) -> Option<Instant> {
+        self.ttl.map(|ttl| self.since + ttl)
+    }
+
+    /// Time to log in again: the lease ends within the margin.
+    fn stale(&self, now: Instant) -> bool {
+        match (self.expires_at(), self.ttl) {
+            (Some(end), Some(ttl)) => now + EXPIRY_MARGIN.min(ttl / 3) >= end,
+            _ => false,
+        }
+    }
+
+    /// Time to renew: two thirds of the lease have passed.
+    fn renewal_due(&self, now: Instant) -> bool {
+        self.owned
+            && self.renewable
+            && !self.exhausted
+            && self.ttl.is_some_and(|ttl| now >= self.since + ttl * 2 / 3)
     }
 }
 
-impl Drop for TokenClient {
-    fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.0.settings.token);
-        zeroize::Zeroize::zeroize(&mut self.0.middle.token);
-    }
-}
-
-impl fmt::Debug for TokenClient {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenClient")
-            .field("address", &self.0.settings.address.as_str())
-            .finish_non_exhaustive()
-    }
+/// What one attempt with one token came to.
+pub(crate) enum Attempt<T> {
+    Done(T),
+    /// The server rejected the token itself.
+    TokenRejected,
 }
 
 /// Builds (or finds) a [`VaultSession`].
@@ -172,24 +206,9 @@ impl SessionBuilder {
             credentials.hash_into(&mut hasher);
             hasher.finish()
         };
-        static SESSIONS: OnceLock<Mutex<HashMap<u64, Arc<VaultSession>>>> = OnceLock::new();
-        let mut sessions = SESSIONS
-            .get_or_init(Default::default)
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if let Some(session) = sessions.get(&key) {
-            return Ok(session.clone());
-        }
-        let session = Arc::new(VaultSession::new(config, credentials)?);
-        sessions.insert(key, session.clone());
-        Ok(session)
+        Registry::global()
+            .get_or_insert(key, || VaultSession::new(config, credentials).map(Arc::new))
     }
-}
-
-/// What one read attempt came to.
-enum Step {
-    Done(SecretValue),
-    TokenRejected,
 }
 
 impl VaultSession {
@@ -204,22 +223,19 @@ impl VaultSession {
     }
 
     fn new(config: VaultConfig, credentials: Credentials) -> Result<Self, Error> {
-        // Built once now so bad TLS settings fail here, not on first use.
-        let http = config.http_client()?;
         Ok(VaultSession {
-            http: Mutex::new(Some((current_runtime(), http))),
-            config,
+            transport: Transport::new(config)?,
             credentials,
             state: tokio::sync::Mutex::new(None),
         })
     }
 
-    /// The configuration in use.
+    /// The server settings.
     pub fn config(&self) -> &VaultConfig {
-        &self.config
+        self.transport.config()
     }
 
-    /// Where the credentials came from (a secret's name, `VAULT_TOKEN`, ...), never their values.
+    /// Where the credentials came from (a secret's name, `VAULT_TOKEN`, a file), for messages.
     pub fn credentials_origin(&self) -> &str {
         &self.credentials.origin
     }
@@ -241,56 +257,126 @@ impl VaultSession {
         Ok(self.authed().await?.method)
     }
 
-    /// Reads `<mount>/<path>[?version=N][#field]`: the key/value mapping, or one field.
-    pub async fn read(&self, path: &str) -> Result<SecretValue, Error> {
-        self.read_ref(&SecretRef::parse(path)?, None).await
-    }
-
-    /// The HTTP client for the runtime this runs on.
-    fn http(&self) -> Result<reqwest::Client, Error> {
-        let runtime = current_runtime();
-        let mut slot = self.http.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((owner, client)) = slot.as_ref()
-            && *owner == runtime
-        {
-            return Ok(client.clone());
+    /// Revokes the token this session obtained by logging in
+    /// (`auth/token/revoke-self`), so it does not outlive the process; the
+    /// next use logs in again. A token the user supplied is left alone.
+    pub async fn revoke(&self) -> Result<(), Error> {
+        let Some(authed) = self.state.lock().await.take() else {
+            return Ok(());
+        };
+        if !authed.owned {
+            return Ok(());
         }
-        let client = self.config.http_client()?;
-        *slot = Some((runtime, client.clone()));
-        Ok(client)
+        match api::revoke_self(&self.transport, &authed.token).await {
+            Ok(()) => {
+                tracing::debug!(method = authed.method, "token revoked");
+                Ok(())
+            }
+            // Already expired or revoked: nothing is left behind.
+            Err(f) if matches!(f.status(), Some(401 | 403)) => Ok(()),
+            Err(f) => Err(f.into_error(self.transport.address(), "auth/token/revoke-self")),
+        }
     }
 
-    /// A vaultrs client sending `token` (none when empty).
-    pub(crate) fn client(&self, token: &str) -> Result<TokenClient, Error> {
-        Ok(self.config.vault_client(self.http()?, token))
+    /// Revokes the tokens every shared session (from [`SessionBuilder::connect`])
+    /// obtained by logging in, for services that shut down cleanly. Returns
+    /// the first failure, after trying them all.
+    pub async fn revoke_all_shared() -> Result<(), Error> {
+        let mut first = Ok(());
+        for session in Registry::global().all() {
+            let outcome = session.revoke().await;
+            if first.is_ok() {
+                first = outcome;
+            }
+        }
+        first
     }
 
-    /// A client sending the session's current token.
-    pub(crate) fn authed_client(&self, authed: &Authed) -> Result<TokenClient, Error> {
-        self.client(authed.token.expose_secret())
+    pub(crate) fn transport(&self) -> &Transport {
+        &self.transport
     }
 
-    /// The current login, logging in when there is none or it is about to expire.
+    /// The namespace, for messages that mention it as a possible cause.
+    pub(crate) fn namespace(&self) -> Option<String> {
+        self.config().namespace_name().map(str::to_owned)
+    }
+
+    /// Where mounts are cached: the address and the namespace.
+    pub(crate) fn scope(&self) -> kv::Scope {
+        (
+            self.config().base().to_owned(),
+            self.config()
+                .namespace_name()
+                .unwrap_or_default()
+                .to_owned(),
+        )
+    }
+
+    /// The current login: logging in when there is none or it is about to
+    /// expire, renewing it when two thirds of its lease have passed.
     pub(crate) async fn authed(&self) -> Result<Arc<Authed>, Error> {
         let mut state = self.state.lock().await;
+        let now = Instant::now();
         if let Some(authed) = state.as_ref() {
-            let fresh = authed
-                .expires_at
-                .is_none_or(|t| Instant::now() + EXPIRY_MARGIN < t);
-            if fresh {
+            if authed.renewal_due(now) {
+                let renewed = self.renew(authed).await;
+                *state = Some(Arc::new(renewed));
+            }
+            if let Some(authed) = state.as_ref()
+                && !authed.stale(Instant::now())
+            {
                 return Ok(authed.clone());
             }
         }
-        let login =
-            crate::auth::login(&self.config, &|t| self.client(t), &self.credentials).await?;
-        let authed = Arc::new(Authed {
-            token: login.token,
-            method: login.method,
-            expires_at: login.expires_at,
-            validated: login.validated,
-        });
+        let old = state.take();
+        let login = auth::login(&self.transport, &self.credentials).await?;
+        if let Some(old) = old.filter(|o| o.owned) {
+            // Its lease is nearly over: revoke it rather than leave it behind.
+            if let Err(e) = api::revoke_self(&self.transport, &old.token).await {
+                tracing::debug!(failure = %e, "could not revoke the replaced token");
+            }
+        }
+        let authed = Arc::new(Authed::from_login(login));
         *state = Some(authed.clone());
         Ok(authed)
+    }
+
+    /// Renews `authed`'s lease; a renewal that fails or no longer extends it
+    /// marks it exhausted, so the session logs in again before it expires.
+    async fn renew(&self, authed: &Authed) -> Authed {
+        let outcome = api::renew_self(&self.transport, &authed.token, authed.ttl).await;
+        let old_end = authed.expires_at();
+        let mut next = Authed {
+            token: authed.token.clone(),
+            method: authed.method,
+            validated: authed.validated,
+            owned: authed.owned,
+            renewable: authed.renewable,
+            since: authed.since,
+            ttl: authed.ttl,
+            exhausted: true,
+        };
+        match outcome {
+            Ok(issued) => {
+                let now = Instant::now();
+                let new_end = issued.ttl.map(|ttl| now + ttl);
+                let extended = match (new_end, old_end) {
+                    (Some(new), Some(old)) => new > old + Duration::from_secs(1),
+                    _ => false,
+                };
+                tracing::debug!(method = authed.method, extended, "token renewed");
+                if let Some(ttl) = issued.ttl {
+                    next.since = now;
+                    next.ttl = Some(ttl);
+                }
+                next.exhausted = !extended;
+                next.renewable = issued.renewable || extended;
+            }
+            Err(failure) => {
+                tracing::debug!(method = authed.method, %failure, "renewal failed; will log in again");
+            }
+        }
+        next
     }
 
     /// Drops `stale` so the next use logs in again (unless another task already did).
@@ -304,247 +390,115 @@ impl VaultSession {
         }
     }
 
-    pub(crate) async fn read_ref(
-        &self,
-        r: &SecretRef,
-        kv: Option<KvVersion>,
-    ) -> Result<SecretValue, Error> {
-        use tracing::Instrument;
-        let span = tracing::debug_span!("vault_read", path = %r.path);
-        self.read_ref_inner(r, kv).instrument(span).await
+    /// Whether the server still takes `authed`'s token (`lookup-self`): asked
+    /// only after a 403, to tell a rejected token from a policy denial.
+    pub(crate) async fn token_is_good(&self, authed: &Authed) -> Result<bool, Error> {
+        match api::lookup_self(&self.transport, &authed.token).await {
+            Ok(_) => Ok(true),
+            Err(f) if matches!(f.status(), Some(401 | 403)) => Ok(false),
+            // A server without the endpoint: the 403 was about the path.
+            Err(f) if matches!(f.status(), Some(404 | 405)) => Ok(true),
+            Err(f) => Err(f.into_error(self.transport.address(), "auth/token/lookup-self")),
+        }
     }
 
-    async fn read_ref_inner(
-        &self,
-        r: &SecretRef,
-        kv: Option<KvVersion>,
-    ) -> Result<SecretValue, Error> {
+    /// Runs `attempt` with the current token; when the server rejects the
+    /// token (revoked or expired since login), logs in again once and
+    /// runs it once more.
+    pub(crate) async fn with_token<T, F, Fut>(&self, attempt: F) -> Result<T, Error>
+    where
+        F: Fn(Arc<Authed>) -> Fut,
+        Fut: Future<Output = Result<Attempt<T>, Error>>,
+    {
         let authed = self.authed().await?;
-        if let Step::Done(value) = self.read_with(&authed, r, kv).await? {
+        if let Attempt::Done(value) = attempt(authed.clone()).await? {
             return Ok(value);
         }
         if !authed.validated {
-            return Err(Error::AuthFailed {
-                attempts: vec![AuthAttempt {
-                    method: "token",
-                    reason: "the server rejected the token (permission denied)".into(),
-                }],
-            });
+            return Err(rejected(
+                "token",
+                "the server rejected the token (permission denied)",
+            ));
         }
-        // The token expired or was revoked since login: log in again, once.
         tracing::debug!(method = authed.method, "token rejected; logging in again");
         self.invalidate(&authed).await;
         let authed = self.authed().await?;
-        match self.read_with(&authed, r, kv).await? {
-            Step::Done(value) => Ok(value),
-            Step::TokenRejected => Err(Error::AuthFailed {
-                attempts: vec![AuthAttempt {
-                    method: authed.method,
-                    reason: "the server rejected a freshly issued token (permission denied)".into(),
-                }],
-            }),
+        match attempt(authed.clone()).await? {
+            Attempt::Done(value) => Ok(value),
+            Attempt::TokenRejected => Err(rejected(
+                authed.method,
+                "the server rejected a freshly issued token (permission denied)",
+            )),
         }
     }
+}
 
-    fn scope(&self) -> kv::Scope {
-        (
-            self.config.base().to_owned(),
-            self.config.namespace_name().unwrap_or_default().to_owned(),
-        )
+pub(crate) fn rejected(method: &'static str, reason: &str) -> Error {
+    Error::AuthFailed {
+        attempts: vec![AuthAttempt {
+            method,
+            reason: reason.into(),
+        }],
+    }
+}
+
+/// The process-wide sessions, by a hash of their settings and credentials.
+#[derive(Debug, Default)]
+struct Registry {
+    /// Each session and when it was last handed out.
+    sessions: Mutex<HashMap<u64, (Arc<VaultSession>, Instant)>>,
+}
+
+impl Registry {
+    fn global() -> &'static Registry {
+        static REGISTRY: OnceLock<Registry> = OnceLock::new();
+        REGISTRY.get_or_init(Registry::default)
     }
 
-    async fn read_with(
+    fn get_or_insert(
         &self,
-        authed: &Authed,
-        r: &SecretRef,
-        kv: Option<KvVersion>,
-    ) -> Result<Step, Error> {
-        let client = &self.authed_client(authed)?;
-        let scope = self.scope();
-        let cache = MountCache::global();
-        let (mount, detected) = match cache.find(&scope, &r.path) {
-            Some((mount, version)) => (mount, Some(version)),
-            None => match kv::preflight(client, &r.path)
-                .await
-                .map_err(|f| f.into_error(self.config.base(), "sys/internal/ui/mounts"))?
+        key: u64,
+        make: impl FnOnce() -> Result<Arc<VaultSession>, Error>,
+    ) -> Result<Arc<VaultSession>, Error> {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((session, used)) = sessions.get_mut(&key) {
+            *used = Instant::now();
+            return Ok(session.clone());
+        }
+        let session = make()?;
+        sessions.insert(key, (session.clone(), Instant::now()));
+        while sessions.len() > REGISTRY_CAPACITY {
+            // The least recently used session nobody else holds.
+            let Some(oldest) = sessions
+                .iter()
+                .filter(|(_, (s, _))| Arc::strong_count(s) == 1)
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| *k)
+            else {
+                break;
+            };
+            if let Some((evicted, _)) = sessions.remove(&oldest)
+                && let Ok(runtime) = tokio::runtime::Handle::try_current()
             {
-                Preflight::Kv { mount, version } => {
-                    cache.insert(scope.clone(), &mount, version);
-                    (mount, Some(version))
-                }
-                Preflight::NotKv { mount, kind } => {
-                    return Err(invalid_path(
-                        r,
-                        format!("`{mount}` is a `{kind}` secrets engine, not KV"),
-                    ));
-                }
-                // Least privilege: the first segment is the mount, the read finds the version.
-                Preflight::Unknown => (r.first_segment().to_owned(), None),
-                Preflight::TokenRejected => return Ok(Step::TokenRejected),
-            },
-        };
-        let rest = r.below(&mount).ok_or_else(|| {
-            invalid_path(
-                r,
-                format!("it names the mount `{mount}` itself, not a secret in it"),
-            )
-        })?;
-        let base = self.config.base();
-        let fail = |api: String| move |f: crate::error::ApiFailure| f.into_error(base, &api);
-        match kv.or(detected) {
-            Some(KvVersion::V1) => {
-                if r.version.is_some() {
-                    return Err(invalid_path(
-                        r,
-                        format!("`{mount}` is a KV v1 engine, which has no versions"),
-                    ));
-                }
-                let read = kv::read_v1(client, &mount, rest)
-                    .await
-                    .map_err(fail(format!("{mount}/{rest}")))?;
-                if matches!(read, Read::WrongApiForV2) && kv.is_none() {
-                    // The cached version was stale: the mount is KV v2 now.
-                    cache.insert(scope, &mount, KvVersion::V2);
-                    let read = kv::read_v2(client, &mount, rest, r.version)
-                        .await
-                        .map_err(fail(KvVersion::V2.policy_path(&mount, rest)))?;
-                    return self.finish(r, &mount, rest, KvVersion::V2, read);
-                }
-                self.finish(r, &mount, rest, KvVersion::V1, read)
-            }
-            Some(KvVersion::V2) => {
-                let read = kv::read_v2(client, &mount, rest, r.version)
-                    .await
-                    .map_err(fail(KvVersion::V2.policy_path(&mount, rest)))?;
-                self.finish(r, &mount, rest, KvVersion::V2, read)
-            }
-            None => {
-                let v2 = kv::read_v2(client, &mount, rest, r.version)
-                    .await
-                    .map_err(fail(KvVersion::V2.policy_path(&mount, rest)))?;
-                match v2 {
-                    Read::Found(_) | Read::Deleted { .. } | Read::Destroyed { .. } => {
-                        cache.insert(scope, &mount, KvVersion::V2);
-                        self.finish(r, &mount, rest, KvVersion::V2, v2)
-                    }
-                    Read::TokenRejected => Ok(Step::TokenRejected),
-                    Read::Missing { no_mount: true } => {
-                        self.finish(r, &mount, rest, KvVersion::V2, v2)
-                    }
-                    Read::Missing { .. } | Read::Denied | Read::WrongApiForV2 => {
-                        let v2_denied = matches!(v2, Read::Denied);
-                        let v1 = kv::read_v1(client, &mount, rest)
-                            .await
-                            .map_err(fail(format!("{mount}/{rest}")))?;
-                        match v1 {
-                            Read::Found(_) => {
-                                if r.version.is_some() {
-                                    return Err(invalid_path(
-                                        r,
-                                        format!(
-                                            "`{mount}` is a KV v1 engine, which has no versions"
-                                        ),
-                                    ));
-                                }
-                                cache.insert(scope, &mount, KvVersion::V1);
-                                self.finish(r, &mount, rest, KvVersion::V1, v1)
-                            }
-                            Read::WrongApiForV2 => {
-                                cache.insert(scope, &mount, KvVersion::V2);
-                                self.finish(r, &mount, rest, KvVersion::V2, v2)
-                            }
-                            Read::Denied if v2_denied => Err(Error::PermissionDenied {
-                                path: r.path.clone(),
-                                policy_paths: vec![
-                                    KvVersion::V2.policy_path(&mount, rest),
-                                    KvVersion::V1.policy_path(&mount, rest),
-                                ],
-                            }),
-                            _ => self.finish(r, &mount, rest, KvVersion::V1, v1),
-                        }
-                    }
-                }
+                runtime.spawn(async move {
+                    let _ = evicted.revoke().await;
+                });
             }
         }
+        Ok(session)
     }
 
-    /// Turns a read's outcome into the value (or field) or the matching error.
-    fn finish(
-        &self,
-        r: &SecretRef,
-        mount: &str,
-        rest: &str,
-        version: KvVersion,
-        read: Read,
-    ) -> Result<Step, Error> {
-        match read {
-            Read::Found(data) => {
-                if !data.is_object() {
-                    return Err(Error::Server {
-                        status: 200,
-                        path: version.policy_path(mount, rest),
-                        errors: vec!["the secret's data is not a key/value mapping".into()],
-                    });
-                }
-                let value = SecretValue::json(data).with_name(r.path.as_str());
-                match &r.field {
-                    None => Ok(Step::Done(value)),
-                    Some(field) => match value.field(field) {
-                        Ok(v) => Ok(Step::Done(v)),
-                        Err(secret_core::Error::MissingField { .. }) => Err(Error::FieldNotFound {
-                            path: r.path.clone(),
-                            field: field.clone(),
-                        }),
-                        Err(other) => Err(other.into()),
-                    },
-                }
-            }
-            Read::Missing { no_mount } => Err(Error::NotFound {
-                path: r.path.clone(),
-                detail: Some(if no_mount {
-                    format!("no secrets engine is mounted at `{mount}`")
-                } else {
-                    match (version, r.version) {
-                        (KvVersion::V2, Some(n)) => {
-                            format!("no version {n} at `{}`", version.policy_path(mount, rest))
-                        }
-                        _ => format!("nothing at `{}`", version.policy_path(mount, rest)),
-                    }
-                }),
-            }),
-            Read::Deleted {
-                version,
-                deleted_at,
-            } => Err(Error::VersionDeleted {
-                path: r.path.clone(),
-                version,
-                deleted_at,
-            }),
-            Read::Destroyed { version } => Err(Error::VersionDestroyed {
-                path: r.path.clone(),
-                version,
-            }),
-            Read::Denied => Err(Error::PermissionDenied {
-                path: r.path.clone(),
-                policy_paths: vec![version.policy_path(mount, rest)],
-            }),
-            Read::WrongApiForV2 => Err(Error::Config {
-                name: "kv_version".into(),
-                reason: format!("`{mount}` is a KV v2 engine, but KV v1 was requested"),
-            }),
-            Read::TokenRejected => Ok(Step::TokenRejected),
-        }
+    fn all(&self) -> Vec<Arc<VaultSession>> {
+        let sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        sessions.values().map(|(s, _)| s.clone()).collect()
     }
-}
 
-fn current_runtime() -> Option<tokio::runtime::Id> {
-    tokio::runtime::Handle::try_current().ok().map(|h| h.id())
-}
-
-fn invalid_path(r: &SecretRef, reason: String) -> Error {
-    Error::InvalidPath {
-        path: r.path.clone(),
-        reason,
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
     }
 }
 
@@ -573,21 +527,87 @@ mod tests {
             "VaultSession { address: \"http://127.0.0.1:8200\", namespace: None, \
              credentials: \"the environment variable `VAULT_TOKEN`\", .. }"
         );
-        let authed = Authed {
+        let authed = Authed::from_login(Login {
             token: SecretString::from("hunter2"),
-            method: "token",
-            expires_at: None,
-            validated: false,
-        };
-        assert_eq!(
-            format!("{authed:?}"),
-            "Authed { token: SecretBox<str>([REDACTED]), method: \"token\", expires_at: None, validated: false }"
+            method: "approle",
+            validated: true,
+            owned: true,
+            renewable: true,
+            ttl: Some(Duration::from_secs(60)),
+        });
+        let shown = format!("{authed:?}");
+        assert!(
+            shown.starts_with(
+                "Authed { token: SecretBox<str>([REDACTED]), method: \"approle\", validated: true, \
+                 owned: true, renewable: true, since: Instant"
+            ),
+            "{shown}"
         );
-        let client = session.client("hunter2").unwrap();
-        assert_eq!(
-            format!("{client:?}"),
-            "TokenClient { address: \"http://127.0.0.1:8200/\", .. }"
-        );
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    fn lease(ttl: u64, age: u64, owned: bool, renewable: bool) -> Authed {
+        let mut authed = Authed::from_login(Login {
+            token: SecretString::from("t"),
+            method: "approle",
+            validated: true,
+            owned,
+            renewable,
+            ttl: Some(Duration::from_secs(ttl)),
+        });
+        authed.since = Instant::now() - Duration::from_secs(age);
+        authed
+    }
+
+    #[test]
+    fn renewal_at_two_thirds_and_a_new_login_near_the_end() {
+        let now = Instant::now();
+        assert!(!lease(60, 30, true, true).renewal_due(now));
+        assert!(lease(60, 41, true, true).renewal_due(now));
+        // Never for a token the user supplied, nor a non-renewable one.
+        assert!(!lease(60, 41, false, true).renewal_due(now));
+        assert!(!lease(60, 41, true, false).renewal_due(now));
+        let mut exhausted = lease(60, 41, true, true);
+        exhausted.exhausted = true;
+        assert!(!exhausted.renewal_due(now));
+        // Stale within 10 s of the end, or a third of a short lease.
+        assert!(!lease(60, 49, true, true).stale(now));
+        assert!(lease(60, 51, true, true).stale(now));
+        assert!(!lease(6, 3, true, true).stale(now));
+        assert!(lease(6, 5, true, true).stale(now));
+    }
+
+    #[tokio::test]
+    async fn the_registry_is_bounded_and_keeps_sessions_someone_holds() {
+        let held = VaultSession::builder()
+            .env(Env::from_map([
+                ("VAULT_ADDR", "http://127.0.0.1:8200"),
+                ("VAULT_TOKEN", "held"),
+            ]))
+            .connect()
+            .await
+            .unwrap();
+        for i in 0..REGISTRY_CAPACITY + 8 {
+            let token = format!("token-{i}");
+            VaultSession::builder()
+                .env(Env::from_map([
+                    ("VAULT_ADDR", "http://127.0.0.1:8200"),
+                    ("VAULT_TOKEN", token.as_str()),
+                ]))
+                .connect()
+                .await
+                .unwrap();
+        }
+        assert!(Registry::global().len() <= REGISTRY_CAPACITY);
+        let again = VaultSession::builder()
+            .env(Env::from_map([
+                ("VAULT_ADDR", "http://127.0.0.1:8200"),
+                ("VAULT_TOKEN", "held"),
+            ]))
+            .connect()
+            .await
+            .unwrap();
+        assert!(Arc::ptr_eq(&held, &again), "a held session was dropped");
     }
 
     #[tokio::test]

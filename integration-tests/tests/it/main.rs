@@ -9,6 +9,7 @@ mod cli;
 // `pub` so the harness's `pub` items count as reachable (unreachable_pub).
 pub mod harness;
 mod harness_selftest;
+mod protocol;
 pub mod support;
 mod vault_auth;
 mod vault_chain;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use secret_core::Env;
 use serde_json::json;
 use vault_secret::{Error, VaultSecret};
-use wiremock::matchers::{header, method, path, query_param};
+use wiremock::matchers::{header, method, path, path_regex, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const TOKEN: &str = "s.mock-token-hunter2";
@@ -104,8 +104,13 @@ async fn preflight_denied_finds_kv1_by_reading() {
 #[tokio::test]
 async fn odd_bodies_are_errors_not_panics() {
     let server = MockServer::start().await;
-    Mock::given(path("/v1/sys/internal/ui/mounts/oddhtml/html"))
-        .respond_with(ResponseTemplate::new(200).set_body_string("<html>proxy login</html>"))
+    // A proxy's login page, answered 200 to every request: named by status,
+    // content type and endpoint, never echoed, never serde's words.
+    Mock::given(path_regex("^/v1/(sys/internal/ui/mounts/)?oddhtml/"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw("<html>proxy login</html>".as_bytes().to_vec(), "text/html"),
+        )
         .mount(&server)
         .await;
     let err = VaultSecret::new("oddhtml/html")
@@ -113,7 +118,16 @@ async fn odd_bodies_are_errors_not_panics() {
         .run()
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Transport { .. }), "{err}");
+    assert!(matches!(err, Error::Server { status: 200, .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("text/html") && msg.contains("oddhtml/data/html"),
+        "{msg}"
+    );
+    assert!(
+        !msg.contains("proxy login") && !msg.contains("line 1"),
+        "{msg}"
+    );
 
     Mock::given(path("/v1/sys/internal/ui/mounts/kv/list"))
         .respond_with(ResponseTemplate::new(200).set_body_json(

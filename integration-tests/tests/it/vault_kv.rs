@@ -237,7 +237,9 @@ async fn permission_denied_names_the_policy_path() {
     assert_eq!(ok.to_json().unwrap(), json!({"a": "1"}));
     let err = env.read(format!("{mount}/secret-one")).await.unwrap_err();
     match &err {
-        Error::PermissionDenied { path, policy_paths } => {
+        Error::PermissionDenied {
+            path, policy_paths, ..
+        } => {
             assert_eq!(path, &format!("{mount}/secret-one"));
             assert_eq!(policy_paths, &[format!("{mount}/data/secret-one")]);
         }

@@ -245,6 +245,7 @@ mod tests {
                 Error::NotFound {
                     path: "a/b".into(),
                     detail: None,
+                    namespace: None,
                 },
                 5,
             ),
@@ -259,6 +260,7 @@ mod tests {
                 Error::PermissionDenied {
                     path: "a/b".into(),
                     policy_paths: vec!["a/data/b".into()],
+                    namespace: None,
                 },
                 6,
             ),

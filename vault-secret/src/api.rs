@@ -1,0 +1,405 @@
+//! Every Vault call the crate makes, and the response types it reads.
+//!
+//! Requests are rustify `Endpoint`s (vaultrs' style); answers are parsed
+//! into types of our own that require only what the caller uses: `data` for
+//! a read, `auth.client_token` for a login. `request_id`, `lease_id`,
+//! `renewable`, `lease_duration`, `accessor`, `policies`, `metadata`,
+//! `warnings` and `wrap_info` are optional or ignored, because older Vault
+//! versions, Vault-compatible servers and proxies leave them out (vaultrs'
+//! envelope types require them, which is why the crate no longer uses its
+//! executors).
+
+use std::time::Duration;
+
+use rustify_derive::Endpoint;
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::transport::{ApiFailure, Scope, Transport};
+
+/// `GET <mount>/data/<path>[?version=N]` (KV v2).
+#[derive(Endpoint)]
+#[endpoint(path = "{self.mount}/data/{self.path}")]
+struct Kv2Read {
+    #[endpoint(skip)]
+    mount: String,
+    #[endpoint(skip)]
+    path: String,
+    #[endpoint(query)]
+    version: Option<u64>,
+}
+
+/// `GET <mount>/<path>` (KV v1).
+#[derive(Endpoint)]
+#[endpoint(path = "{self.mount}/{self.path}")]
+struct Kv1Read {
+    #[endpoint(skip)]
+    mount: String,
+    #[endpoint(skip)]
+    path: String,
+}
+
+/// `GET sys/internal/ui/mounts/<path>`, as Vault's CLI uses to find a path's mount.
+#[derive(Endpoint)]
+#[endpoint(path = "sys/internal/ui/mounts/{self.path}")]
+struct UiMounts {
+    #[endpoint(skip)]
+    path: String,
+}
+
+/// `POST auth/<mount>/login` for AppRole. The ids are wiped on drop.
+#[derive(Endpoint)]
+#[endpoint(path = "auth/{self.mount}/login", method = "POST")]
+struct AppRoleLogin {
+    #[endpoint(skip)]
+    mount: String,
+    role_id: String,
+    secret_id: String,
+}
+
+impl Drop for AppRoleLogin {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.role_id);
+        zeroize::Zeroize::zeroize(&mut self.secret_id);
+    }
+}
+
+/// `POST auth/<mount>/login` for Kubernetes. The JWT is wiped on drop.
+#[derive(Endpoint)]
+#[endpoint(path = "auth/{self.mount}/login", method = "POST")]
+struct KubernetesLogin {
+    #[endpoint(skip)]
+    mount: String,
+    role: String,
+    jwt: String,
+}
+
+impl Drop for KubernetesLogin {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.jwt);
+    }
+}
+
+#[derive(Endpoint)]
+#[endpoint(path = "auth/token/lookup-self")]
+struct LookupSelf {}
+
+#[derive(Endpoint)]
+#[endpoint(path = "auth/token/renew-self", method = "POST")]
+struct RenewSelf {
+    increment: Option<String>,
+}
+
+#[derive(Endpoint)]
+#[endpoint(path = "auth/token/revoke-self", method = "POST")]
+struct RevokeSelf {}
+
+#[derive(Endpoint)]
+#[endpoint(path = "sys/health")]
+struct HealthRequest {
+    // Ask for 200 whatever the state, so the body is always there to read.
+    #[endpoint(query)]
+    standbyok: bool,
+    #[endpoint(query)]
+    perfstandbyok: bool,
+    #[endpoint(query)]
+    sealedcode: u16,
+    #[endpoint(query)]
+    uninitcode: u16,
+}
+
+#[derive(Endpoint)]
+#[endpoint(path = "sys/capabilities-self", method = "POST")]
+struct CapabilitiesSelf {
+    paths: Vec<String>,
+}
+
+/// The part of every answer the crate reads: `data`, nothing else required.
+#[derive(Deserialize)]
+struct Data<T> {
+    #[serde(default = "none")]
+    data: Option<T>,
+}
+
+fn none<T>() -> Option<T> {
+    None
+}
+
+/// A login's (or renewal's) `auth` block: only `client_token` is required.
+#[derive(Deserialize)]
+struct AuthEnvelope {
+    auth: Option<AuthBlock>,
+}
+
+#[derive(Deserialize)]
+struct AuthBlock {
+    client_token: String,
+    #[serde(default)]
+    lease_duration: Option<u64>,
+    #[serde(default)]
+    renewable: Option<bool>,
+}
+
+/// A token a login or a renewal gave, and its lease.
+#[derive(Debug)]
+pub(crate) struct Issued {
+    pub(crate) token: SecretString,
+    /// `None` when the server did not say, or said 0 (never expires).
+    pub(crate) ttl: Option<Duration>,
+    pub(crate) renewable: bool,
+}
+
+/// What `lookup-self` says about a token (never the token, which is its `id`).
+#[derive(Debug, Deserialize)]
+pub(crate) struct TokenLookup {
+    #[serde(default)]
+    pub(crate) ttl: Option<i64>,
+    #[serde(default)]
+    pub(crate) renewable: Option<bool>,
+    #[serde(default)]
+    pub(crate) policies: Option<Vec<String>>,
+}
+
+/// `sys/internal/ui/mounts/<path>`'s answer.
+#[derive(Debug, Deserialize)]
+pub(crate) struct MountInfo {
+    pub(crate) path: String,
+    #[serde(rename = "type", default)]
+    pub(crate) kind: Option<String>,
+    #[serde(default)]
+    pub(crate) options: Option<serde_json::Map<String, Value>>,
+}
+
+impl MountInfo {
+    /// `options.version` as a number: `"2"` (or `2`) for KV v2; absent for KV v1.
+    pub(crate) fn kv_version(&self) -> Option<u64> {
+        match self.options.as_ref()?.get("version")? {
+            Value::String(s) => s.trim().parse().ok(),
+            Value::Number(n) => n.as_u64(),
+            _ => None,
+        }
+    }
+}
+
+/// `sys/health`'s answer; every field optional.
+#[derive(Debug, Deserialize)]
+pub(crate) struct HealthData {
+    #[serde(default)]
+    pub(crate) initialized: Option<bool>,
+    #[serde(default)]
+    pub(crate) sealed: Option<bool>,
+    #[serde(default)]
+    pub(crate) standby: Option<bool>,
+    #[serde(default)]
+    pub(crate) version: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Kv2Data {
+    #[serde(default)]
+    data: Option<Value>,
+}
+
+/// The `data` of an answer, or a failure naming what was missing.
+fn data<T: serde::de::DeserializeOwned>(
+    answer: &crate::transport::Answer,
+) -> Result<T, ApiFailure> {
+    answer
+        .parse::<Data<T>>()?
+        .data
+        .ok_or_else(|| ApiFailure::BadAnswer {
+            status: answer.status,
+            content_type: Some("JSON without `data`".into()),
+        })
+}
+
+/// KV v2: the secret's key/value mapping (`data.data`).
+pub(crate) async fn kv2_read(
+    t: &Transport,
+    token: &SecretString,
+    mount: &str,
+    path: &str,
+    version: Option<u64>,
+) -> Result<Value, ApiFailure> {
+    let request = Kv2Read {
+        mount: mount.to_owned(),
+        path: path.to_owned(),
+        version,
+    };
+    let answer = t.send(&request, Some(token), Scope::Namespaced).await?;
+    let inner: Kv2Data = data(&answer)?;
+    Ok(inner.data.unwrap_or(Value::Null))
+}
+
+/// KV v1: the secret's key/value mapping (`data`).
+pub(crate) async fn kv1_read(
+    t: &Transport,
+    token: &SecretString,
+    mount: &str,
+    path: &str,
+) -> Result<Value, ApiFailure> {
+    let request = Kv1Read {
+        mount: mount.to_owned(),
+        path: path.to_owned(),
+    };
+    data(&t.send(&request, Some(token), Scope::Namespaced).await?)
+}
+
+pub(crate) async fn ui_mounts(
+    t: &Transport,
+    token: &SecretString,
+    path: &str,
+) -> Result<MountInfo, ApiFailure> {
+    let request = UiMounts {
+        path: path.to_owned(),
+    };
+    data(&t.send(&request, Some(token), Scope::Namespaced).await?)
+}
+
+fn issued(answer: &crate::transport::Answer) -> Result<Issued, ApiFailure> {
+    let auth = answer
+        .parse::<AuthEnvelope>()?
+        .auth
+        .ok_or_else(|| ApiFailure::BadAnswer {
+            status: answer.status,
+            content_type: Some("JSON without `auth`".into()),
+        })?;
+    Ok(Issued {
+        ttl: auth
+            .lease_duration
+            .filter(|s| *s > 0)
+            .map(Duration::from_secs),
+        renewable: auth.renewable.unwrap_or(false),
+        // Moved, not copied: the token's only copy is now wiped on drop.
+        token: SecretString::from(auth.client_token),
+    })
+}
+
+pub(crate) async fn approle_login(
+    t: &Transport,
+    mount: &str,
+    role_id: &str,
+    secret_id: &str,
+) -> Result<Issued, ApiFailure> {
+    let request = AppRoleLogin {
+        mount: mount.to_owned(),
+        role_id: role_id.to_owned(),
+        secret_id: secret_id.to_owned(),
+    };
+    issued(&t.send(&request, None, Scope::Namespaced).await?)
+}
+
+pub(crate) async fn kubernetes_login(
+    t: &Transport,
+    mount: &str,
+    role: &str,
+    jwt: &str,
+) -> Result<Issued, ApiFailure> {
+    let request = KubernetesLogin {
+        mount: mount.to_owned(),
+        role: role.to_owned(),
+        jwt: jwt.to_owned(),
+    };
+    issued(&t.send(&request, None, Scope::Namespaced).await?)
+}
+
+pub(crate) async fn lookup_self(
+    t: &Transport,
+    token: &SecretString,
+) -> Result<TokenLookup, ApiFailure> {
+    data(
+        &t.send(&LookupSelf {}, Some(token), Scope::Namespaced)
+            .await?,
+    )
+}
+
+/// Renews the token; the answer's `auth` carries the new TTL.
+pub(crate) async fn renew_self(
+    t: &Transport,
+    token: &SecretString,
+    increment: Option<Duration>,
+) -> Result<Issued, ApiFailure> {
+    let request = RenewSelf {
+        increment: increment.map(|d| format!("{}s", d.as_secs())),
+    };
+    let answer = t.send(&request, Some(token), Scope::Namespaced).await?;
+    let mut issued = issued(&answer)?;
+    // The renewed token is the same token; keep the caller's copy only.
+    issued.token = SecretString::from(String::new());
+    Ok(issued)
+}
+
+pub(crate) async fn revoke_self(t: &Transport, token: &SecretString) -> Result<(), ApiFailure> {
+    t.send(&RevokeSelf {}, Some(token), Scope::Namespaced)
+        .await
+        .map(drop)
+}
+
+/// `sys/health`: a root-only endpoint, so never sent with the namespace header.
+pub(crate) async fn health(t: &Transport) -> Result<HealthData, ApiFailure> {
+    let request = HealthRequest {
+        standbyok: true,
+        perfstandbyok: true,
+        sealedcode: 200,
+        uninitcode: 200,
+    };
+    t.send(&request, None, Scope::Root).await?.parse()
+}
+
+/// The token's capabilities on `path`: the answer's `data.<path>`, else
+/// `<path>` or `capabilities` at the top (servers differ).
+pub(crate) async fn capabilities_self(
+    t: &Transport,
+    token: &SecretString,
+    path: &str,
+) -> Result<Vec<String>, ApiFailure> {
+    let request = CapabilitiesSelf {
+        paths: vec![path.to_owned()],
+    };
+    let answer = t.send(&request, Some(token), Scope::Namespaced).await?;
+    let body: Value = answer.parse()?;
+    let pick = |v: &Value| -> Option<Vec<String>> {
+        let list = v.get(path).or_else(|| v.get("capabilities"))?;
+        serde_json::from_value(list.clone()).ok()
+    };
+    body.get("data")
+        .and_then(pick)
+        .or_else(|| pick(&body))
+        .ok_or(ApiFailure::BadAnswer {
+            status: answer.status,
+            content_type: Some("JSON without capabilities".into()),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_versions_in_every_shape() {
+        let parse = |s: &str| serde_json::from_str::<MountInfo>(s).unwrap().kv_version();
+        assert_eq!(
+            parse(r#"{"path":"secret/","options":{"version":"2"}}"#),
+            Some(2)
+        );
+        assert_eq!(
+            parse(r#"{"path":"secret/","options":{"version":2}}"#),
+            Some(2)
+        );
+        assert_eq!(parse(r#"{"path":"secret/","options":null}"#), None);
+        assert_eq!(parse(r#"{"path":"secret/"}"#), None);
+        assert_eq!(
+            parse(r#"{"path":"secret/","options":{"version":""}}"#),
+            None
+        );
+    }
+
+    #[test]
+    fn a_login_needs_only_the_client_token() {
+        let auth: AuthEnvelope = serde_json::from_str(r#"{"auth":{"client_token":"t"}}"#).unwrap();
+        let block = auth.auth.unwrap();
+        assert_eq!(block.lease_duration, None);
+        assert_eq!(block.renewable, None);
+    }
+}

@@ -1,0 +1,690 @@
+//! The one place requests are made: the HTTP client, headers, retries and
+//! the classification of what came back.
+//!
+//! Requests are described with rustify's `Endpoint` (see [`crate::api`]) and
+//! sent with rustify's reqwest client, which hands back the whole response
+//! (status, headers, body) without judging it. Everything vaultrs would do
+//! after that (require `request_id`, `lease_id`, ...; log every non-2xx
+//! answer at ERROR) is done here instead, tolerantly and quietly: the
+//! status decides, the body is parsed only as far as the caller needs, and
+//! what is retried follows Vault's own Go client (`api/client.go`):
+//! connection errors, 412, 429 and 500/502/503/504, for every call.
+
+use std::fmt;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use http::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
+use rustify::Endpoint;
+use rustify::client::Client as _;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::{Error, VaultConfig};
+
+/// Longest wait between two attempts (before jitter).
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// First wait between two attempts (before jitter); doubles each retry.
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+/// Longest `Retry-After` honoured on a 429.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
+/// How long answers that mean "the cluster is electing a leader" are
+/// retried, on top of the counted retries (elections measured here took
+/// 0.7 s to 5 s and more).
+pub(crate) const ELECTION_BUDGET: Duration = Duration::from_secs(15);
+
+/// The HTTP client for the runtime a call runs on. A pooled connection lives
+/// on the runtime that opened it and dies with it, so a session used from
+/// several runtimes (each `run_blocking`, each `#[tokio::test]`) keeps one
+/// client per runtime it last ran on.
+#[derive(Debug)]
+pub(crate) struct Transport {
+    config: VaultConfig,
+    /// `<address>/v1`: what rustify's endpoints are joined to.
+    api_base: String,
+    namespace: Option<HeaderValue>,
+    http: Mutex<Option<(Option<tokio::runtime::Id>, reqwest::Client)>>,
+}
+
+/// Whether a call carries the namespace header. Root-only endpoints
+/// (`sys/health`) are refused inside a namespace, so they go without it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    Namespaced,
+    Root,
+}
+
+/// A successful (2xx) answer.
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    content_type: Option<String>,
+    /// Wiped on drop: it can hold secret values and tokens.
+    pub(crate) body: zeroize::Zeroizing<Vec<u8>>,
+}
+
+impl fmt::Debug for Answer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Answer")
+            .field("status", &self.status)
+            .field("content_type", &self.content_type)
+            .field("body_len", &self.body.len())
+            .finish()
+    }
+}
+
+impl Answer {
+    /// The body as `T`, or a failure naming the status and content type
+    /// (never serde's words, which can quote the body).
+    pub(crate) fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiFailure> {
+        serde_json::from_slice(&self.body).map_err(|_| ApiFailure::BadAnswer {
+            status: self.status,
+            content_type: self.content_type.clone(),
+        })
+    }
+}
+
+/// What the body of a failed answer was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Body {
+    /// JSON; its messages (from `errors` or `error`) are in `errors`.
+    Json,
+    /// No body at all.
+    Empty,
+    /// Not JSON (an HTML page from a proxy, plain text): named by its content
+    /// type, never shown.
+    NotJson { content_type: Option<String> },
+}
+
+/// A failed call, classified once, here.
+#[derive(Debug)]
+pub(crate) enum ApiFailure {
+    /// The server answered with a non-success status.
+    Status {
+        code: u16,
+        /// The messages of `{"errors": [...]}` or `{"error": "..."}`; they
+        /// never hold a secret, so they can be quoted.
+        errors: Vec<String>,
+        body: Body,
+        /// The JSON body, for callers that read more from an error answer
+        /// (KV v2 answers 404 with the metadata of a deleted version).
+        json: Option<serde_json::Value>,
+        attempts: u32,
+    },
+    /// A 2xx answer that is not the JSON the call expects.
+    BadAnswer {
+        status: u16,
+        content_type: Option<String>,
+    },
+    /// The request did not complete.
+    Transport {
+        reason: String,
+        timed_out: bool,
+        attempts: u32,
+    },
+    /// A token or namespace that cannot travel as an HTTP header.
+    BadHeader { name: &'static str },
+}
+
+impl ApiFailure {
+    pub(crate) fn status(&self) -> Option<u16> {
+        match self {
+            ApiFailure::Status { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// The server's messages, one line.
+    pub(crate) fn messages(&self) -> String {
+        match self {
+            ApiFailure::Status { errors, body, .. } => describe_body(errors, body),
+            other => other.to_string(),
+        }
+    }
+
+    /// The server's (or the local) reason, one line, for auth attempts.
+    pub(crate) fn reason(&self) -> String {
+        match self {
+            ApiFailure::Status { code, .. } => format!("{} (HTTP {code})", self.messages()),
+            other => other.to_string(),
+        }
+    }
+
+    /// Maps the failures every call shares (sealed, transport, other statuses)
+    /// onto the crate's error; `api_path` names the endpoint.
+    pub(crate) fn into_error(self, address: &str, api_path: &str) -> Error {
+        match self {
+            ApiFailure::Status {
+                code: 503, errors, ..
+            } if errors.iter().any(|m| m.contains("sealed")) => Error::Sealed {
+                address: address.to_owned(),
+            },
+            ApiFailure::Status {
+                code,
+                attempts,
+                body,
+                errors,
+                ..
+            } => {
+                let mut errors: Vec<String> = errors
+                    .iter()
+                    .map(|e| crate::error::tidy_server_message(e))
+                    .collect();
+                if (300..400).contains(&code) {
+                    // A standby without request forwarding, or a proxy:
+                    // following it would send the token to whatever host it names.
+                    errors.push(
+                        "the server answered with a redirect, which is not followed because the \
+                         token would go along; point VAULT_ADDR at the server that answers itself \
+                         (the active node)"
+                            .into(),
+                    );
+                } else if errors.is_empty() {
+                    errors.push(describe_body(&[], &body));
+                }
+                Error::Server {
+                    status: code,
+                    path: api_path.to_owned(),
+                    errors,
+                    attempts,
+                }
+            }
+            ApiFailure::BadAnswer {
+                status,
+                content_type,
+            } => Error::Server {
+                status,
+                path: api_path.to_owned(),
+                errors: vec![format!(
+                    "the answer is not the JSON this call expects (content type {})",
+                    content_type.as_deref().unwrap_or("none")
+                )],
+                attempts: 1,
+            },
+            ApiFailure::Transport {
+                reason,
+                attempts,
+                timed_out,
+            } => Error::Transport {
+                address: address.to_owned(),
+                reason: format!(
+                    "{reason}{} (`{api_path}`, {})",
+                    if timed_out {
+                        "; timed out (VAULT_CLIENT_TIMEOUT sets the limit per request)"
+                    } else {
+                        ""
+                    },
+                    Attempts(attempts)
+                ),
+            },
+            ApiFailure::BadHeader { name } => Error::config(
+                name,
+                "holds a character that cannot be sent in an HTTP header (a control character \
+                 such as a newline?)",
+            ),
+        }
+    }
+}
+
+impl fmt::Display for ApiFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ApiFailure::Status { code, .. } => write!(f, "HTTP {code}: {}", self.messages()),
+            ApiFailure::BadAnswer {
+                status,
+                content_type,
+            } => write!(
+                f,
+                "HTTP {status}: the answer is not the expected JSON (content type {})",
+                content_type.as_deref().unwrap_or("none")
+            ),
+            ApiFailure::Transport { reason, .. } => f.write_str(reason),
+            ApiFailure::BadHeader { name } => {
+                write!(f, "`{name}` cannot be sent as an HTTP header")
+            }
+        }
+    }
+}
+
+struct Attempts(u32);
+
+impl fmt::Display for Attempts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            1 => f.write_str("1 attempt"),
+            n => write!(f, "{n} attempts"),
+        }
+    }
+}
+
+fn describe_body(errors: &[String], body: &Body) -> String {
+    if !errors.is_empty() {
+        return errors
+            .iter()
+            .map(|e| crate::error::tidy_server_message(e))
+            .collect::<Vec<_>>()
+            .join("; ");
+    }
+    match body {
+        Body::Json => "no error message".into(),
+        Body::Empty => "an empty answer".into(),
+        Body::NotJson { content_type } => format!(
+            "an answer that is not JSON (content type {}), perhaps from a proxy",
+            content_type.as_deref().unwrap_or("none")
+        ),
+    }
+}
+
+/// Reads the messages out of an error body: `{"errors": [...]}` (Vault),
+/// `{"error": "..."}` (older servers, proxies), empty, or not JSON at all.
+pub(crate) fn parse_error_body(
+    content_type: Option<&str>,
+    body: &[u8],
+) -> (Vec<String>, Body, Option<serde_json::Value>) {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return (Vec::new(), Body::Empty, None);
+    }
+    let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) else {
+        let content_type = content_type.map(str::to_owned);
+        return (Vec::new(), Body::NotJson { content_type }, None);
+    };
+    let mut errors = Vec::new();
+    match json.get("errors") {
+        Some(serde_json::Value::Array(items)) => {
+            errors.extend(items.iter().filter_map(|e| e.as_str()).map(str::to_owned));
+        }
+        Some(serde_json::Value::String(one)) => errors.push(one.clone()),
+        _ => {}
+    }
+    if let Some(serde_json::Value::String(one)) = json.get("error") {
+        errors.push(one.clone());
+    }
+    (errors, Body::Json, Some(json))
+}
+
+/// What one attempt came to, and whether to try again.
+enum Verdict {
+    Done(Result<Answer, ApiFailure>),
+    /// Retry after the usual backoff (counted against `max_retries`).
+    Retry(ApiFailure),
+    /// Retry after this long (a 429's `Retry-After`; counted).
+    RetryAfter(ApiFailure, Duration),
+    /// The cluster is electing a leader: retried within [`ELECTION_BUDGET`].
+    Election(ApiFailure),
+}
+
+impl Transport {
+    pub(crate) fn new(config: VaultConfig) -> Result<Self, Error> {
+        let namespace = match config.namespace_name() {
+            Some(ns) => Some(HeaderValue::from_str(ns).map_err(|_| {
+                Error::config(
+                    "VAULT_NAMESPACE",
+                    "holds a character that cannot be sent in an HTTP header",
+                )
+            })?),
+            None => None,
+        };
+        // Built once now so bad TLS settings fail here, not on first use.
+        let http = config.http_client()?;
+        Ok(Transport {
+            api_base: format!("{}/v1", config.base()),
+            namespace,
+            http: Mutex::new(Some((current_runtime(), http))),
+            config,
+        })
+    }
+
+    pub(crate) fn config(&self) -> &VaultConfig {
+        &self.config
+    }
+
+    /// The address, for messages.
+    pub(crate) fn address(&self) -> &str {
+        self.config.base()
+    }
+
+    /// The HTTP client for the runtime this runs on.
+    fn http(&self) -> Result<reqwest::Client, Error> {
+        let runtime = current_runtime();
+        let mut slot = self.http.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((owner, client)) = slot.as_ref()
+            && *owner == runtime
+        {
+            return Ok(client.clone());
+        }
+        let client = self.config.http_client()?;
+        *slot = Some((runtime, client.clone()));
+        Ok(client)
+    }
+
+    /// Sends `endpoint` with `token` (if any), retrying what is safe to retry.
+    pub(crate) async fn send<E: Endpoint>(
+        &self,
+        endpoint: &E,
+        token: Option<&SecretString>,
+        scope: Scope,
+    ) -> Result<Answer, ApiFailure> {
+        let path = endpoint.path();
+        let http = self.http().map_err(|e| ApiFailure::Transport {
+            reason: e.to_string(),
+            timed_out: false,
+            attempts: 0,
+        })?;
+        let client = rustify::clients::reqwest::Client::new(&self.api_base, http);
+        let started = Instant::now();
+        let deadline = started + self.config.call_deadline();
+        let max_retries = self.config.retries();
+        let mut counted = 0u32;
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            let verdict = self
+                .attempt(&client, endpoint, token, scope, deadline, attempts)
+                .await;
+            let (failure, wait) = match verdict {
+                Verdict::Done(result) => return result,
+                Verdict::Retry(failure) => {
+                    counted += 1;
+                    (failure, backoff(counted))
+                }
+                Verdict::RetryAfter(failure, wait) => {
+                    counted += 1;
+                    (failure, wait)
+                }
+                Verdict::Election(failure) => {
+                    let in_budget = started.elapsed() < ELECTION_BUDGET && max_retries > 0;
+                    let wait = backoff(attempts);
+                    if in_budget {
+                        tracing::debug!(path = %path, attempt = attempts, failure = %failure,
+                            wait_ms = wait.as_millis() as u64, "no active node yet; retrying");
+                        if Instant::now() + wait < deadline {
+                            tokio::time::sleep(wait).await;
+                            continue;
+                        }
+                    }
+                    counted += 1;
+                    (failure, wait)
+                }
+            };
+            if counted > max_retries || Instant::now() + wait >= deadline {
+                return Err(failure);
+            }
+            tracing::debug!(path = %path, attempt = attempts, failure = %failure,
+                wait_ms = wait.as_millis() as u64, "retrying");
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    async fn attempt<E: Endpoint>(
+        &self,
+        client: &rustify::clients::reqwest::Client,
+        endpoint: &E,
+        token: Option<&SecretString>,
+        scope: Scope,
+        deadline: Instant,
+        attempts: u32,
+    ) -> Verdict {
+        let transport = |reason: String, timed_out: bool| ApiFailure::Transport {
+            reason,
+            timed_out,
+            attempts,
+        };
+        let mut request = match endpoint.request(&self.api_base) {
+            Ok(request) => request,
+            Err(e) => return Verdict::Done(Err(transport(describe_rest(&e), false))),
+        };
+        let headers = request.headers_mut();
+        if let Some(token) = token {
+            let Ok(mut value) = HeaderValue::from_str(token.expose_secret()) else {
+                return Verdict::Done(Err(ApiFailure::BadHeader {
+                    name: "VAULT_TOKEN",
+                }));
+            };
+            value.set_sensitive(true);
+            headers.insert(HeaderName::from_static("x-vault-token"), value);
+        }
+        if let (Some(ns), Scope::Namespaced) = (&self.namespace, scope) {
+            headers.insert(HeaderName::from_static("x-vault-namespace"), ns.clone());
+        }
+        // As Vault's clients do: marks the request as an API call (CSRF guard).
+        headers.insert(
+            HeaderName::from_static("x-vault-request"),
+            HeaderValue::from_static("true"),
+        );
+        let timeout = self
+            .config
+            .request_timeout()
+            .min(deadline.saturating_duration_since(Instant::now()));
+        let response = match tokio::time::timeout(timeout, client.send(request)).await {
+            Err(_) => {
+                let reason = format!("no answer within {}", Secs(timeout));
+                return Verdict::Retry(transport(reason, true));
+            }
+            Ok(Err(e)) => {
+                let timed_out = is_timeout(&e);
+                return Verdict::Retry(transport(describe_rest(&e), timed_out));
+            }
+            Ok(Ok(response)) => response,
+        };
+        let status = response.status().as_u16();
+        let header = |name| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let content_type = header(CONTENT_TYPE);
+        let retry_after = header(RETRY_AFTER);
+        let body = zeroize::Zeroizing::new(response.into_body());
+        if (200..300).contains(&status) {
+            return Verdict::Done(Ok(Answer {
+                status,
+                content_type,
+                body,
+            }));
+        }
+        let (errors, shape, json) = parse_error_body(content_type.as_deref(), &body);
+        let election = is_election(status, &errors);
+        let failure = ApiFailure::Status {
+            code: status,
+            errors,
+            body: shape,
+            json,
+            attempts,
+        };
+        match status {
+            _ if election => Verdict::Election(failure),
+            429 => {
+                let wait = retry_after
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER))
+                    .unwrap_or_else(|| backoff(attempts));
+                Verdict::RetryAfter(failure, wait)
+            }
+            412 | 500 | 502 | 503 | 504 => Verdict::Retry(failure),
+            _ => Verdict::Done(Err(failure)),
+        }
+    }
+}
+
+/// The answers a standby gives while the cluster has no active node
+/// (`../shared/OPENBAO.md`): 503 "no active Vault instance found", 500 "local
+/// node not active but active cluster node not found", or a redirect to the
+/// (old or new) active node. The redirect is never followed: the token would
+/// go along; the same address is asked again once forwarding is back.
+fn is_election(status: u16, errors: &[String]) -> bool {
+    let says = |needle: &str| errors.iter().any(|e| e.contains(needle));
+    match status {
+        307 | 308 => true,
+        503 => says("no active Vault instance"),
+        500 => says("node not active") || says("active cluster node not found"),
+        _ => false,
+    }
+}
+
+/// The wait before retry `n` (from 1): 250 ms doubling to 2 s, with jitter
+/// (each wait is drawn from its upper half), so clients that failed together
+/// do not come back together.
+pub(crate) fn backoff(n: u32) -> Duration {
+    let full = FIRST_BACKOFF
+        .saturating_mul(1 << n.saturating_sub(1).min(8))
+        .min(MAX_BACKOFF);
+    let jitter = RandomState::new().hash_one(Instant::now()) % 1000;
+    full / 2 + full / 2 * u32::try_from(jitter).unwrap_or(0) / 1000
+}
+
+struct Secs(Duration);
+
+impl fmt::Display for Secs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:.1} s", self.0.as_secs_f64())
+    }
+}
+
+fn current_runtime() -> Option<tokio::runtime::Id> {
+    tokio::runtime::Handle::try_current().ok().map(|h| h.id())
+}
+
+fn is_timeout(err: &rustify::errors::ClientError) -> bool {
+    use std::error::Error as _;
+    let mut source = err.source();
+    while let Some(s) = source {
+        if let Some(e) = s.downcast_ref::<reqwest::Error>()
+            && e.is_timeout()
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// The useful part of a transport failure (connection refused, timed out,
+/// certificate...); names the URL and the failure, never headers or bodies.
+fn describe_rest(err: &rustify::errors::ClientError) -> String {
+    use std::error::Error as _;
+    let mut parts: Vec<String> = Vec::new();
+    let mut source = err.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    if parts.is_empty() {
+        parts.push(err.to_string());
+    }
+    let text = parts.join(": ");
+    // rustls' words for "this port speaks plain HTTP".
+    if text.contains("InvalidContentType") || text.contains("invalid content type") {
+        return format!(
+            "{text} (the server does not speak TLS on this port: use http:// in VAULT_ADDR, \
+             or the port of the HTTPS listener)"
+        );
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_bodies_of_every_shape() {
+        let (errors, body, _) = parse_error_body(None, br#"{"errors":["permission denied"]}"#);
+        assert_eq!(
+            (errors, body),
+            (vec!["permission denied".into()], Body::Json)
+        );
+        let (errors, body, _) = parse_error_body(None, br#"{"error":"permission denied"}"#);
+        assert_eq!(
+            (errors, body),
+            (vec!["permission denied".into()], Body::Json)
+        );
+        let (errors, body, _) = parse_error_body(None, b"  \n");
+        assert_eq!((errors, body), (Vec::<String>::new(), Body::Empty));
+        let (errors, body, _) =
+            parse_error_body(Some("text/html"), b"<html><body>Bad Gateway</body></html>");
+        assert!(errors.is_empty());
+        assert_eq!(
+            body,
+            Body::NotJson {
+                content_type: Some("text/html".into())
+            }
+        );
+    }
+
+    #[test]
+    fn a_non_json_answer_is_named_by_status_and_content_type_never_echoed() {
+        let (errors, body, json) =
+            parse_error_body(Some("text/html"), b"<html>secret-looking page</html>");
+        let failure = ApiFailure::Status {
+            code: 502,
+            errors,
+            body,
+            json,
+            attempts: 3,
+        };
+        let e = failure.into_error("http://v:8200", "secret/data/app");
+        let text = e.to_string();
+        assert!(text.contains("502") && text.contains("text/html"), "{text}");
+        assert!(
+            text.contains("secret/data/app") && text.contains("3 attempts"),
+            "{text}"
+        );
+        assert!(!text.contains("secret-looking"), "{text}");
+    }
+
+    #[test]
+    fn election_answers_are_recognised() {
+        assert!(is_election(503, &["no active Vault instance found".into()]));
+        assert!(is_election(
+            500,
+            &["local node not active but active cluster node not found".into()]
+        ));
+        assert!(is_election(307, &[]));
+        assert!(!is_election(503, &["Vault is sealed".into()]));
+        assert!(!is_election(500, &["internal error".into()]));
+    }
+
+    #[test]
+    fn backoff_grows_is_capped_and_jittered_within_its_upper_half() {
+        for n in 1..12 {
+            let full = FIRST_BACKOFF
+                .saturating_mul(1 << (n - 1).min(8))
+                .min(MAX_BACKOFF);
+            let wait = backoff(n);
+            assert!(wait >= full / 2 && wait <= full, "{n}: {wait:?}");
+        }
+        assert!(backoff(20) <= MAX_BACKOFF);
+    }
+
+    #[test]
+    fn sealed_and_redirects_map_to_their_errors() {
+        let sealed = ApiFailure::Status {
+            code: 503,
+            errors: vec!["Vault is sealed".into()],
+            body: Body::Json,
+            json: None,
+            attempts: 3,
+        };
+        assert!(matches!(
+            sealed.into_error("http://x", "secret/data/a"),
+            Error::Sealed { .. }
+        ));
+        let redirect = ApiFailure::Status {
+            code: 307,
+            errors: Vec::new(),
+            body: Body::Empty,
+            json: None,
+            attempts: 1,
+        };
+        let e = redirect.into_error("http://standby:8200", "secret/data/a");
+        assert!(matches!(e, Error::Server { status: 307, .. }), "{e}");
+        assert!(
+            e.to_string().contains("redirect, which is not followed"),
+            "{e}"
+        );
+    }
+}
