@@ -136,9 +136,23 @@ fn insert(
 /// Reads every secret, then runs the command and gives its exit code.
 pub(crate) async fn run(args: ExecArgs) -> Result<u8, Failure> {
     let session = VaultSession::builder().connect().await?;
+    // One login; each distinct path read once, all of them at the same time.
+    let paths: Vec<&str> = args
+        .secret
+        .iter()
+        .map(|s| s.path.as_str())
+        .chain(args.secret_map.iter().map(|m| m.path.as_str()))
+        .collect();
+    let read = session.read_many(&paths).await;
+    // The token is no longer needed: revoke it now, not after the command
+    // exits (a token the user supplied is left alone).
+    if let Err(e) = session.revoke().await {
+        tracing::debug!(error = %e, "could not revoke the token");
+    }
+    drop(session);
+    let mut values = read?.into_iter();
     let mut env = Vars::new();
-    for s in &args.secret {
-        let value = session.read(&s.path).await?;
+    for (s, value) in args.secret.iter().zip(values.by_ref()) {
         // A string field as it is; a mapping (or other JSON) as its JSON text.
         let text = Zeroizing::new(value.expose_secret().to_owned());
         insert(
@@ -148,8 +162,7 @@ pub(crate) async fn run(args: ExecArgs) -> Result<u8, Failure> {
             format!("--secret {}=...", s.name),
         )?;
     }
-    for m in &args.secret_map {
-        let value = session.read(&m.path).await?;
+    for (m, value) in args.secret_map.iter().zip(values) {
         let mut map = vars::secret_mapping(&value, &m.path, "--secret-map")
             .map_err(|f| f.with_hint("use --secret NAME=PATH#field for one value"))?;
         let pairs = vars::mapping_vars(&m.path, &map, &m.prefix);
@@ -158,7 +171,6 @@ pub(crate) async fn run(args: ExecArgs) -> Result<u8, Failure> {
             insert(&mut env, name, text, format!("--secret-map {}", m.path))?;
         }
     }
-    drop(session);
     tracing::info!(variables = ?env.keys().collect::<Vec<_>>(), "all secrets read; starting the command");
 
     let Some((program, program_args)) = args.command.split_first() else {

@@ -89,11 +89,17 @@ fn main() -> ExitCode {
         }
     };
     let outcome = runtime.block_on(async {
-        match cli.command {
+        let outcome = match cli.command {
             Command::Get(args) => get::run(args).await,
             Command::Exec(args) => exec::run(args).await,
             Command::Doctor(args) => doctor::run(args).await,
+        };
+        // Tokens this run obtained by logging in do not outlive it, success
+        // or failure (a token the user supplied is left alone).
+        if let Err(e) = vault_secret::VaultSession::revoke_all_shared().await {
+            tracing::debug!(error = %e, "could not revoke a token");
         }
+        outcome
     });
     match outcome {
         Ok(code) => ExitCode::from(code),
