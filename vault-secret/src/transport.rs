@@ -432,6 +432,13 @@ impl Transport {
             Ok(request) => request,
             Err(e) => return Verdict::Done(Err(transport(describe_rest(&e), false))),
         };
+        if request.uri().query() == Some("") {
+            // rustify leaves a bare `?` when every query field is `None`.
+            let uri = request.uri().to_string();
+            if let Ok(bare) = uri.trim_end_matches('?').parse() {
+                *request.uri_mut() = bare;
+            }
+        }
         let headers = request.headers_mut();
         if let Some(token) = token {
             let Ok(mut value) = HeaderValue::from_str(token.expose_secret()) else {

@@ -10,6 +10,7 @@ mod cli;
 pub mod harness;
 mod harness_selftest;
 mod protocol;
+mod retries;
 pub mod support;
 mod vault_auth;
 mod vault_chain;
