@@ -186,8 +186,13 @@ async fn a_bad_max_retries_names_the_variable() {
 /// next ones get the secret. Returns its address and the connection count.
 async fn reset_once_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = format!("http://{}", listener.local_addr().unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let address = format!(
+        "http://{}",
+        listener.local_addr().expect("the listener's address")
+    );
     let connections = std::sync::Arc::new(AtomicUsize::new(0));
     let seen = connections.clone();
     tokio::spawn(async move {
@@ -197,6 +202,8 @@ async fn reset_once_server() -> (String, std::sync::Arc<std::sync::atomic::Atomi
                 // Read the request, then reset: closed before a response.
                 let mut buf = [0u8; 4096];
                 let _ = stream.read(&mut buf).await;
+                // A zero linger does not block: the close sends a reset.
+                #[allow(deprecated)]
                 let _ = stream.set_linger(Some(Duration::ZERO));
                 drop(stream);
                 continue;
