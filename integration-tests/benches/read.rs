@@ -1,10 +1,14 @@
 //! What a read costs: `VaultSecret::run()` against a real OpenBao dev server,
 //! next to the bare HTTP round trip of the same read.
 //!
-//! `cargo bench -p integration-tests` prints the figures. Targets, checked
-//! at the end (the process fails when one is missed):
+//! `cargo bench -p integration-tests --bench read` prints the figures.
+//! Targets, checked at the end (the process fails when one is missed):
 //! - a warm `VaultSecret::run()` (login and mount cached) adds under 1 ms
 //!   (median) to the raw HTTP GET of the same secret;
+//! - the median of paired ratios (each round times one `run()` and one raw
+//!   GET, same client settings, in alternating order) is at most 1.10;
+//! - with 32 concurrent readers, `run()` keeps at least 0.9x the raw GET's
+//!   throughput;
 //! - a warm read allocates under 256 KiB in all (counted with `dhat`).
 
 // A benchmark stops at the first failure, like a test.
@@ -64,6 +68,25 @@ where
     }
 }
 
+const READERS: usize = 32;
+const READS_EACH: usize = 40;
+
+/// Reads per second with [`READERS`] concurrent readers of [`READS_EACH`] reads each.
+async fn throughput<F, Fut>(op: &F) -> f64
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let started = Instant::now();
+    let readers = (0..READERS).map(|_| async {
+        for _ in 0..READS_EACH {
+            op().await;
+        }
+    });
+    futures_util::future::join_all(readers).await;
+    (READERS * READS_EACH) as f64 / started.elapsed().as_secs_f64()
+}
+
 fn row(name: &str, f: &Figures) {
     println!(
         "{name:<44} median {:>9.3} ms   p99 {:>9.3} ms   {:>8} B allocated/op",
@@ -87,7 +110,15 @@ async fn main() {
         ("HOME", "/nonexistent-home"),
     ]);
 
-    let http = reqwest::Client::new();
+    // The library's client settings: rustls, no redirects, the same timeouts.
+    let http = reqwest::Client::builder()
+        .tls_backend_rustls()
+        .tls_certs_only(Vec::new())
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(60))
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
     let url = format!("{}/v1/secret/data/bench/app", server.addr());
     let raw = measure(|| {
         let request = http.get(&url).header("X-Vault-Token", server.root_token());
@@ -147,6 +178,63 @@ async fn main() {
         cold.as_secs_f64() * 1e3
     );
 
+    // Paired: each round times both, in alternating order, so drift in the
+    // machine's load hits both alike.
+    let raw_once = || {
+        let request = http.get(&url).header("X-Vault-Token", server.root_token());
+        async move {
+            let body: serde_json::Value = request.send().await.unwrap().json().await.unwrap();
+            assert_eq!(body["data"]["data"]["user"], "u");
+        }
+    };
+    let run_once = || {
+        let secret = VaultSecret::new("secret/bench/app#user").env(env.clone());
+        async move {
+            assert_eq!(secret.run().await.unwrap().expose_secret(), "u");
+        }
+    };
+    let mut ratios = Vec::with_capacity(ROUNDS);
+    for i in 0..ROUNDS {
+        let (a, b) = if i % 2 == 0 {
+            let t = Instant::now();
+            run_once().await;
+            let a = t.elapsed();
+            let t = Instant::now();
+            raw_once().await;
+            (a, t.elapsed())
+        } else {
+            let t = Instant::now();
+            raw_once().await;
+            let b = t.elapsed();
+            let t = Instant::now();
+            run_once().await;
+            (t.elapsed(), b)
+        };
+        ratios.push(a.as_secs_f64() / b.as_secs_f64());
+    }
+    ratios.sort_by(f64::total_cmp);
+    let paired = ratios[ROUNDS / 2];
+
+    // Throughput with 32 concurrent readers, each doing READS_EACH reads.
+    let mut raw_rates = Vec::new();
+    let mut run_rates = Vec::new();
+    for _ in 0..3 {
+        raw_rates.push(throughput(&raw_once).await);
+        run_rates.push(throughput(&run_once).await);
+    }
+    raw_rates.sort_by(f64::total_cmp);
+    run_rates.sort_by(f64::total_cmp);
+    let (raw_rate, run_rate) = (raw_rates[1], run_rates[1]);
+    println!(
+        "{:<44} {paired:>9.3} (median of {ROUNDS} paired rounds)",
+        "run() / raw GET, sequential"
+    );
+    println!(
+        "{:<44} raw {raw_rate:>8.0} reads/s   run() {run_rate:>8.0} reads/s   ratio {:.3}",
+        "32 concurrent readers (median of 3)",
+        run_rate / raw_rate
+    );
+
     let overhead = warm.median.saturating_sub(raw.median);
     let mut ok = true;
     let mut check = |what: String, pass: bool| {
@@ -159,6 +247,17 @@ async fn main() {
             overhead.as_secs_f64() * 1e3
         ),
         overhead < Duration::from_millis(1),
+    );
+    check(
+        format!("run() / raw GET paired median {paired:.3} (target <= 1.10)"),
+        paired <= 1.10,
+    );
+    check(
+        format!(
+            "32 concurrent readers: run() at {:.3}x the raw throughput (target >= 0.9)",
+            run_rate / raw_rate
+        ),
+        run_rate / raw_rate >= 0.9,
     );
     check(
         format!(
