@@ -79,20 +79,9 @@ pub(crate) async fn login(
                 role,
                 token_file,
             } => {
-                let jwt = match tokio::fs::read_to_string(token_file).await {
-                    Ok(text) => zeroize::Zeroizing::new(text),
-                    Err(e) => {
-                        attempts.push(AuthAttempt {
-                            method: "kubernetes",
-                            reason: format!(
-                                "cannot read the service-account token file `{}`: {e}",
-                                token_file.display()
-                            ),
-                        });
-                        continue;
-                    }
-                };
-                vaultrs::auth::kubernetes::login(&*client_for("")?, mount, role, jwt.trim_end())
+                // A local problem with the file is a configuration error, not a rejection.
+                let jwt = crate::input::read_token_file("VAULT_KUBE_TOKEN_FILE", token_file)?;
+                vaultrs::auth::kubernetes::login(&*client_for("")?, mount, role, &jwt)
                     .await
                     .map(|auth| from_auth(auth, "kubernetes"))
                     .map_err(|e| (ApiFailure::from_client(e), format!("auth/{mount}/login")))

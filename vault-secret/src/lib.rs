@@ -38,6 +38,7 @@ mod auth;
 mod config;
 mod credentials;
 mod error;
+mod input;
 mod inspect;
 mod kv;
 mod path;
