@@ -230,7 +230,7 @@ fn cannot_spawn(program: &OsString, e: &std::io::Error, sizes: &[(String, usize)
     let shown = program.to_string_lossy();
     if e.raw_os_error() == Some(rustix::io::Errno::TOOBIG.raw_os_error()) {
         let mut largest = sizes.to_vec();
-        largest.sort_by(|a, b| b.1.cmp(&a.1));
+        largest.sort_by_key(|(_, len)| std::cmp::Reverse(*len));
         let named: Vec<String> = largest
             .iter()
             .take(3)
