@@ -373,6 +373,11 @@ pub(crate) fn parse_address(variable: &str, raw: &str) -> Result<Url, Error> {
         .map_err(|e| e.for_variable(variable))?;
     let shown = input::shown_address(raw);
     let fail = |reason: String| Error::config(variable, reason);
+    if !raw.contains("://") {
+        return Err(fail(format!(
+            "`{shown}` does not start with http:// or https://; {EXAMPLE}"
+        )));
+    }
     let mut url =
         Url::parse(raw).map_err(|e| fail(format!("`{shown}` is not a URL ({e}); {EXAMPLE}")))?;
     if !matches!(url.scheme(), "http" | "https") {

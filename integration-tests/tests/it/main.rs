@@ -6,6 +6,7 @@
 //! token `VAULT_TOKEN`. See [`harness`].
 
 mod cli;
+mod cli_inputs;
 // `pub` so the harness's `pub` items count as reachable (unreachable_pub).
 pub mod harness;
 mod harness_selftest;
