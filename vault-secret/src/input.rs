@@ -242,23 +242,24 @@ pub(crate) fn shown(raw: &str) -> String {
 /// replaced by `…`, then as [`shown`].
 pub(crate) fn shown_address(raw: &str) -> String {
     let raw = raw.trim();
-    let (head, cut_tail) = match raw.find(['?', '#']) {
-        Some(i) => (&raw[..i], true),
-        None => (raw, false),
+    // Everything up to the last `@` may be user info, even past a `/`, `?`
+    // or `#` (a password may hold one): cut it all rather than guess.
+    let authority_start = raw.find("://").map_or(0, |i| i + 3);
+    let (scheme, rest) = raw.split_at(authority_start);
+    let (cut_user, rest) = match rest.rfind('@') {
+        Some(at) => (true, &rest[at + 1..]),
+        None => (false, rest),
     };
-    let authority_start = head.find("://").map_or(0, |i| i + 3);
-    let authority_end = head[authority_start..]
-        .find('/')
-        .map_or(head.len(), |i| authority_start + i);
-    let mut out = String::with_capacity(head.len() + 2);
-    match head[authority_start..authority_end].rfind('@') {
-        Some(at) => {
-            out.push_str(&head[..authority_start]);
-            out.push_str("…@");
-            out.push_str(&head[authority_start + at + 1..]);
-        }
-        None => out.push_str(head),
+    let (rest, cut_tail) = match rest.find(['?', '#']) {
+        Some(i) => (&rest[..i], true),
+        None => (rest, false),
+    };
+    let mut out = String::with_capacity(raw.len() + 4);
+    out.push_str(scheme);
+    if cut_user {
+        out.push_str("…@");
     }
+    out.push_str(rest);
     if cut_tail {
         out.push('…');
     }
@@ -385,6 +386,10 @@ mod tests {
             ("http://a@b:hunter2@host", "http://…@host"),
             ("http:// u:hunter2@bad host", "http://…@bad host"),
             ("localhost:8200", "localhost:8200"),
+            ("http://u:hunter2/x@host", "http://…@host"),
+            ("http://u:p@host/a@b", "http://…@b"),
+            ("http://u:hun?ter2@host", "http://…@host"),
+            ("http://u:hun#ter2@host?q", "http://…@host…"),
         ] {
             assert_eq!(shown_address(raw), expected, "{raw}");
         }

@@ -7,6 +7,7 @@
 
 mod cli;
 mod cli_inputs;
+mod fuzz_inputs;
 // `pub` so the harness's `pub` items count as reachable (unreachable_pub).
 pub mod harness;
 mod harness_selftest;
