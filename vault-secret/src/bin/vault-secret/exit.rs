@@ -12,7 +12,10 @@ Exit codes:
   1    doctor found a failing check (or an unexpected local failure)
   2    usage: bad arguments
   3    configuration: no or bad VAULT_ADDR, a bad setting or credentials secret,
-       no credentials, a bad secret path, keys that cannot be variable names
+       no credentials, a bad secret path, keys that cannot be variable names;
+       a local problem (a token, certificate or key file missing, empty,
+       unreadable or a directory; a value too long; a control character in a
+       token or namespace)
   4    authentication: every configured method was rejected
   5    not found: no secret, field or version at the path (or it was deleted or destroyed)
   6    permission denied: the token's policies do not allow the read
