@@ -242,25 +242,23 @@ pub(crate) fn shown(raw: &str) -> String {
 /// replaced by `…`, then as [`shown`].
 pub(crate) fn shown_address(raw: &str) -> String {
     let raw = raw.trim();
-    // Everything up to the last `@` may be user info, even past a `/`, `?`
-    // or `#` (a password may hold one): cut it all rather than guess.
     let authority_start = raw.find("://").map_or(0, |i| i + 3);
     let (scheme, rest) = raw.split_at(authority_start);
-    let (cut_user, rest) = match rest.rfind('@') {
-        Some(at) => (true, &rest[at + 1..]),
-        None => (false, rest),
-    };
-    let (rest, cut_tail) = match rest.find(['?', '#']) {
-        Some(i) => (&rest[..i], true),
-        None => (rest, false),
-    };
+    let query = rest.find(['?', '#']).unwrap_or(rest.len());
     let mut out = String::with_capacity(raw.len() + 4);
     out.push_str(scheme);
-    if cut_user {
-        out.push_str("…@");
+    match rest.rfind('@') {
+        // `u:pa?ss@host` or `host/?token=a@b`: what follows the `@` may be
+        // the host or part of the query; show neither.
+        Some(at) if query < at => out.push('…'),
+        // Everything up to the last `@` may be user info, even past a `/`.
+        Some(at) => {
+            out.push_str("…@");
+            out.push_str(&rest[at + 1..query]);
+        }
+        None => out.push_str(&rest[..query]),
     }
-    out.push_str(rest);
-    if cut_tail {
+    if query < rest.len() && !out.ends_with('…') {
         out.push('…');
     }
     shown(&out)
@@ -388,8 +386,10 @@ mod tests {
             ("localhost:8200", "localhost:8200"),
             ("http://u:hunter2/x@host", "http://…@host"),
             ("http://u:p@host/a@b", "http://…@b"),
-            ("http://u:hun?ter2@host", "http://…@host"),
-            ("http://u:hun#ter2@host?q", "http://…@host…"),
+            ("http://u:hun?ter2@host", "http://…"),
+            ("http://u:hun#ter2@host?q", "http://…"),
+            ("http://host/?token=@hunter2", "http://…"),
+            ("http://u:p@host/?token=hunter2", "http://…@host/…"),
         ] {
             assert_eq!(shown_address(raw), expected, "{raw}");
         }

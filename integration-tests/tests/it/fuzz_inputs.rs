@@ -85,31 +85,44 @@ fn path() -> impl Strategy<Value = String> {
     ]
 }
 
+/// A credentials secret: a mapping of the known keys (the token, role id
+/// and secret id holding the marker; mounts, role and file names, which are
+/// not secret and may be shown, without it), or something that is not one.
 fn credentials_json() -> impl Strategy<Value = String> {
-    let keys = prop::sample::subsequence(
-        vec![
-            "VAULT_TOKEN",
-            "VAULT_ROLE_ID",
-            "VAULT_SECRET_ID",
-            "VAULT_APPROLE_PATH",
-            "VAULT_KUBE_AUTH_ROLE",
-            "VAULT_KUBE_AUTH_PATH",
-            "VAULT_KUBE_TOKEN_FILE",
-        ],
-        0..=7,
-    );
-    let value = prop_oneof![
-        6 => credential().prop_map(Value::String),
-        1 => Just(Value::Null),
-        1 => any::<i64>().prop_map(Value::from),
-        1 => Just(json!([MARK])),
-    ];
+    let secret_value = || {
+        prop_oneof![
+            6 => credential().prop_map(Value::String),
+            1 => Just(Value::Null),
+            1 => any::<i64>().prop_map(Value::from),
+            1 => Just(json!([MARK])),
+        ]
+    };
+    let plain_value = || {
+        prop_oneof![
+            6 => text(10).prop_map(Value::String),
+            1 => Just(Value::Null),
+            1 => Just(json!({"nested": true})),
+        ]
+    };
+    let secrets = prop::collection::vec(prop::option::of(secret_value()), 3);
+    let plains = prop::collection::vec(prop::option::of(plain_value()), 4);
     prop_oneof![
-        4 => (keys, prop::collection::vec(value, 7)).prop_map(|(keys, values)| {
-            let map: serde_json::Map<String, Value> = keys
+        4 => (secrets, plains).prop_map(|(secrets, plains)| {
+            let keys = ["VAULT_TOKEN", "VAULT_ROLE_ID", "VAULT_SECRET_ID"]
                 .into_iter()
-                .zip(values)
-                .map(|(k, v)| (k.to_owned(), v))
+                .zip(secrets)
+                .chain(
+                    [
+                        "VAULT_APPROLE_PATH",
+                        "VAULT_KUBE_AUTH_ROLE",
+                        "VAULT_KUBE_AUTH_PATH",
+                        "VAULT_KUBE_TOKEN_FILE",
+                    ]
+                    .into_iter()
+                    .zip(plains),
+                );
+            let map: serde_json::Map<String, Value> = keys
+                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v)))
                 .collect();
             Value::Object(map).to_string()
         }),
@@ -226,7 +239,7 @@ fn vault_secret_never_panics_on_arbitrary_input() {
         .expect("a runtime");
     let mock = runtime.block_on(mock_vault());
     let mut runner = TestRunner::new(Config {
-        cases: 300,
+        cases: 2000,
         failure_persistence: None,
         ..Config::default()
     });
