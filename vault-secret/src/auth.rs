@@ -76,21 +76,10 @@ pub(crate) async fn login(t: &Transport, credentials: &Credentials) -> Result<Lo
                 role,
                 token_file,
             } => {
-                let jwt = match tokio::fs::read_to_string(token_file).await {
-                    Ok(text) => zeroize::Zeroizing::new(text),
-                    Err(e) => {
-                        attempts.push(AuthAttempt {
-                            method: "kubernetes",
-                            reason: format!(
-                                "cannot read the service-account token file `{}`: {e}",
-                                token_file.display()
-                            ),
-                        });
-                        continue;
-                    }
-                };
+                // A local problem with the file is a configuration error, not a rejection.
+                let jwt = crate::input::read_token_file("VAULT_KUBE_TOKEN_FILE", token_file)?;
                 (
-                    api::kubernetes_login(t, mount, role, jwt.trim_end())
+                    api::kubernetes_login(t, mount, role, &jwt)
                         .await
                         .map(|issued| from_issued(issued, "kubernetes")),
                     format!("auth/{mount}/login"),

@@ -1,16 +1,20 @@
 //! Where Vault is and how to talk to it: address, namespace, TLS and timeout,
 //! read from the environment through an injectable [`Env`].
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use secret_core::Env;
 use url::Url;
 
 use crate::Error;
+use crate::input;
 
 /// The default request timeout, as Vault's CLI (`VAULT_CLIENT_TIMEOUT`).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The longest request timeout `VAULT_CLIENT_TIMEOUT` may set: a day.
+const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 /// How to reach a Vault server.
 ///
@@ -88,12 +92,22 @@ impl VaultConfig {
             Ok(env.get(name)?.filter(|v| !v.trim().is_empty()))
         };
         if let Some(ns) = get("VAULT_NAMESPACE")? {
-            self.namespace = Some(normalize_namespace(&ns));
+            self.namespace =
+                input::namespace(&ns).map_err(|e| e.for_variable("VAULT_NAMESPACE"))?;
         }
-        self.ca_cert = get("VAULT_CACERT")?.map(PathBuf::from);
-        self.ca_path = get("VAULT_CAPATH")?.map(PathBuf::from);
-        self.client_cert = match (get("VAULT_CLIENT_CERT")?, get("VAULT_CLIENT_KEY")?) {
-            (Some(cert), Some(key)) => Some((cert.into(), key.into())),
+        let path = |name: &str| -> Result<Option<PathBuf>, Error> {
+            get(name)?
+                .map(|v| {
+                    input::file_path(&v)
+                        .map(PathBuf::from)
+                        .map_err(|e| e.for_variable(name))
+                })
+                .transpose()
+        };
+        self.ca_cert = path("VAULT_CACERT")?;
+        self.ca_path = path("VAULT_CAPATH")?;
+        self.client_cert = match (path("VAULT_CLIENT_CERT")?, path("VAULT_CLIENT_KEY")?) {
+            (Some(cert), Some(key)) => Some((cert, key)),
             (None, None) => None,
             (Some(_), None) => {
                 return Err(Error::config(
@@ -139,7 +153,9 @@ impl VaultConfig {
     /// Sets the namespace (`None` for the root namespace).
     #[must_use]
     pub fn namespace(mut self, namespace: Option<&str>) -> Self {
-        self.namespace = namespace.map(normalize_namespace);
+        self.namespace = namespace
+            .map(normalize_namespace)
+            .filter(|ns| !ns.is_empty());
         self
     }
 
@@ -218,10 +234,20 @@ impl VaultConfig {
         self.timeout
     }
 
+    /// Checks what a builder may have set without checks (the namespace),
+    /// so that nothing unusable reaches a request.
+    fn check(&self) -> Result<(), Error> {
+        if let Some(ns) = &self.namespace {
+            input::namespace(ns).map_err(|e| e.for_variable("namespace"))?;
+        }
+        Ok(())
+    }
+
     /// The HTTP client: the configured TLS, the timeout, and no redirects,
     /// because reqwest would resend `X-Vault-Token` to whatever host a
     /// redirect names.
     pub(crate) fn http_client(&self) -> Result<reqwest::Client, Error> {
+        self.check()?;
         let mut builder = reqwest::Client::builder()
             .tls_backend_rustls()
             .redirect(reqwest::redirect::Policy::none())
@@ -233,42 +259,36 @@ impl VaultConfig {
         } else {
             builder = builder.tls_danger_accept_invalid_certs(self.skip_verify);
             for (variable, file) in self.ca_files()? {
-                let pem = std::fs::read(&file).map_err(|e| {
-                    Error::config(variable, format!("cannot read `{}`: {e}", file.display()))
-                })?;
+                let pem = input::read_file(variable, &file, input::MAX_PEM_FILE_LEN)?;
+                let shown = input::shown(&file.display().to_string());
                 let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
                     Error::config(
                         variable,
-                        format!("`{}` is not a PEM certificate bundle: {e}", file.display()),
+                        format!("`{shown}` is not a PEM certificate bundle: {}", chain(&e)),
                     )
                 })?;
                 if certs.is_empty() {
                     return Err(Error::config(
                         variable,
-                        format!("`{}` holds no PEM certificate", file.display()),
+                        format!("`{shown}` holds no PEM certificate (-----BEGIN CERTIFICATE-----)"),
                     ));
                 }
                 builder = builder.tls_certs_merge(certs);
             }
             if let Some((cert, key)) = &self.client_cert {
-                let mut pem = zeroize::Zeroizing::new(read_file("VAULT_CLIENT_CERT", cert)?);
-                pem.push(b'\n');
-                pem.extend_from_slice(&zeroize::Zeroizing::new(read_file(
-                    "VAULT_CLIENT_KEY",
-                    key,
-                )?));
-                let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
-                    Error::config(
-                        "VAULT_CLIENT_CERT",
-                        format!("not a usable PEM certificate and key: {e}"),
-                    )
-                })?;
-                builder = builder.identity(identity);
+                builder = builder.identity(client_identity(cert, key)?);
             }
         }
-        builder
-            .build()
-            .map_err(|e| Error::config("TLS", format!("cannot build the HTTP client: {e}")))
+        builder.build().map_err(|e| {
+            let (name, what) = match &self.client_cert {
+                Some(_) => (
+                    "VAULT_CLIENT_CERT",
+                    "the client certificate and key cannot be used together",
+                ),
+                None => ("TLS", "cannot build the HTTP client"),
+            };
+            Error::config(name, format!("{what}: {}", chain(&e)))
+        })
     }
 
     fn ca_files(&self) -> Result<Vec<(&'static str, PathBuf)>, Error> {
@@ -277,17 +297,27 @@ impl VaultConfig {
             files.push(("VAULT_CACERT", file.clone()));
         }
         if let Some(dir) = &self.ca_path {
-            let entries = std::fs::read_dir(dir).map_err(|e| {
-                Error::config(
-                    "VAULT_CAPATH",
-                    format!("cannot read directory `{}`: {e}", dir.display()),
-                )
+            let shown = input::shown(&dir.display().to_string());
+            let fail = |reason: String| Error::config("VAULT_CAPATH", reason);
+            let entries = std::fs::read_dir(dir).map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => {
+                    fail(format!("the directory `{shown}` does not exist"))
+                }
+                std::io::ErrorKind::NotADirectory => fail(format!(
+                    "`{shown}` is not a directory (a single CA file goes in VAULT_CACERT)"
+                )),
+                _ => fail(format!("cannot read the directory `{shown}`: {e}")),
             })?;
             let mut found: Vec<PathBuf> = entries
                 .filter_map(Result::ok)
                 .map(|e| e.path())
                 .filter(|p| p.is_file())
                 .collect();
+            if found.is_empty() {
+                return Err(fail(format!(
+                    "the directory `{shown}` holds no certificate files"
+                )));
+            }
             found.sort();
             files.extend(found.into_iter().map(|p| ("VAULT_CAPATH", p)));
         }
@@ -295,49 +325,125 @@ impl VaultConfig {
     }
 }
 
-fn read_file(variable: &str, path: &PathBuf) -> Result<Vec<u8>, Error> {
-    std::fs::read(path)
-        .map_err(|e| Error::config(variable, format!("cannot read `{}`: {e}", path.display())))
+/// The client certificate and key, each checked on its own first so that a
+/// message names the file at fault rather than saying "builder error".
+fn client_identity(cert: &Path, key: &Path) -> Result<reqwest::Identity, Error> {
+    let cert_pem = input::read_file("VAULT_CLIENT_CERT", cert, input::MAX_PEM_FILE_LEN)?;
+    let key_pem = input::read_file("VAULT_CLIENT_KEY", key, input::MAX_PEM_FILE_LEN)?;
+    let shown_cert = input::shown(&cert.display().to_string());
+    let shown_key = input::shown(&key.display().to_string());
+    match reqwest::Certificate::from_pem_bundle(&cert_pem) {
+        Ok(certs) if !certs.is_empty() => {}
+        _ => {
+            return Err(Error::config(
+                "VAULT_CLIENT_CERT",
+                format!("`{shown_cert}` holds no PEM certificate (-----BEGIN CERTIFICATE-----)"),
+            ));
+        }
+    }
+    let has_key = key_pem
+        .windows(b"PRIVATE KEY-----".len())
+        .any(|w| w == b"PRIVATE KEY-----");
+    if !has_key {
+        return Err(Error::config(
+            "VAULT_CLIENT_KEY",
+            format!("`{shown_key}` holds no PEM private key (-----BEGIN ... PRIVATE KEY-----)"),
+        ));
+    }
+    let mut pem = zeroize::Zeroizing::new(Vec::with_capacity(cert_pem.len() + key_pem.len() + 1));
+    pem.extend_from_slice(&cert_pem);
+    pem.push(b'\n');
+    pem.extend_from_slice(&key_pem);
+    reqwest::Identity::from_pem(&pem).map_err(|e| {
+        Error::config(
+            "VAULT_CLIENT_KEY",
+            format!(
+                "`{shown_key}` and the certificate `{shown_cert}` are not a usable pair: {}",
+                chain(&e)
+            ),
+        )
+    })
+}
+
+/// An error and its sources on one line ("builder error" alone says nothing).
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
 }
 
 fn normalize_namespace(ns: &str) -> String {
     ns.trim().trim_matches('/').to_owned()
 }
 
-/// An `http(s)` URL with a host; the error names the variable (the URL is not secret).
+/// An `http(s)` URL with a host, and nothing else: no user info, query,
+/// fragment or path (a trailing `/v1`, the API prefix users often copy, is
+/// dropped). The error names the variable; it shows the address only
+/// without user info and query, which may hold credentials.
 pub(crate) fn parse_address(variable: &str, raw: &str) -> Result<Url, Error> {
-    let raw = raw.trim();
-    let url = Url::parse(raw).map_err(|e| {
-        Error::config(
-            variable,
-            format!("`{raw}` is not a URL ({e}); expected e.g. https://vault.example.com:8200"),
-        )
-    })?;
+    const EXAMPLE: &str = "expected e.g. https://vault.example.com:8200";
+    let raw = input::header_value("an address", raw, input::MAX_ADDRESS_LEN)
+        .map_err(|e| e.for_variable(variable))?;
+    let shown = input::shown_address(raw);
+    let fail = |reason: String| Error::config(variable, reason);
+    if !raw.contains("://") {
+        return Err(fail(format!(
+            "`{shown}` does not start with http:// or https://; {EXAMPLE}"
+        )));
+    }
+    let mut url =
+        Url::parse(raw).map_err(|e| fail(format!("`{shown}` is not a URL ({e}); {EXAMPLE}")))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(Error::config(
-            variable,
-            format!(
-                "scheme `{}` is not supported; use http or https",
-                url.scheme()
-            ),
-        ));
+        return Err(fail(format!(
+            "`{shown}` does not start with http:// or https://; {EXAMPLE}"
+        )));
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(Error::config(variable, format!("`{raw}` has no host")));
+        return Err(fail(format!("`{shown}` has no host; {EXAMPLE}")));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(Error::config(
-            variable,
-            "must not carry a user name or password",
+        return Err(fail(
+            "must not carry a user name or password (`user:password@`); give credentials \
+             in VAULT_TOKEN or the credentials secret"
+                .into(),
         ));
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(Error::config(
-            variable,
-            format!("`{raw}` must not have a query or fragment"),
-        ));
+        return Err(fail(format!(
+            "`{shown}` must not have a query (`?...`) or fragment (`#...`)"
+        )));
     }
-    Ok(url)
+    match url.path().trim_end_matches('/') {
+        "" => {}
+        // Vault's CLI users write the API prefix in; requests add it themselves.
+        "/v1" => {
+            tracing::debug!(variable, "dropping `/v1` at the end of the address");
+            url.set_path("/");
+        }
+        _ => {
+            return Err(fail(format!(
+                "`{shown}` has a path; give the server's root URL (requests go to \
+                 <address>/v1/...), {EXAMPLE}"
+            )));
+        }
+    }
+    match (url.scheme(), url.port()) {
+        ("http", Some(443)) => Err(fail(format!(
+            "`{shown}` is plain http on port 443, the HTTPS port; use https://"
+        ))),
+        ("https", Some(80)) => Err(fail(format!(
+            "`{shown}` is https on port 80, the plain-HTTP port; use http:// or the TLS port"
+        ))),
+        _ => Ok(url),
+    }
 }
 
 /// Go's `strconv.ParseBool`, as Vault reads its boolean variables.
@@ -347,7 +453,10 @@ fn parse_bool(variable: &str, raw: &str) -> Result<bool, Error> {
         "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
         other => Err(Error::config(
             variable,
-            format!("`{other}` is not a boolean (use true or false)"),
+            format!(
+                "`{}` is not a boolean (use true or false)",
+                input::shown(other)
+            ),
         )),
     }
 }
@@ -355,6 +464,7 @@ fn parse_bool(variable: &str, raw: &str) -> Result<bool, Error> {
 /// Seconds (`30`) or a number with a unit (`500ms`, `30s`, `2m`, `1h`); must be positive.
 pub(crate) fn parse_duration(variable: &str, raw: &str) -> Result<Duration, Error> {
     let raw = raw.trim();
+    let shown = input::shown(raw);
     let split = raw
         .find(|c: char| !c.is_ascii_digit() && c != '.')
         .unwrap_or(raw.len());
@@ -362,7 +472,7 @@ pub(crate) fn parse_duration(variable: &str, raw: &str) -> Result<Duration, Erro
     let bad = || {
         Error::config(
             variable,
-            format!("`{raw}` is not a duration (use e.g. 30, 30s, 2m or 500ms)"),
+            format!("`{shown}` is not a duration (use e.g. 30, 30s, 2m or 500ms)"),
         )
     };
     let n: f64 = number.parse().map_err(|_| bad())?;
@@ -373,10 +483,19 @@ pub(crate) fn parse_duration(variable: &str, raw: &str) -> Result<Duration, Erro
         "h" => n * 3600.0,
         _ => return Err(bad()),
     };
-    if !(seconds > 0.0 && seconds.is_finite() && seconds < 1e9) {
+    if seconds <= 0.0 {
         return Err(Error::config(
             variable,
-            format!("`{raw}` must be a positive duration"),
+            format!("`{shown}` must be a positive duration"),
+        ));
+    }
+    if seconds > MAX_TIMEOUT.as_secs_f64() {
+        return Err(Error::config(
+            variable,
+            format!(
+                "`{shown}` is longer than the longest accepted, {}h",
+                MAX_TIMEOUT.as_secs() / 3600
+            ),
         ));
     }
     Ok(Duration::from_secs_f64(seconds))
@@ -465,6 +584,176 @@ mod tests {
                 other => panic!("{other}"),
             };
             assert!(named.starts_with("VAULT_"), "{var}: {err}");
+        }
+    }
+
+    #[test]
+    fn addresses_never_echo_user_info_or_query() {
+        for bad in [
+            "http://admin:hunter2@vault:8200",
+            "http://vault:8200/?token=hunter2",
+            "http://vault:8200#hunter2",
+            "admin:hunter2@vault:8200",
+            "http://admin:hunter2@bad host:8200",
+            "http://admin:hunter2@vault:notaport?token=hunter2",
+            "ftp://admin:hunter2@vault",
+        ] {
+            let err = VaultConfig::from_env(&env(&[("VAULT_ADDR", bad)])).unwrap_err();
+            let msg = err.to_string();
+            assert!(msg.starts_with("invalid `VAULT_ADDR`"), "{bad}: {msg}");
+            assert!(!msg.contains("hunter2"), "{bad}: {msg}");
+        }
+    }
+
+    #[test]
+    fn an_api_prefix_is_dropped_and_other_paths_refused() {
+        for ok in ["http://v:8200/v1", "http://v:8200/v1/", "http://v:8200/"] {
+            let c = VaultConfig::new(ok).unwrap();
+            assert_eq!(c.base(), "http://v:8200", "{ok}");
+        }
+        let err = VaultConfig::new("http://v:8200/vault").unwrap_err();
+        assert!(err.to_string().contains("has a path"), "{err}");
+    }
+
+    #[test]
+    fn odd_addresses_are_configuration_errors() {
+        let long = format!("http://{}.example", "a".repeat(5000));
+        for (bad, phrase) in [
+            ("http://127.0.0.1:443", "port 443"),
+            ("https://127.0.0.1:80", "port 80"),
+            ("http://vault\n:8200", "line feed"),
+            ("http://vault:8200\u{0}", "NUL"),
+            (long.as_str(), "bytes long"),
+            ("localhost:8200", "http://"),
+        ] {
+            let err = VaultConfig::new(bad).unwrap_err();
+            let msg = err.to_string();
+            assert!(matches!(err, Error::Config { .. }), "{msg}");
+            assert!(msg.contains(phrase), "{bad:?}: {msg}");
+            assert!(msg.len() < 500, "{msg}");
+        }
+    }
+
+    #[test]
+    fn namespaces_are_checked_from_the_environment_and_the_builder() {
+        let err = VaultConfig::from_env(&env(&[
+            ("VAULT_ADDR", "http://v:8200"),
+            ("VAULT_NAMESPACE", "team\nsecret-ish"),
+        ]))
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("invalid `VAULT_NAMESPACE`"), "{msg}");
+        assert!(
+            msg.contains("line feed") && !msg.contains("secret-ish"),
+            "{msg}"
+        );
+        let c = VaultConfig::from_env(&env(&[
+            ("VAULT_ADDR", "http://v:8200"),
+            ("VAULT_NAMESPACE", " team/app \r\n"),
+        ]))
+        .unwrap();
+        assert_eq!(c.namespace_name(), Some("team/app"));
+        // A builder takes any string; the check comes before any request.
+        let c = VaultConfig::new("http://v:8200")
+            .unwrap()
+            .namespace(Some("te\tam"));
+        assert!(c.http_client().unwrap_err().to_string().contains("tab"));
+        let c = VaultConfig::new("http://v:8200")
+            .unwrap()
+            .namespace(Some("/"));
+        assert_eq!(c.namespace_name(), None);
+    }
+
+    #[test]
+    fn timeouts_are_bounded_with_a_message_for_each_side() {
+        assert!(
+            parse_duration("x", "0")
+                .unwrap_err()
+                .to_string()
+                .contains("positive")
+        );
+        let msg = parse_duration("x", "99999999999").unwrap_err().to_string();
+        assert!(msg.contains("longest accepted, 24h"), "{msg}");
+        assert_eq!(
+            parse_duration("x", "24h").unwrap(),
+            Duration::from_secs(86_400)
+        );
+    }
+
+    #[test]
+    fn tls_files_are_named_when_missing_empty_or_a_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "").unwrap();
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(&garbage, "not a certificate").unwrap();
+        let missing = dir.path().join("missing.pem");
+        let d = dir.path().display().to_string();
+        let (e, g, m) = (
+            empty.display().to_string(),
+            garbage.display().to_string(),
+            missing.display().to_string(),
+        );
+        for (vars, name, phrase) in [
+            (
+                vec![("VAULT_CACERT", m.as_str())],
+                "VAULT_CACERT",
+                "does not exist",
+            ),
+            (
+                vec![("VAULT_CACERT", e.as_str())],
+                "VAULT_CACERT",
+                "is empty",
+            ),
+            (
+                vec![("VAULT_CACERT", d.as_str())],
+                "VAULT_CACERT",
+                "is a directory",
+            ),
+            (
+                vec![("VAULT_CACERT", g.as_str())],
+                "VAULT_CACERT",
+                "no PEM certificate",
+            ),
+            (
+                vec![("VAULT_CAPATH", m.as_str())],
+                "VAULT_CAPATH",
+                "does not exist",
+            ),
+            (
+                vec![("VAULT_CAPATH", e.as_str())],
+                "VAULT_CAPATH",
+                "not a directory",
+            ),
+            (
+                vec![
+                    ("VAULT_CLIENT_CERT", g.as_str()),
+                    ("VAULT_CLIENT_KEY", g.as_str()),
+                ],
+                "VAULT_CLIENT_CERT",
+                "no PEM certificate",
+            ),
+            (
+                vec![
+                    ("VAULT_CLIENT_CERT", m.as_str()),
+                    ("VAULT_CLIENT_KEY", g.as_str()),
+                ],
+                "VAULT_CLIENT_CERT",
+                "does not exist",
+            ),
+        ] {
+            let mut all = vec![("VAULT_ADDR", "https://v:8200")];
+            all.extend(vars.iter().copied());
+            let err = VaultConfig::from_env(&env(&all))
+                .unwrap()
+                .http_client()
+                .unwrap_err();
+            let msg = err.to_string();
+            assert!(
+                matches!(&err, Error::Config { name: n, .. } if n == name),
+                "{vars:?}: {msg}"
+            );
+            assert!(msg.contains(phrase), "{vars:?}: {msg}");
         }
     }
 

@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use secrecy::{ExposeSecret, SecretString};
 use secret_core::{Env, SecretChain};
 
-use crate::Error;
+use crate::{Error, input};
+
+/// How errors about `~/.vault-token` name it.
+const VAULT_TOKEN_FILE: &str = "~/.vault-token";
 
 /// The default name of the credentials secret.
 pub const DEFAULT_CREDENTIALS_SECRET: &str = "VAULT_CREDENTIALS";
@@ -80,38 +83,34 @@ impl Credentials {
 
     /// Reads the credentials secret `name` through `chain`; where no source
     /// has it, falls back to `VAULT_TOKEN`, then `~/.vault-token`, as Vault's CLI does.
+    ///
+    /// Every value goes through [`input`]: trimmed, and refused (naming the
+    /// variable, file or key, never the value) when it holds a control
+    /// character or is too long, so none reaches a request that would panic on it.
     pub(crate) async fn load(chain: &SecretChain, name: &str, env: &Env) -> Result<Self, Error> {
         if let Some(value) = chain.get_optional(name).await? {
             return Self::from_mapping(name, &value);
         }
-        if let Some(token) = env
+        if let Some(raw) = env
             .get("VAULT_TOKEN")?
             .map(zeroize::Zeroizing::new)
             .filter(|t| !t.trim().is_empty())
         {
             let mut creds = Credentials::empty("the environment variable `VAULT_TOKEN`");
-            creds.token = Some(SecretString::from(token.trim().to_owned()));
+            creds.token = Some(input::token("VAULT_TOKEN", &raw)?);
             return Ok(creds);
         }
-        if let Some(home) = env.get("HOME")?.filter(|h| !h.is_empty()) {
+        if let Some(home) = env.get("HOME")?.filter(|h| !h.trim().is_empty()) {
             let file = PathBuf::from(home).join(".vault-token");
-            match tokio::fs::read_to_string(&file).await {
-                Ok(text) => {
-                    let text = zeroize::Zeroizing::new(text);
-                    if !text.trim().is_empty() {
-                        let mut creds =
-                            Credentials::empty(format!("the token file `{}`", file.display()));
-                        creds.token = Some(SecretString::from(text.trim().to_owned()));
-                        return Ok(creds);
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    return Err(Error::config(
-                        "~/.vault-token",
-                        format!("cannot read `{}`: {e}", file.display()),
-                    ));
-                }
+            // Absent is fine (no token there); anything else about it is checked.
+            if std::fs::symlink_metadata(&file).is_ok() {
+                let text = input::read_token_file(VAULT_TOKEN_FILE, &file)?;
+                let mut creds = Credentials::empty(format!(
+                    "the token file `{}`",
+                    input::shown(&file.display().to_string())
+                ));
+                creds.token = Some(input::token(VAULT_TOKEN_FILE, &text)?);
+                return Ok(creds);
             }
         }
         Ok(Credentials::empty(format!(
@@ -131,29 +130,60 @@ impl Credentials {
         let mut map = value.to_mapping().map_err(|_| {
             invalid(r#"it must be a JSON mapping, such as {"VAULT_TOKEN": "..."}"#.into())
         })?;
-        let mut take = |key: &str| -> Result<Option<SecretString>, Error> {
+        let parsed = Self::from_map(name, &mut map);
+        // Wipe what is left of the parsed mapping, whatever happened.
+        map.values_mut().for_each(secret_core::zeroize_json);
+        parsed
+    }
+
+    fn from_map(
+        name: &str,
+        map: &mut serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Self, Error> {
+        // Each value, trimmed; a non-string or an empty string is an error naming the key.
+        let mut take = |key: &str| -> Result<Option<zeroize::Zeroizing<String>>, Error> {
             match map.remove(key) {
                 None | Some(serde_json::Value::Null) => Ok(None),
-                Some(serde_json::Value::String(s)) if s.trim().is_empty() => {
-                    Err(invalid(format!("key `{key}` is empty")))
+                Some(serde_json::Value::String(s)) => {
+                    let s = zeroize::Zeroizing::new(s);
+                    if s.trim().is_empty() {
+                        return Err(input::Invalid("is empty".into()).for_key(name, key));
+                    }
+                    Ok(Some(s))
                 }
-                Some(serde_json::Value::String(s)) => Ok(Some(SecretString::from(s))),
-                Some(_) => Err(invalid(format!("key `{key}` must be a string"))),
+                Some(mut other) => {
+                    secret_core::zeroize_json(&mut other);
+                    Err(input::Invalid("must be a string".into()).for_key(name, key))
+                }
             }
         };
+        let key_error = |key: &'static str| move |e: input::Invalid| e.for_key(name, key);
         let mut creds = Credentials::empty(format!("the secret `{name}`"));
-        creds.token = take("VAULT_TOKEN")?;
-        creds.role_id = take("VAULT_ROLE_ID")?;
-        creds.secret_id = take("VAULT_SECRET_ID")?;
-        let plain = |s: SecretString| s.expose_secret().trim().trim_matches('/').to_owned();
+        let credential =
+            |key: &'static str, what: &str, raw: Option<zeroize::Zeroizing<String>>| {
+                raw.map(|raw| input::credential(what, &raw).map_err(key_error(key)))
+                    .transpose()
+            };
+        creds.token = credential("VAULT_TOKEN", "a token", take("VAULT_TOKEN")?)?;
+        creds.role_id = credential("VAULT_ROLE_ID", "a role id", take("VAULT_ROLE_ID")?)?;
+        creds.secret_id = credential("VAULT_SECRET_ID", "a secret id", take("VAULT_SECRET_ID")?)?;
         if let Some(mount) = take("VAULT_APPROLE_PATH")? {
-            creds.approle_mount = plain(mount);
+            creds.approle_mount = input::mount(&mount).map_err(key_error("VAULT_APPROLE_PATH"))?;
         }
-        creds.kube_role =
-            take("VAULT_KUBE_AUTH_ROLE")?.map(|s| s.expose_secret().trim().to_owned());
-        creds.kube_mount = take("VAULT_KUBE_AUTH_PATH")?.map(plain);
+        creds.kube_role = take("VAULT_KUBE_AUTH_ROLE")?
+            .map(|role| {
+                input::name("a role name", &role)
+                    .map(str::to_owned)
+                    .map_err(key_error("VAULT_KUBE_AUTH_ROLE"))
+            })
+            .transpose()?;
+        creds.kube_mount = take("VAULT_KUBE_AUTH_PATH")?
+            .map(|mount| input::mount(&mount).map_err(key_error("VAULT_KUBE_AUTH_PATH")))
+            .transpose()?;
         if let Some(file) = take("VAULT_KUBE_TOKEN_FILE")? {
-            creds.kube_token_file = PathBuf::from(file.expose_secret().trim());
+            creds.kube_token_file = input::file_path(&file)
+                .map(PathBuf::from)
+                .map_err(key_error("VAULT_KUBE_TOKEN_FILE"))?;
         }
         let unknown: Vec<&String> = map
             .keys()
@@ -162,8 +192,6 @@ impl Credentials {
         if !unknown.is_empty() {
             tracing::warn!(secret = name, keys = ?unknown, "ignoring unknown keys in the credentials secret");
         }
-        // Wipe what is left of the parsed mapping.
-        map.values_mut().for_each(secret_core::zeroize_json);
         Ok(creds)
     }
 
@@ -310,6 +338,87 @@ mod tests {
                 "{msg}"
             );
         }
+    }
+
+    #[test]
+    fn every_value_is_trimmed() {
+        let c = parse(
+            r#"{"VAULT_TOKEN":"root\n","VAULT_ROLE_ID":" r\r\n","VAULT_SECRET_ID":"\ts ",
+                "VAULT_APPROLE_PATH":" approle/ \n","VAULT_KUBE_AUTH_ROLE":"k\n",
+                "VAULT_KUBE_AUTH_PATH":"k8s\n","VAULT_KUBE_TOKEN_FILE":"/tmp/t\n"}"#,
+        )
+        .unwrap();
+        assert_eq!(c.token.unwrap().expose_secret(), "root");
+        assert_eq!(c.role_id.unwrap().expose_secret(), "r");
+        assert_eq!(c.secret_id.unwrap().expose_secret(), "s");
+        assert_eq!(c.approle_mount, "approle");
+        assert_eq!(c.kube_role.as_deref(), Some("k"));
+        assert_eq!(c.kube_mount.as_deref(), Some("k8s"));
+        assert_eq!(c.kube_token_file.to_str(), Some("/tmp/t"));
+    }
+
+    #[test]
+    fn control_characters_inside_any_key_name_the_key_never_the_value() {
+        for key in [
+            "VAULT_TOKEN",
+            "VAULT_ROLE_ID",
+            "VAULT_SECRET_ID",
+            "VAULT_APPROLE_PATH",
+            "VAULT_KUBE_AUTH_ROLE",
+            "VAULT_KUBE_AUTH_PATH",
+            "VAULT_KUBE_TOKEN_FILE",
+        ] {
+            for (bad, phrase) in [
+                // JSON escapes: the parsed value holds the character itself.
+                (r"hunter\n2", "line feed"),
+                (r"hunter\r\n2", "carriage return"),
+                (r"hunter\t2", "tab"),
+                (r"hunter\u00002", "NUL"),
+                (r"hunter\u007f2", "DEL"),
+            ] {
+                let err = parse(&format!(r#"{{"{key}": "{bad}"}}"#)).unwrap_err();
+                let msg = err.to_string();
+                assert!(matches!(err, Error::Credentials { .. }), "{msg}");
+                assert!(msg.contains(&format!("key `{key}`")), "{msg}");
+                assert!(msg.contains(phrase), "{key} {bad}: {msg}");
+                assert!(!msg.contains("hunter"), "{msg}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_token_variable_and_file_follow_the_same_rules() {
+        let chain = SecretChain::empty();
+        let env = Env::from_map([("VAULT_TOKEN", "hunter\n2")]);
+        let err = Credentials::load(&chain, "VAULT_CREDENTIALS", &env)
+            .await
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("invalid `VAULT_TOKEN`"), "{msg}");
+        assert!(!msg.contains("hunter"), "{msg}");
+
+        let home = tempfile::tempdir().unwrap();
+        let env = Env::from_map([("HOME", home.path().as_os_str().to_owned())]);
+        for (content, phrase) in [
+            (&b"hunter2\nsecond-line\n"[..], "line feed"),
+            (b"", "is empty"),
+            (b"hunter\x002", "NUL"),
+        ] {
+            std::fs::write(home.path().join(".vault-token"), content).unwrap();
+            let err = Credentials::load(&chain, "VAULT_CREDENTIALS", &env)
+                .await
+                .unwrap_err();
+            let msg = err.to_string();
+            assert!(msg.starts_with("invalid `~/.vault-token`"), "{msg}");
+            assert!(msg.contains(phrase), "{content:?}: {msg}");
+            assert!(!msg.contains("hunter"), "{msg}");
+        }
+        std::fs::remove_file(home.path().join(".vault-token")).unwrap();
+        std::fs::create_dir(home.path().join(".vault-token")).unwrap();
+        let err = Credentials::load(&chain, "VAULT_CREDENTIALS", &env)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("is a directory"), "{err}");
     }
 
     #[test]

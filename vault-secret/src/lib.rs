@@ -39,6 +39,7 @@ mod auth;
 mod config;
 mod credentials;
 mod error;
+mod input;
 mod inspect;
 mod kv;
 mod path;

@@ -1,6 +1,6 @@
 //! Parsing `<mount>/<path>[?version=N][#field]`.
 
-use crate::Error;
+use crate::{Error, input};
 
 /// A parsed secret reference: the path, and optionally a KV v2 version and a field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,11 +13,26 @@ pub(crate) struct SecretRef {
 
 impl SecretRef {
     /// Parses `secret/app?version=3#password` (URL order: query, then fragment).
+    ///
+    /// Refused (naming the path, shown escaped and cut short) when longer than
+    /// [`input::MAX_PATH_LEN`] bytes, or holding a control character.
     pub(crate) fn parse(raw: &str) -> Result<Self, Error> {
         let invalid = |reason: &str| Error::InvalidPath {
-            path: raw.to_owned(),
+            path: input::shown(raw),
             reason: reason.to_owned(),
         };
+        if raw.len() > input::MAX_PATH_LEN {
+            return Err(invalid(&format!(
+                "it is {} bytes long; a path of more than {} bytes is refused",
+                raw.len(),
+                input::MAX_PATH_LEN
+            )));
+        }
+        if raw.chars().any(char::is_control) {
+            return Err(invalid(
+                "it contains a control character (a line break, tab, NUL...)",
+            ));
+        }
         let (rest, field) = match raw.split_once('#') {
             Some((_, "")) => {
                 return Err(invalid("the field after `#` is empty"));
@@ -47,9 +62,6 @@ impl SecretRef {
             match segment {
                 "" => return Err(invalid("it has an empty segment (`//`)")),
                 "." | ".." => return Err(invalid("`.` and `..` segments are not allowed")),
-                s if s.chars().any(char::is_control) => {
-                    return Err(invalid("it contains a control character"));
-                }
                 _ => {}
             }
         }
@@ -79,7 +91,10 @@ pub(crate) fn parse_version(value: &str) -> Result<u64, String> {
     match value.trim().parse::<u64>() {
         Ok(0) => Err("versions start at 1".into()),
         Ok(n) => Ok(n),
-        Err(_) => Err(format!("version `{value}` is not a whole number")),
+        Err(_) => Err(format!(
+            "version `{}` is not a whole number",
+            input::shown(value)
+        )),
     }
 }
 
@@ -121,7 +136,6 @@ mod tests {
             "secret/app?v=1",
             "secret/app?version=0",
             "secret/app?version=x",
-            "secret/a\nb",
         ] {
             let err = SecretRef::parse(bad).unwrap_err();
             assert!(
@@ -129,5 +143,31 @@ mod tests {
                 "{bad:?}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn control_characters_anywhere_are_refused_and_shown_escaped() {
+        for bad in [
+            "secret/a\nb",
+            "secret/app#pass\tword",
+            "secret/app?version=1\r",
+            "secret/a\u{0}",
+            "secret/a\u{7f}",
+        ] {
+            let err = SecretRef::parse(bad).unwrap_err();
+            let msg = err.to_string();
+            assert!(msg.contains("control character"), "{bad:?}: {msg}");
+            assert!(!msg.chars().any(char::is_control), "{bad:?}: {msg}");
+        }
+    }
+
+    #[test]
+    fn a_long_path_is_refused_and_not_echoed_whole() {
+        let long = format!("secret/{}", "a".repeat(100_000));
+        let msg = SecretRef::parse(&long).unwrap_err().to_string();
+        assert!(msg.contains("bytes long"), "{msg}");
+        assert!(msg.len() < 400, "{msg}");
+        let limit = format!("secret/{}", "a".repeat(input::MAX_PATH_LEN - 7));
+        assert!(SecretRef::parse(&limit).is_ok());
     }
 }

@@ -6,6 +6,8 @@
 //! token `VAULT_TOKEN`. See [`harness`].
 
 mod cli;
+mod cli_inputs;
+mod fuzz_inputs;
 // `pub` so the harness's `pub` items count as reachable (unreachable_pub).
 pub mod harness;
 mod harness_selftest;

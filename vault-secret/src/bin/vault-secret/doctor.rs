@@ -178,13 +178,17 @@ pub(crate) async fn run(args: DoctorArgs) -> Result<u8, Failure> {
             None
         }
     };
+    let namespace = config.as_ref().and_then(|c| c.namespace_name());
     let login = match (&session, unsealed) {
-        (Some(session), true) => check_login(r, session).await?,
+        (Some(session), true) => check_login(r, session, namespace).await?,
         _ => {
             r.skip("login", "needs an unsealed server and credentials")?;
             None
         }
     };
+    if let Some(ns) = namespace {
+        check_namespace(r, ns, login.as_ref())?;
+    }
     match &login {
         Some(Login::Checked(info)) => check_ttl(r, info)?,
         Some(Login::Unchecked) => r.skip("token lifetime", "the token may not look itself up")?,
@@ -233,9 +237,6 @@ fn check_address(r: &mut Report, env: &Env) -> Result<Option<VaultConfig>, Failu
                 "address",
                 &format!("{} (from {})", shown(&config), address_variable(env)),
             )?;
-            if let Some(ns) = config.namespace_name() {
-                r.ok("namespace", &format!("`{ns}` (from VAULT_NAMESPACE)"))?;
-            }
             Ok(Some(config))
         }
         Err(e) => {
@@ -328,7 +329,56 @@ async fn check_credentials(
     }
 }
 
-async fn check_login(r: &mut Report, session: &VaultSession) -> Result<Option<Login>, Failure> {
+/// The namespace is checked by the login's token lookup, a call made in it
+/// (`sys/health` is a root-namespace endpoint and says nothing about it).
+fn check_namespace(r: &mut Report, ns: &str, login: Option<&Login>) -> Result<(), Failure> {
+    match login {
+        Some(Login::Checked(_)) => r.ok(
+            "namespace",
+            &format!(
+                "`{ns}` (from VAULT_NAMESPACE): the token works in it (auth/token/lookup-self)"
+            ),
+        ),
+        Some(Login::Unchecked) => r.warn(
+            "namespace",
+            &format!(
+                "`{ns}` (from VAULT_NAMESPACE): not checked, the token may not look itself up"
+            ),
+            None,
+        ),
+        None => r.skip("namespace", "needs a working login"),
+    }
+}
+
+/// The login check's hint, naming the namespace as a possible cause when one is set.
+fn login_hint(error: &Error, namespace: Option<&str>) -> Option<String> {
+    let hint = exit::hint(error);
+    let Some(ns) = namespace else {
+        return hint;
+    };
+    let also = format!(
+        "VAULT_NAMESPACE is `{ns}`: check that this namespace exists and that the \
+         credentials belong to it (or to a parent namespace)"
+    );
+    Some(match hint {
+        Some(hint) => format!("{hint}; {also}"),
+        None => also,
+    })
+}
+
+async fn check_login(
+    r: &mut Report,
+    session: &VaultSession,
+    namespace: Option<&str>,
+) -> Result<Option<Login>, Failure> {
+    let fail = |r: &mut Report, e: &Error| {
+        r.line(
+            Status::Fail,
+            "login",
+            &e.to_string(),
+            login_hint(e, namespace),
+        )
+    };
     // A lone static token is only checked by its first use: look it up.
     match session.token_info().await {
         Ok(info) => {
@@ -356,12 +406,12 @@ async fn check_login(r: &mut Report, session: &VaultSession) -> Result<Option<Lo
                 Ok(Some(Login::Unchecked))
             }
             Err(e) => {
-                r.fail_with("login", &e)?;
+                fail(r, &e)?;
                 Ok(None)
             }
         },
         Err(e) => {
-            r.fail_with("login", &e)?;
+            fail(r, &e)?;
             Ok(None)
         }
     }

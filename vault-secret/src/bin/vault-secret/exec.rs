@@ -176,6 +176,7 @@ pub(crate) async fn run(args: ExecArgs) -> Result<u8, Failure> {
     let Some((program, program_args)) = args.command.split_first() else {
         return Err(Failure::new(Exit::Usage, "no command given after `--`"));
     };
+    check_sizes(&env)?;
     let mut command = std::process::Command::new(program);
     command.args(program_args);
     if !args.pass_credentials {
@@ -191,17 +192,9 @@ pub(crate) async fn run(args: ExecArgs) -> Result<u8, Failure> {
     let spawned = command.spawn();
     // Our copies go now; the command's copy is in its own environment.
     drop(command);
+    let sizes: Vec<(String, usize)> = env.iter().map(|(n, (v, _))| (n.clone(), v.len())).collect();
     drop(env);
-    let mut child = spawned.map_err(|e| {
-        let shown = program.to_string_lossy();
-        match e.kind() {
-            std::io::ErrorKind::NotFound => Failure::new(
-                Exit::CommandNotFound,
-                format!("cannot run `{shown}`: command not found"),
-            ),
-            _ => Failure::new(Exit::CannotRun, format!("cannot run `{shown}`: {e}")),
-        }
-    })?;
+    let mut child = spawned.map_err(|e| cannot_spawn(program, &e, &sizes))?;
     let status = loop {
         tokio::select! {
             status = child.wait() => {
@@ -215,6 +208,109 @@ pub(crate) async fn run(args: ExecArgs) -> Result<u8, Failure> {
         }
     };
     Ok(exit_code(status))
+}
+
+/// Linux refuses one `NAME=value` string of 32 pages or more (`MAX_ARG_STRLEN`)
+/// with "Argument list too long", which names no variable: checked first.
+const MAX_VARIABLE_LEN: usize = 32 * 4096;
+
+/// A failure naming the variable whose value is too large for an environment.
+fn check_sizes(env: &Vars) -> Result<(), Failure> {
+    for (name, (value, origin)) in env {
+        let len = name.len() + 1 + value.len();
+        if cfg!(target_os = "linux") && len >= MAX_VARIABLE_LEN {
+            return Err(Failure::new(
+                Exit::CannotRun,
+                format!(
+                    "the value for `{name}` (from {origin}) is {} bytes; Linux starts no \
+                     command with a variable of {} KiB or more",
+                    value.len(),
+                    MAX_VARIABLE_LEN / 1024
+                ),
+            )
+            .with_hint(
+                "give the command a large value in a file instead: vault-secret get PATH > file",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Why the command did not start, in words that name the cause: a missing
+/// command, a script whose interpreter is missing, an environment too large.
+fn cannot_spawn(program: &OsString, e: &std::io::Error, sizes: &[(String, usize)]) -> Failure {
+    let shown = program.to_string_lossy();
+    if e.raw_os_error() == Some(rustix::io::Errno::TOOBIG.raw_os_error()) {
+        let mut largest = sizes.to_vec();
+        largest.sort_by_key(|(_, len)| std::cmp::Reverse(*len));
+        let named: Vec<String> = largest
+            .iter()
+            .take(3)
+            .map(|(name, len)| format!("`{name}` ({len} bytes)"))
+            .collect();
+        return Failure::new(
+            Exit::CannotRun,
+            format!(
+                "cannot run `{shown}`: its arguments and environment are too large ({e}); \
+                 the largest variables set: {}",
+                named.join(", ")
+            ),
+        );
+    }
+    if e.kind() != std::io::ErrorKind::NotFound {
+        return Failure::new(Exit::CannotRun, format!("cannot run `{shown}`: {e}"));
+    }
+    match find_program(program) {
+        // The file is there: what is missing is what it needs to start.
+        Some(file) => match interpreter(&file) {
+            Some(interp) => Failure::new(
+                Exit::CannotRun,
+                format!(
+                    "cannot run `{shown}`: its interpreter `{interp}` (from its `#!` line) \
+                     was not found"
+                ),
+            )
+            .with_hint(format!(
+                "install `{interp}`, or fix the script's first line"
+            )),
+            None => Failure::new(
+                Exit::CannotRun,
+                format!(
+                    "cannot run `{shown}`: the file exists, but the program loader it \
+                     names was not found (built for another system?)"
+                ),
+            ),
+        },
+        None => Failure::new(
+            Exit::CommandNotFound,
+            format!("cannot run `{shown}`: command not found"),
+        ),
+    }
+}
+
+/// The file `program` names: itself when it holds a `/`, else the first
+/// match in `PATH` (the command inherits ours).
+fn find_program(program: &OsString) -> Option<std::path::PathBuf> {
+    let path = std::path::Path::new(program);
+    if program.as_encoded_bytes().contains(&b'/') {
+        return path.is_file().then(|| path.to_owned());
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+}
+
+/// The interpreter named by a script's `#!` line, if it has one.
+fn interpreter(file: &std::path::Path) -> Option<String> {
+    use std::io::Read as _;
+    let mut head = [0u8; 256];
+    let n = std::fs::File::open(file).ok()?.read(&mut head).ok()?;
+    let line = head[..n].strip_prefix(b"#!")?;
+    let line = line.split(|b| *b == b'\n').next()?;
+    let line = String::from_utf8_lossy(line);
+    line.split_whitespace()
+        .next()
+        .map(|interp| interp.chars().filter(|c| !c.is_control()).collect())
 }
 
 /// The exit code for the command's status: its own, or 128+N for signal N.

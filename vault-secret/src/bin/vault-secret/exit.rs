@@ -12,12 +12,18 @@ Exit codes:
   1    doctor found a failing check (or an unexpected local failure)
   2    usage: bad arguments
   3    configuration: no or bad VAULT_ADDR, a bad setting or credentials secret,
-       no credentials, a bad secret path, keys that cannot be variable names
+       no credentials, a bad secret path, keys that cannot be variable names;
+       a local problem (a token, certificate or key file missing, empty,
+       unreadable or a directory; a value too long; a control character in a
+       token or namespace)
   4    authentication: every configured method was rejected
   5    not found: no secret, field or version at the path (or it was deleted or destroyed)
   6    permission denied: the token's policies do not allow the read
   7    server or network: unreachable, TLS failure, sealed, or an unexpected answer
-  126  exec: the command could not be started
+  70   internal error: a bug in the tool (it stopped on a panic); nothing about
+       the input is printed, so please report the command that caused it
+  126  exec: the command could not be started (not executable, its interpreter
+       missing, a value too large for the environment)
   127  exec: the command was not found";
 
 /// What the process exits with when it fails.
@@ -37,6 +43,8 @@ pub(crate) enum Exit {
     Denied = 6,
     /// Unreachable, sealed, or an unexpected server answer.
     Server = 7,
+    /// A bug: the tool panicked (EX_SOFTWARE of `sysexits.h`).
+    Internal = 70,
     /// `exec`: the command exists but could not be started.
     CannotRun = 126,
     /// `exec`: no such command.
@@ -171,9 +179,11 @@ pub(crate) fn hint(error: &Error) -> Option<String> {
         Error::MissingAddress => {
             "export VAULT_ADDR=https://vault.example.com:8200 (your server's URL)".into()
         }
-        Error::Config { name, .. } if name == "VAULT_ADDR" || name == "vault_addr" => {
-            format!("{name} must be an http(s) URL, e.g. https://vault.example.com:8200")
-        }
+        Error::Config { name, .. } => return config_hint(name),
+        Error::Credentials { secret, reason } if reason.starts_with("key `") => format!(
+            "fix that key in the secret `{secret}`: values are trimmed, and may not hold \
+             control characters (a line break inside, a tab, NUL)"
+        ),
         Error::Credentials { secret, .. } => format!(
             "{secret} must be a JSON mapping, e.g. \
              PREFECT__CONTEXT__SECRETS__{secret}='{{\"VAULT_TOKEN\":\"...\"}}'"
@@ -200,6 +210,34 @@ pub(crate) fn hint(error: &Error) -> Option<String> {
             } else {
                 "check VAULT_ADDR and that the server is up".into()
             }
+        }
+        _ => return None,
+    })
+}
+
+/// What to do about a bad setting, by the variable (or file, or option) it names.
+fn config_hint(name: &str) -> Option<String> {
+    Some(match name {
+        "VAULT_ADDR" | "vault_addr" => {
+            format!("{name} must be an http(s) URL, e.g. https://vault.example.com:8200")
+        }
+        "VAULT_TOKEN" | "~/.vault-token" => format!(
+            "{name} must hold the token alone, on one line, with no control characters; \
+             write it again from the token itself"
+        ),
+        "VAULT_NAMESPACE" | "namespace" => "a namespace is a name such as `team` or \
+             `team/app`, with no control characters; unset VAULT_NAMESPACE for the root namespace"
+            .into(),
+        "VAULT_KUBE_TOKEN_FILE" => "VAULT_KUBE_TOKEN_FILE (a key of the credentials secret) \
+             must name a readable, non-empty service-account token file; the default is \
+             /var/run/secrets/kubernetes.io/serviceaccount/token inside a pod"
+            .into(),
+        "VAULT_CACERT" | "VAULT_CLIENT_CERT" | "VAULT_CLIENT_KEY" => {
+            format!("{name} must name a readable PEM file")
+        }
+        "VAULT_CAPATH" => "VAULT_CAPATH must name a directory of PEM CA files".into(),
+        "VAULT_CLIENT_TIMEOUT" => {
+            "VAULT_CLIENT_TIMEOUT takes seconds or a unit, e.g. 30, 30s, 2m (at most 24h)".into()
         }
         _ => return None,
     })

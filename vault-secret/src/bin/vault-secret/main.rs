@@ -75,6 +75,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    report_panics();
     // Usage errors exit 2 (clap's code), --help and --version exit 0.
     let cli = Cli::try_parse().unwrap_or_else(|e| e.exit());
     logging::init(cli.verbose);
@@ -110,4 +111,21 @@ fn main() -> ExitCode {
 /// The `clap` command, for usage errors raised after parsing.
 fn command() -> clap::Command {
     <Cli as clap::CommandFactory>::command()
+}
+
+/// A panic is a bug; it must not look like a crash with a backtrace, nor
+/// print its message, which could quote a value (a token in a header, a
+/// secret). One line with the code location only, and exit 70 ([`Exit::Internal`]).
+fn report_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!(
+            "vault-secret: internal error: the tool stopped on a bug{at}; no details are \
+             shown, as they could hold a secret; please report the command that caused it"
+        );
+        std::process::exit(i32::from(Exit::Internal.code()));
+    }));
 }

@@ -1,0 +1,397 @@
+//! The one place input is checked before any request.
+//!
+//! Every value that comes from the environment, the credentials secret, a
+//! token file or the command line goes through here, with the same rules
+//! whatever its source: surrounding whitespace is trimmed; control
+//! characters (below U+0020, U+007F and the C1 range) are refused in tokens,
+//! role and secret ids, namespaces, mounts and names; lengths are bounded;
+//! files are read with a size limit. A refusal names the variable or key and
+//! says what is wrong, never what the value is: the HTTP stack would panic
+//! on a control character in a header (vaultrs unwraps `HeaderValue`), and a
+//! message must not show a credential.
+
+use std::io::Read as _;
+use std::path::Path;
+
+use secrecy::SecretString;
+use zeroize::Zeroizing;
+
+use crate::Error;
+
+/// The longest token, role id or secret id accepted (Vault's service tokens
+/// are about 100 bytes, batch tokens a few hundred).
+pub(crate) const MAX_CREDENTIAL_LEN: usize = 16 * 1024;
+
+/// The longest namespace, mount or role name accepted.
+pub(crate) const MAX_NAME_LEN: usize = 1024;
+
+/// The longest secret reference (`<mount>/<path>[?version=N][#field]`)
+/// accepted; percent-encoded it stays well under the 64 KiB an HTTP URI can hold.
+pub(crate) const MAX_PATH_LEN: usize = 4096;
+
+/// The longest server address accepted.
+pub(crate) const MAX_ADDRESS_LEN: usize = 2048;
+
+/// The largest token file (a Kubernetes service-account JWT is 1-2 KiB).
+pub(crate) const MAX_TOKEN_FILE_LEN: u64 = 64 * 1024;
+
+/// The largest certificate or key file.
+pub(crate) const MAX_PEM_FILE_LEN: u64 = 4 * 1024 * 1024;
+
+/// How much of a non-secret value (a path, an address) a message shows.
+const SHOWN_CHARS: usize = 120;
+
+/// Why a value was refused: a phrase that follows the value's name ("is
+/// empty", "contains a tab ..."), never the value itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Invalid(pub(crate) String);
+
+impl Invalid {
+    /// The error for an environment variable, file or option `name`.
+    pub(crate) fn for_variable(self, name: &str) -> Error {
+        Error::config(name, self.0)
+    }
+
+    /// The error for key `key` of the credentials secret `secret`.
+    pub(crate) fn for_key(self, secret: &str, key: &str) -> Error {
+        Error::Credentials {
+            secret: secret.to_owned(),
+            reason: format!("key `{key}` {}", self.0),
+        }
+    }
+}
+
+/// What a control character is, for messages (the character, never its neighbours).
+fn describe(c: char) -> String {
+    match c {
+        '\n' => "a line feed (\\n)".into(),
+        '\r' => "a carriage return (\\r)".into(),
+        '\t' => "a tab (\\t)".into(),
+        '\0' => "a NUL byte".into(),
+        '\u{7f}' => "a DEL character".into(),
+        c => format!("the control character U+{:04X}", u32::from(c)),
+    }
+}
+
+/// `raw` trimmed, refused when empty, longer than `max` bytes or holding a
+/// control character. `what` names the kind of value ("a token").
+fn checked<'a>(what: &str, raw: &'a str, max: usize) -> Result<&'a str, Invalid> {
+    let value = raw.trim();
+    if value.is_empty() {
+        return Err(Invalid("is empty".into()));
+    }
+    if value.len() > max {
+        return Err(Invalid(format!(
+            "is {} bytes long; {what} of more than {max} bytes is refused",
+            value.len()
+        )));
+    }
+    if let Some(c) = value.chars().find(|c| c.is_control()) {
+        return Err(Invalid(format!(
+            "contains {}, which {what} cannot hold (look for a stray line break or \
+             a second line where the value was pasted or templated)",
+            describe(c)
+        )));
+    }
+    Ok(value)
+}
+
+/// A token, role id or secret id: trimmed, non-empty, no control character,
+/// at most [`MAX_CREDENTIAL_LEN`] bytes. `what` is "a token", "a role id"...
+pub(crate) fn credential(what: &str, raw: &str) -> Result<SecretString, Invalid> {
+    checked(what, raw, MAX_CREDENTIAL_LEN).map(|v| SecretString::from(v.to_owned()))
+}
+
+/// A token from variable (or file) `name`; the error names it, never the value.
+pub(crate) fn token(name: &str, raw: &str) -> Result<SecretString, Error> {
+    credential("a token", raw).map_err(|e| e.for_variable(name))
+}
+
+/// A value sent as an HTTP header: trimmed, non-empty, no control character,
+/// at most `max` bytes.
+pub(crate) fn header_value<'a>(what: &str, raw: &'a str, max: usize) -> Result<&'a str, Invalid> {
+    checked(what, raw, max)
+}
+
+/// A name (a role, a Kubernetes auth role): trimmed, non-empty, no control
+/// character, at most [`MAX_NAME_LEN`] bytes.
+pub(crate) fn name<'a>(what: &str, raw: &'a str) -> Result<&'a str, Invalid> {
+    checked(what, raw, MAX_NAME_LEN)
+}
+
+/// A namespace: whitespace and slashes trimmed from its ends; `None` when
+/// nothing is left (the root namespace). Refused with a control character,
+/// an empty segment (`a//b`) or more than [`MAX_NAME_LEN`] bytes.
+pub(crate) fn namespace(raw: &str) -> Result<Option<String>, Invalid> {
+    let trimmed = raw.trim().trim_matches('/');
+    if trimmed.is_empty() {
+        return Ok(None);
+    }
+    let value = header_value("a namespace", trimmed, MAX_NAME_LEN)?;
+    if value.split('/').any(|s| s.trim().is_empty()) {
+        return Err(Invalid(
+            "has an empty segment (`//`); nested namespaces are written `parent/child`".into(),
+        ));
+    }
+    Ok(Some(value.to_owned()))
+}
+
+/// An auth mount (`approle`, `kubernetes`, `team/k8s`): whitespace and
+/// slashes trimmed from its ends; segments non-empty and not `.` or `..`;
+/// no control character, `?` or `#`.
+pub(crate) fn mount(raw: &str) -> Result<String, Invalid> {
+    let value = checked("a mount", raw.trim().trim_matches('/'), MAX_NAME_LEN)?;
+    for segment in value.split('/') {
+        match segment.trim() {
+            "" => return Err(Invalid("has an empty segment (`//`)".into())),
+            "." | ".." => return Err(Invalid("has a `.` or `..` segment".into())),
+            _ => {}
+        }
+    }
+    if value.contains(['?', '#']) {
+        return Err(Invalid(
+            "contains `?` or `#`, which a mount path cannot".into(),
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+/// A file path given in a variable or key: trimmed, non-empty, no control character.
+pub(crate) fn file_path(raw: &str) -> Result<&str, Invalid> {
+    checked("a file path", raw, MAX_PATH_LEN)
+}
+
+/// Reads the file `path` named by `variable`, at most `max` bytes. A file
+/// that is missing, a directory, unreadable, empty (or only whitespace) or
+/// too large is a configuration error naming the variable and the file.
+pub(crate) fn read_file(
+    variable: &str,
+    path: &Path,
+    max: u64,
+) -> Result<Zeroizing<Vec<u8>>, Error> {
+    let shown = shown(&path.display().to_string());
+    let fail = |reason: String| Error::config(variable, reason);
+    let io = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::NotFound => fail(format!("the file `{shown}` does not exist")),
+        std::io::ErrorKind::PermissionDenied => fail(format!(
+            "the file `{shown}` cannot be read (permission denied)"
+        )),
+        _ => fail(format!("the file `{shown}` cannot be read: {e}")),
+    };
+    let metadata = std::fs::metadata(path).map_err(io)?;
+    if metadata.is_dir() {
+        return Err(fail(format!(
+            "`{shown}` is a directory; it must name a file"
+        )));
+    }
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut content = Zeroizing::new(Vec::new());
+    file.take(max + 1).read_to_end(&mut content).map_err(io)?;
+    if content.len() as u64 > max {
+        return Err(fail(format!(
+            "the file `{shown}` is larger than {max} bytes, too large for what it should hold"
+        )));
+    }
+    if content.iter().all(u8::is_ascii_whitespace) {
+        return Err(fail(format!("the file `{shown}` is empty")));
+    }
+    Ok(content)
+}
+
+/// Reads a token file (`~/.vault-token`, a Kubernetes service-account
+/// token): [`read_file`]'s checks, then UTF-8 text, trimmed, one line with
+/// no control character. Errors name `variable`, never the content.
+pub(crate) fn read_token_file(variable: &str, path: &Path) -> Result<Zeroizing<String>, Error> {
+    let bytes = read_file(variable, path, MAX_TOKEN_FILE_LEN)?;
+    let shown = shown(&path.display().to_string());
+    let text = std::str::from_utf8(&bytes).map_err(|_| {
+        Error::config(
+            variable,
+            format!("the file `{shown}` is not text (it is not valid UTF-8)"),
+        )
+    })?;
+    let token = checked("a token file", text, MAX_CREDENTIAL_LEN * 4).map_err(|e| {
+        Error::config(
+            variable,
+            format!("the content of the file `{shown}` {}", e.0),
+        )
+    })?;
+    Ok(Zeroizing::new(token.to_owned()))
+}
+
+/// A non-secret value (a path, a file name) as a message shows it: control
+/// characters escaped, at most [`SHOWN_CHARS`] characters, then `…`.
+pub(crate) fn shown(raw: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in raw.chars().enumerate() {
+        if i == SHOWN_CHARS {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// An address as a message may show it, whether or not it parses: without
+/// user info (`user:password@`), query (`?token=...`) or fragment, each
+/// replaced by `…`, then as [`shown`].
+pub(crate) fn shown_address(raw: &str) -> String {
+    let raw = raw.trim();
+    let authority_start = raw.find("://").map_or(0, |i| i + 3);
+    let (scheme, rest) = raw.split_at(authority_start);
+    let query = rest.find(['?', '#']).unwrap_or(rest.len());
+    let mut out = String::with_capacity(raw.len() + 4);
+    out.push_str(scheme);
+    match rest.rfind('@') {
+        // `u:pa?ss@host` or `host/?token=a@b`: what follows the `@` may be
+        // the host or part of the query; show neither.
+        Some(at) if query < at => out.push('…'),
+        // Everything up to the last `@` may be user info, even past a `/`.
+        Some(at) => {
+            out.push_str("…@");
+            out.push_str(&rest[at + 1..query]);
+        }
+        None => out.push_str(&rest[..query]),
+    }
+    if query < rest.len() && !out.ends_with('…') {
+        out.push('…');
+    }
+    shown(&out)
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    #[test]
+    fn tokens_are_trimmed() {
+        for raw in ["root", " root", "root\n", "\troot\r\n", "root \n"] {
+            assert_eq!(token("VAULT_TOKEN", raw).unwrap().expose_secret(), "root");
+        }
+    }
+
+    #[test]
+    fn control_characters_inside_are_refused_by_name_never_by_value() {
+        for (raw, named) in [
+            ("hunter\n2", "line feed"),
+            ("hunter\r\n2", "carriage return"),
+            ("hunter\t2", "tab"),
+            ("hunter\u{0}2", "NUL"),
+            ("hunter2\u{0}", "NUL"),
+            ("hunter\u{7f}2", "DEL"),
+            ("hunter\u{1b}2", "U+001B"),
+            ("hunter\u{85}2", "U+0085"),
+        ] {
+            let err = token("VAULT_TOKEN", raw).unwrap_err();
+            let msg = err.to_string();
+            assert!(
+                matches!(&err, Error::Config { name, .. } if name == "VAULT_TOKEN"),
+                "{msg}"
+            );
+            assert!(msg.contains(named), "{raw:?}: {msg}");
+            assert!(!msg.contains("hunter"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn empty_and_too_long_are_refused() {
+        assert!(
+            token("T", " \n ")
+                .unwrap_err()
+                .to_string()
+                .contains("is empty")
+        );
+        let long = "a".repeat(MAX_CREDENTIAL_LEN + 1);
+        let msg = token("T", &long).unwrap_err().to_string();
+        assert!(msg.contains("bytes long"), "{msg}");
+        assert!(!msg.contains("aaaa"), "{msg}");
+    }
+
+    #[test]
+    fn namespaces() {
+        assert_eq!(
+            namespace(" /team/app/ \n").unwrap().as_deref(),
+            Some("team/app")
+        );
+        assert_eq!(namespace(" / ").unwrap(), None);
+        assert!(namespace("te\nam").unwrap_err().0.contains("line feed"));
+        assert!(namespace("a//b").unwrap_err().0.contains("empty segment"));
+        assert!(namespace(&"n".repeat(MAX_NAME_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn mounts() {
+        assert_eq!(mount(" /my-approle/ ").unwrap(), "my-approle");
+        assert_eq!(mount("team/k8s").unwrap(), "team/k8s");
+        for bad in ["", "/", "a//b", "a/../b", "a?b", "ap\tprole", "a\u{0}"] {
+            assert!(mount(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn token_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        let read = |content: &[u8]| {
+            std::fs::write(&file, content).unwrap();
+            read_token_file("VAULT_KUBE_TOKEN_FILE", &file)
+        };
+        assert_eq!(read(b"jwt.x.y\n").unwrap().as_str(), "jwt.x.y");
+        for (content, phrase) in [
+            (&b""[..], "is empty"),
+            (b" \n\t", "is empty"),
+            (b"line1\nline2", "line feed"),
+            (b"\xff\xfe", "not valid UTF-8"),
+        ] {
+            let msg = read(content).unwrap_err().to_string();
+            assert!(msg.starts_with("invalid `VAULT_KUBE_TOKEN_FILE`"), "{msg}");
+            assert!(msg.contains(phrase), "{content:?}: {msg}");
+            assert!(!msg.contains("line1"), "{msg}");
+        }
+        let missing = read_token_file("V", &dir.path().join("nope")).unwrap_err();
+        assert!(missing.to_string().contains("does not exist"), "{missing}");
+        let directory = read_token_file("V", dir.path()).unwrap_err();
+        assert!(
+            directory.to_string().contains("is a directory"),
+            "{directory}"
+        );
+        std::fs::write(&file, vec![b'a'; MAX_TOKEN_FILE_LEN as usize + 1]).unwrap();
+        let large = read_token_file("V", &file).unwrap_err();
+        assert!(large.to_string().contains("larger than"), "{large}");
+    }
+
+    #[test]
+    fn shown_values_are_escaped_and_cut() {
+        assert_eq!(shown("a\nb"), "a\\nb");
+        let long = "x".repeat(1000);
+        assert_eq!(shown(&long).chars().count(), SHOWN_CHARS + 1);
+    }
+
+    #[test]
+    fn shown_addresses_hold_no_user_info_or_query() {
+        for (raw, expected) in [
+            ("http://u:hunter2@host:8200/x", "http://…@host:8200/x"),
+            ("http://host:8200/?token=hunter2", "http://host:8200/…"),
+            ("http://host#hunter2", "http://host…"),
+            ("u:hunter2@host:8200", "…@host:8200"),
+            ("http://a@b:hunter2@host", "http://…@host"),
+            ("http:// u:hunter2@bad host", "http://…@bad host"),
+            ("localhost:8200", "localhost:8200"),
+            ("http://u:hunter2/x@host", "http://…@host"),
+            ("http://u:p@host/a@b", "http://…@b"),
+            ("http://u:hun?ter2@host", "http://…"),
+            ("http://u:hun#ter2@host?q", "http://…"),
+            ("http://host/?token=@hunter2", "http://…"),
+            ("http://u:p@host/?token=hunter2", "http://…@host/…"),
+        ] {
+            assert_eq!(shown_address(raw), expected, "{raw}");
+        }
+    }
+}
