@@ -384,9 +384,10 @@ fn normalize_namespace(ns: &str) -> String {
     ns.trim().trim_matches('/').to_owned()
 }
 
-/// An `http(s)` URL with a host, and nothing else: no user info, query,
-/// fragment or path (a trailing `/v1`, the API prefix users often copy, is
-/// dropped). The error names the variable; it shows the address only
+/// An `http(s)` URL with a host and maybe a path prefix (a Vault behind a
+/// reverse proxy at `https://proxy/vault`; requests go to `<address>/v1/...`,
+/// as Vault's own client sends them), and nothing else: no user info, query
+/// or fragment. A trailing `/v1`, the API prefix users often copy, is dropped. The error names the variable; it shows the address only
 /// without user info and query, which may hold credentials.
 pub(crate) fn parse_address(variable: &str, raw: &str) -> Result<Url, Error> {
     const EXAMPLE: &str = "expected e.g. https://vault.example.com:8200";
@@ -421,20 +422,16 @@ pub(crate) fn parse_address(variable: &str, raw: &str) -> Result<Url, Error> {
             "`{shown}` must not have a query (`?...`) or fragment (`#...`)"
         )));
     }
-    match url.path().trim_end_matches('/') {
-        "" => {}
-        // Vault's CLI users write the API prefix in; requests add it themselves.
-        "/v1" => {
+    let path = url.path().trim_end_matches('/').to_owned();
+    // Vault's CLI users write the API prefix in; requests add it themselves.
+    let prefix = match path.strip_suffix("/v1") {
+        Some(prefix) => {
             tracing::debug!(variable, "dropping `/v1` at the end of the address");
-            url.set_path("/");
+            prefix
         }
-        _ => {
-            return Err(fail(format!(
-                "`{shown}` has a path; give the server's root URL (requests go to \
-                 <address>/v1/...), {EXAMPLE}"
-            )));
-        }
-    }
+        None => path.as_str(),
+    };
+    url.set_path(if prefix.is_empty() { "/" } else { prefix });
     match (url.scheme(), url.port()) {
         ("http", Some(443)) => Err(fail(format!(
             "`{shown}` is plain http on port 443, the HTTPS port; use https://"
@@ -606,13 +603,15 @@ mod tests {
     }
 
     #[test]
-    fn an_api_prefix_is_dropped_and_other_paths_refused() {
+    fn an_api_prefix_is_dropped_and_a_proxy_path_kept() {
         for ok in ["http://v:8200/v1", "http://v:8200/v1/", "http://v:8200/"] {
             let c = VaultConfig::new(ok).unwrap();
             assert_eq!(c.base(), "http://v:8200", "{ok}");
         }
-        let err = VaultConfig::new("http://v:8200/vault").unwrap_err();
-        assert!(err.to_string().contains("has a path"), "{err}");
+        for proxied in ["http://p/vault", "http://p/vault/", "http://p/vault/v1"] {
+            let c = VaultConfig::new(proxied).unwrap();
+            assert_eq!(c.base(), "http://p/vault", "{proxied}");
+        }
     }
 
     #[test]

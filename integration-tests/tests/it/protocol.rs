@@ -307,3 +307,31 @@ async fn expected_outcomes_log_nothing_at_warn_or_error() {
     let lines = loud.0.lock().unwrap().clone();
     assert!(lines.is_empty(), "{lines:?}");
 }
+
+#[tokio::test]
+async fn an_address_with_a_path_prefix_reaches_vault_behind_a_proxy() {
+    let server = MockServer::start().await;
+    Mock::given(path("/vault/v1/sys/internal/ui/mounts/proxied/app"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"data": {"path": "proxied/", "type": "kv", "options": {"version": "2"}}}),
+        ))
+        .mount(&server)
+        .await;
+    Mock::given(path("/vault/v1/proxied/data/app"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"data": {"data": {"k": "via proxy"}}})),
+        )
+        .mount(&server)
+        .await;
+    let address = format!("{}/vault/v1/", server.uri());
+    let v = VaultSecret::new("proxied/app#k")
+        .env(Env::from_map([
+            ("VAULT_ADDR", address.as_str()),
+            ("VAULT_TOKEN", TOKEN),
+            ("HOME", "/nonexistent-home"),
+        ]))
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(v.expose_secret(), "via proxy");
+}
