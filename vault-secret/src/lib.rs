@@ -44,6 +44,9 @@ mod path;
 mod secret;
 mod session;
 mod source;
+/// Testing code that reads Vault: a real dev server ([`testing::DevVault`]) and a mock ([`testing::MockVault`]).
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use config::{DEFAULT_TIMEOUT, VaultConfig};
 pub use credentials::{DEFAULT_CREDENTIALS_SECRET, DEFAULT_KUBE_TOKEN_FILE};
