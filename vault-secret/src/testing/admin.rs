@@ -11,9 +11,13 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
 /// Builds an HTTP client trusting `ca_cert` (PEM file) in addition to
-/// nothing else when given, the platform roots otherwise.
+/// nothing else when given, the platform roots otherwise. It keeps no idle
+/// connection, so one client serves tests on different async runtimes (a
+/// pooled connection belongs to the runtime that opened it).
 pub(crate) fn try_http_client(ca_cert: Option<&Path>) -> Result<Client, String> {
-    let mut builder = Client::builder().timeout(Duration::from_secs(30));
+    let mut builder = Client::builder()
+        .timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(0);
     if let Some(path) = ca_cert {
         let pem = std::fs::read(path).map_err(|e| format!("read {}: {e}", path.display()))?;
         let cert = reqwest::Certificate::from_pem(&pem)

@@ -47,9 +47,10 @@ const DEV_CONFIG: &str = "unsafe_allow_api_audit_creation = true\n";
 /// case when the test process exits (see the [module docs](super)). On an
 /// attached server everything the handle created is removed when it drops.
 ///
-/// The handle's HTTP client belongs to the async runtime it was made in:
-/// use a handle within one test (call [`DevVault::shared`] in each test).
-/// `Debug` shows the address and kind, never the root token.
+/// A handle works on any async runtime (its HTTP client keeps no
+/// connection between calls), so a test may keep one in a static; calling
+/// [`DevVault::shared`] in each test is as cheap. `Debug` never shows the
+/// root token.
 #[derive(Debug)]
 pub struct DevVault {
     server: Arc<ServerInner>,
@@ -263,9 +264,8 @@ impl DevVault {
     }
 
     /// An admin client with the root token, in this handle's namespace, for
-    /// any API call the provisioning methods do not cover. A new HTTP client
-    /// each call, bound to the calling test's runtime. What it creates is
-    /// not removed on drop.
+    /// any API call the provisioning methods do not cover. What it creates
+    /// is not removed on drop, even on an attached server.
     pub fn admin(&self) -> Admin {
         let admin = self.root_admin();
         match &self.namespace {
