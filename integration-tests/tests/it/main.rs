@@ -10,6 +10,7 @@ mod cli;
 pub mod harness;
 mod harness_selftest;
 pub mod support;
+mod testing_api;
 mod vault_auth;
 mod vault_chain;
 mod vault_config;

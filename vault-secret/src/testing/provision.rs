@@ -102,8 +102,12 @@ impl DevVault {
         name
     }
 
-    /// A new token with `policies` (plus `default`), valid for an hour.
+    /// A new token with `policies` (plus `default`), valid for an hour. With
+    /// no policies it has `default` only (not the root token's policies, as
+    /// an empty list would give).
     pub async fn token(&self, policies: &[&str]) -> Token {
+        let mut policies = policies.to_vec();
+        policies.push("default");
         let body = json!({ "policies": policies, "ttl": "1h" });
         let (token, accessor) = self.client().create_token_auth(&body).await;
         self.undo_later(

@@ -4,6 +4,7 @@
 //! code under test.
 
 use std::ffi::OsStr;
+use std::fmt;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -51,12 +52,24 @@ const DEV_CONFIG: &str = "unsafe_allow_api_audit_creation = true\n";
 /// connection between calls), so a test may keep one in a static; calling
 /// [`DevVault::shared`] in each test is as cheap. `Debug` never shows the
 /// root token.
-#[derive(Debug)]
 pub struct DevVault {
     server: Arc<ServerInner>,
     admin: Admin,
     namespace: Option<String>,
     cleanup: Arc<Cleanup>,
+}
+
+impl fmt::Debug for DevVault {
+    // Address, kind and namespace: what tells two handles apart in a
+    // failure message; never the token.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DevVault")
+            .field("addr", &self.server.addr)
+            .field("kind", &self.server.kind)
+            .field("namespace", &self.namespace)
+            .field("ca_cert", &self.server.ca_cert)
+            .finish_non_exhaustive()
+    }
 }
 
 /// How a test got its server.
@@ -296,6 +309,13 @@ impl DevVault {
     /// server).
     pub fn log(&self) -> String {
         self.server.process().map(|p| p.log()).unwrap_or_default()
+    }
+
+    /// The started server's scratch directory (its config, TLS files and
+    /// audit log), removed once the server has stopped; `None` for an
+    /// attached server.
+    pub fn scratch_dir(&self) -> Option<&Path> {
+        self.server.work_dir()
     }
 
     /// The server's process id (`None` for an attached server), e.g. to
