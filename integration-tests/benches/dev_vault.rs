@@ -71,7 +71,10 @@ async fn main() {
             .await;
         per_test.push(t.elapsed());
     }
-    summary("shared() + kv_mount(V2) + kv_put (a test's set-up)", per_test);
+    summary(
+        "shared() + kv_mount(V2) + kv_put (a test's set-up)",
+        per_test,
+    );
 
     let target = Duration::from_secs(1);
     if start_median >= target {
