@@ -44,7 +44,7 @@ mod path;
 mod secret;
 mod session;
 mod source;
-/// Testing code that reads Vault: a real dev server ([`testing::DevVault`]) and a mock ([`testing::MockVault`]).
+// Testing code that reads Vault: a dev server and a mock (documented inside).
 #[cfg(feature = "testing")]
 pub mod testing;
 
