@@ -46,6 +46,9 @@ mod path;
 mod secret;
 mod session;
 mod source;
+// Testing code that reads Vault: a dev server and a mock (documented inside).
+#[cfg(feature = "testing")]
+pub mod testing;
 mod transport;
 
 pub use config::{DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, VaultConfig};

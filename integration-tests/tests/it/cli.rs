@@ -27,7 +27,7 @@ use crate::harness::{self, Admin, Server, unique};
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The tool's binary, built on first use.
-fn binary() -> &'static Path {
+pub(crate) fn binary() -> &'static Path {
     static BINARY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     match BINARY.get_or_init(build_binary) {
         Ok(path) => path,

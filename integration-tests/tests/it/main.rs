@@ -14,6 +14,7 @@ mod harness_selftest;
 mod protocol;
 mod retries;
 pub mod support;
+mod testing_api;
 mod vault_auth;
 mod vault_chain;
 mod vault_config;

@@ -1,16 +1,23 @@
-//! An admin client for provisioning the server under test (root token,
-//! plain HTTP API, no dependency on the crates under test).
+//! A small admin HTTP client for provisioning the server under test (plain
+//! API calls with a root token; independent of the library's own transport,
+//! so a bug there cannot hide behind the fixture).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use reqwest::{Client, Method};
+use reqwest::Client;
+pub use reqwest::Method;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
 /// Builds an HTTP client trusting `ca_cert` (PEM file) in addition to
-/// nothing else when given, the platform roots otherwise.
-pub(super) fn try_http_client(ca_cert: Option<&Path>) -> Result<Client, String> {
-    let mut builder = Client::builder().timeout(Duration::from_secs(30));
+/// nothing else when given, the platform roots otherwise. It keeps no idle
+/// connection, so one client serves tests on different async runtimes (a
+/// pooled connection belongs to the runtime that opened it).
+pub(crate) fn try_http_client(ca_cert: Option<&Path>) -> Result<Client, String> {
+    let mut builder = Client::builder()
+        .timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(0);
     if let Some(path) = ca_cert {
         let pem = std::fs::read(path).map_err(|e| format!("read {}: {e}", path.display()))?;
         let cert = reqwest::Certificate::from_pem(&pem)
@@ -23,7 +30,7 @@ pub(super) fn try_http_client(ca_cert: Option<&Path>) -> Result<Client, String> 
 }
 
 /// [`try_http_client`], panicking on error.
-pub(super) fn http_client(ca_cert: Option<&Path>) -> Client {
+pub(crate) fn http_client(ca_cert: Option<&Path>) -> Client {
     try_http_client(ca_cert).unwrap_or_else(|e| panic!("admin HTTP client: {e}"))
 }
 
@@ -78,7 +85,7 @@ impl RawResponse {
 pub struct Admin {
     client: Client,
     addr: String,
-    token: String,
+    token: SecretString,
     namespace: Option<String>,
 }
 
@@ -89,7 +96,7 @@ impl Admin {
         Admin {
             client: http_client(ca_cert),
             addr: addr.trim_end_matches('/').to_owned(),
-            token: token.to_owned(),
+            token: SecretString::from(token),
             namespace: None,
         }
     }
@@ -107,7 +114,7 @@ impl Admin {
     /// allows).
     pub fn with_token(&self, token: &str) -> Admin {
         Admin {
-            token: token.to_owned(),
+            token: SecretString::from(token),
             ..self.clone()
         }
     }
@@ -127,32 +134,47 @@ impl Admin {
     /// `method /v1/<path>` with an optional JSON body. Panics only when the
     /// server cannot be reached.
     pub async fn request(&self, method: Method, path: &str, body: Option<&Value>) -> RawResponse {
+        self.try_request(method, path, body)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Admin::request`], with an error (naming the call) instead of a
+    /// panic when the server cannot be reached.
+    pub async fn try_request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<RawResponse, String> {
         let url = format!("{}/v1/{}", self.addr, path.trim_start_matches('/'));
         let mut request = self
             .client
             .request(method.clone(), &url)
-            .header("X-Vault-Token", &self.token);
+            .header("X-Vault-Token", self.token.expose_secret());
         if let Some(namespace) = &self.namespace {
             request = request.header("X-Vault-Namespace", namespace);
         }
         if let Some(body) = body {
-            request = request.json(body);
+            request = request
+                .header("Content-Type", "application/json")
+                .body(body.to_string());
         }
         let response = request
             .send()
             .await
-            .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+            .map_err(|e| format!("{method} {url}: {e}"))?;
         let status = response.status().as_u16();
         let text = response
             .text()
             .await
-            .unwrap_or_else(|e| panic!("{method} {url}: reading the body: {e}"));
+            .map_err(|e| format!("{method} {url}: reading the body: {e}"))?;
         let body = if text.trim().is_empty() {
             Value::Null
         } else {
             serde_json::from_str(&text).unwrap_or(Value::String(text))
         };
-        RawResponse { status, body }
+        Ok(RawResponse { status, body })
     }
 
     /// `GET /v1/<path>`.
@@ -309,13 +331,22 @@ impl Admin {
     /// Creates a token from a full `auth/token/create` request body (for
     /// `num_uses`, `renewable`, `explicit_max_ttl`, ...); returns it.
     pub async fn create_token_with(&self, body: &Value) -> String {
+        self.create_token_auth(body).await.0
+    }
+
+    /// Creates a token from a full `auth/token/create` request body; returns
+    /// the token and its accessor.
+    pub(crate) async fn create_token_auth(&self, body: &Value) -> (String, String) {
         let answer = self
             .call_ok(Method::POST, "auth/token/create", Some(body))
             .await;
-        answer["auth"]["client_token"]
-            .as_str()
-            .unwrap_or_else(|| panic!("auth/token/create: no client_token in {answer}"))
-            .to_owned()
+        let field = |name: &str| {
+            answer["auth"][name]
+                .as_str()
+                .unwrap_or_else(|| panic!("auth/token/create: no {name} in the answer"))
+                .to_owned()
+        };
+        (field("client_token"), field("accessor"))
     }
 
     // ----- auth methods ---------------------------------------------------
@@ -374,7 +405,7 @@ impl Admin {
     }
 
     /// Configures the Kubernetes auth mount `auth/<auth_path>` to review
-    /// tokens at `kubernetes_host` (e.g. a [`super::KubeFixture`]) with a
+    /// tokens at `kubernetes_host` (e.g. a [`KubeFixture`](super::KubeFixture)) with a
     /// placeholder reviewer JWT and CA certificate.
     pub async fn kubernetes_config(&self, auth_path: &str, kubernetes_host: &str) {
         let body = json!({
@@ -436,7 +467,8 @@ impl Admin {
         r.is_success() || (r.status == 404 && !r.errors().contains("unsupported path"))
     }
 
-    /// Seals the server (only on a [`super::DedicatedServer`]!).
+    /// Seals the server (only on a server of the test's own, e.g. from
+    /// [`DevVault::start`](super::DevVault::start)!).
     pub async fn seal(&self) {
         self.call_ok(Method::PUT, "sys/seal", None).await;
     }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use wiremock::matchers::{body_partial_json, method, path};
@@ -88,7 +89,7 @@ pub struct KubeFixture {
     mock: MockServer,
     host: String,
     account: ServiceAccount,
-    jwt: String,
+    jwt: SecretString,
     token_path: PathBuf,
     _dir: TempDir,
 }
@@ -98,15 +99,16 @@ impl KubeFixture {
     /// `namespace`/`name` (fresh uid), written to [`KubeFixture::token_path`].
     ///
     /// The fake API listens on 127.0.0.1, which a server on this machine
-    /// reaches. For a server elsewhere (e.g. a Vault in Docker, with
-    /// `VAULT_IT_EXTERNAL=1`), set `VAULT_IT_KUBE_HOST` to this machine's
-    /// name as the server sees it (e.g. `host.docker.internal`): the fake
-    /// API then listens on all interfaces and [`KubeFixture::kubernetes_host`]
-    /// uses that name.
+    /// reaches. For a server elsewhere (e.g. a Vault in Docker, reached with
+    /// [`DevVault::attach`](super::DevVault::attach)), set
+    /// `VAULT_DEV_KUBE_HOST` (or the older `VAULT_IT_KUBE_HOST`) to this
+    /// machine's name as the server sees it (e.g. `host.docker.internal`):
+    /// the fake API then listens on all interfaces and
+    /// [`KubeFixture::kubernetes_host`] uses that name.
     pub async fn start(namespace: &str, name: &str) -> KubeFixture {
-        let public_host = std::env::var("VAULT_IT_KUBE_HOST")
-            .ok()
-            .filter(|h| !h.is_empty());
+        let public_host = ["VAULT_DEV_KUBE_HOST", "VAULT_IT_KUBE_HOST"]
+            .into_iter()
+            .find_map(|name| std::env::var(name).ok().filter(|h| !h.is_empty()));
         let bind = if public_host.is_some() {
             "0.0.0.0:0"
         } else {
@@ -116,7 +118,7 @@ impl KubeFixture {
             .unwrap_or_else(|e| panic!("bind the fake Kubernetes API on {bind}: {e}"));
         let port = listener
             .local_addr()
-            .expect("local address of the fake Kubernetes API")
+            .unwrap_or_else(|e| panic!("local address of the fake Kubernetes API: {e}"))
             .port();
         let host = match public_host {
             Some(host) => format!("http://{host}:{port}"),
@@ -138,22 +140,25 @@ impl KubeFixture {
             .mount(&mock)
             .await;
         let dir = tempfile::Builder::new()
-            .prefix("kube-it-")
+            .prefix("dev-vault-kube-")
             .tempdir()
-            .expect("create a directory for the service-account token");
+            .unwrap_or_else(|e| panic!("create a directory for the service-account token: {e}"));
         let token_path = dir.path().join("token");
         let account = ServiceAccount::new(namespace, name);
         let fixture = KubeFixture {
             mock,
             host,
-            jwt: String::new(),
+            jwt: SecretString::from(String::new()),
             account: account.clone(),
             token_path,
             _dir: dir,
         };
         let jwt = fixture.accept(&account).await;
         fixture.write_token(&jwt);
-        KubeFixture { jwt, ..fixture }
+        KubeFixture {
+            jwt: SecretString::from(jwt),
+            ..fixture
+        }
     }
 
     /// The service account of [`KubeFixture::jwt`].
@@ -163,7 +168,7 @@ impl KubeFixture {
 
     /// The accepted token (also in [`KubeFixture::token_path`] at first).
     pub fn jwt(&self) -> &str {
-        &self.jwt
+        self.jwt.expose_secret()
     }
 
     /// File holding the token (followed by a newline).
@@ -239,6 +244,8 @@ impl KubeFixture {
     }
 
     /// Tokens the server sent for review so far, oldest first.
+    ///
+    /// These are token values: keep them out of messages.
     pub async fn reviewed_tokens(&self) -> Vec<String> {
         self.mock
             .received_requests()

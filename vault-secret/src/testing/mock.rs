@@ -1,0 +1,416 @@
+//! [`MockVault`]: an in-process fake of the Vault API (wiremock) for unit
+//! tests that must not start a process. It answers with the shapes a real
+//! server gives for the calls a reader makes: health, token lookup and
+//! renewal, mount detection (`sys/internal/ui/mounts`), KV v1 and v2 reads,
+//! AppRole login, denials and failures.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Mutex;
+
+use secret_core::Env;
+use serde_json::{Value, json};
+use wiremock::matchers::{
+    body_partial_json, method, path, path_regex, query_param, query_param_is_missing,
+};
+use wiremock::{Mock, MockGuard, MockServer, ResponseTemplate};
+
+use super::credentials::{AppRoleCredentials, Credentials, Token};
+use super::unique;
+use crate::{KvVersion, VaultSecret};
+
+/// Priority of denials, failures and accepted logins (wiremock: lower wins).
+const OVERRIDE: u8 = 1;
+/// Priority of the catch-all answers.
+const FALLBACK: u8 = 10;
+
+/// The token [`MockVault::root_token`] gives (any token is accepted).
+const MOCK_TOKEN: &str = "mock-root-token";
+
+/// A fake Vault API on a loopback port, in the test process.
+///
+/// ```
+/// use serde_json::json;
+/// use vault_secret::testing::MockVault;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let vault = MockVault::start().await;
+/// vault.kv2("secret/app", json!({"password": "p"})).await;
+/// let password = vault.secret("secret/app#password").run().await.unwrap();
+/// assert_eq!(password.expose_secret(), "p");
+/// assert!(vault.received().await.iter().any(|r| r.path == "secret/data/app"));
+/// # }
+/// ```
+///
+/// Any token is accepted. Unknown paths answer 404 `{"errors":[]}` and the
+/// mount check of an unknown mount answers 403, as a real server does for a
+/// root token.
+pub struct MockVault {
+    server: MockServer,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// KV version of each mount written to so far.
+    mounts: HashMap<String, KvVersion>,
+    /// Number of versions written at each KV v2 path.
+    versions: HashMap<String, u64>,
+    /// The answer for the latest value at each path (replaced on a write).
+    latest: HashMap<String, MockGuard>,
+}
+
+impl fmt::Debug for MockVault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MockVault")
+            .field("addr", &self.server.uri())
+            .finish_non_exhaustive()
+    }
+}
+
+/// One request [`MockVault`] received (no headers: they hold the token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MockRequest {
+    /// `GET`, `POST`, `LIST`, ...
+    pub method: String,
+    /// The API path relative to `/v1/`, e.g. `secret/data/app`.
+    pub path: String,
+    /// The query string, if any (e.g. `version=2`).
+    pub query: Option<String>,
+    /// The `X-Vault-Namespace` header, if any.
+    pub namespace: Option<String>,
+}
+
+fn errors(messages: &[&str]) -> Value {
+    json!({ "errors": messages })
+}
+
+/// A successful answer's envelope around `data`, as Vault wraps it.
+fn envelope(data: Value, lease_duration: u64) -> Value {
+    json!({
+        "request_id": "00000000-0000-0000-0000-000000000000",
+        "lease_id": "",
+        "renewable": false,
+        "lease_duration": lease_duration,
+        "data": data,
+        "wrap_info": null,
+        "warnings": null,
+        "auth": null,
+    })
+}
+
+fn auth_envelope(token: &str, policies: &[&str]) -> Value {
+    json!({
+        "request_id": "00000000-0000-0000-0000-000000000000",
+        "lease_id": "",
+        "renewable": false,
+        "lease_duration": 0,
+        "data": null,
+        "wrap_info": null,
+        "warnings": null,
+        "auth": {
+            "client_token": token,
+            "accessor": "mock-accessor",
+            "policies": policies,
+            "token_policies": policies,
+            "metadata": {},
+            "lease_duration": 3600,
+            "renewable": true,
+            "entity_id": "",
+            "token_type": "service",
+            "orphan": true,
+        },
+    })
+}
+
+/// `s` with regex metacharacters escaped.
+fn regex_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if "\\.+*?()|[]{}^$#&-~".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `mount/rest` split at the first slash.
+fn split(kv_path: &str) -> (String, String) {
+    let kv_path = kv_path.trim_matches('/');
+    match kv_path.split_once('/') {
+        Some((mount, rest)) => (mount.to_owned(), rest.to_owned()),
+        None => panic!("MockVault: `{kv_path}` needs a mount and a path, e.g. secret/app"),
+    }
+}
+
+impl MockVault {
+    /// Starts the fake API with the answers every reader needs (health,
+    /// token lookup, renewal and revocation, catch-alls).
+    pub async fn start() -> MockVault {
+        let server = MockServer::start().await;
+        let ok = |body: Value| ResponseTemplate::new(200).set_body_json(body);
+        Mock::given(method("GET"))
+            .and(path("/v1/sys/health"))
+            .respond_with(ok(json!({
+                "initialized": true, "sealed": false, "standby": false,
+                "performance_standby": false, "version": "mock", "cluster_name": "mock",
+            })))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/v1/auth/token/lookup-self"))
+            .respond_with(ok(envelope(
+                json!({
+                    "accessor": "mock-accessor", "creation_ttl": 0, "display_name": "token",
+                    "entity_id": "", "expire_time": null, "explicit_max_ttl": 0,
+                    "meta": null, "num_uses": 0, "orphan": true, "path": "auth/token/create",
+                    "policies": ["root"], "renewable": false, "ttl": 0, "type": "service",
+                }),
+                0,
+            )))
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/v1/auth/token/renew-self"))
+            .respond_with(ok(auth_envelope(MOCK_TOKEN, &["root"])))
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/v1/auth/token/revoke-self"))
+            .respond_with(ResponseTemplate::new(204))
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path_regex(r"^/v1/auth/[^/]+/login$"))
+            .respond_with(
+                ResponseTemplate::new(400).set_body_json(errors(&["invalid role or secret ID"])),
+            )
+            .with_priority(FALLBACK - 1)
+            .mount(&server)
+            .await;
+        Mock::given(path_regex(r"^/v1/sys/internal/ui/mounts/(?P<rest>.+)$"))
+            .respond_with(ResponseTemplate::new(403).set_body_json(errors(&[
+                "preflight capability check returned 403, please ensure client's policies grant access to path",
+            ])))
+            .with_priority(FALLBACK - 1)
+            .mount(&server)
+            .await;
+        Mock::given(path_regex("^/"))
+            .respond_with(ResponseTemplate::new(404).set_body_json(errors(&[])))
+            .with_priority(FALLBACK)
+            .mount(&server)
+            .await;
+        MockVault {
+            server,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// Base address, e.g. `http://127.0.0.1:40123`.
+    pub fn addr(&self) -> String {
+        self.server.uri()
+    }
+
+    /// A token to use (the mock accepts any).
+    pub fn root_token(&self) -> Token {
+        Token::new(MOCK_TOKEN)
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Answers mount checks under `mount` as a KV mount of `version`.
+    async fn mount(&self, mount: &str, version: KvVersion) {
+        let known = self.state().mounts.insert(mount.to_owned(), version);
+        match known {
+            Some(old) if old == version => return,
+            Some(old) => panic!("MockVault: mount {mount} is {old:?}, not {version:?}"),
+            None => {}
+        }
+        let number = match version {
+            KvVersion::V1 => "1",
+            KvVersion::V2 => "2",
+        };
+        Mock::given(method("GET"))
+            .and(path_regex(format!(
+                "^/v1/sys/internal/ui/mounts/{}(/.*)?$",
+                regex_escape(mount)
+            )))
+            .respond_with(ResponseTemplate::new(200).set_body_json(envelope(
+                json!({
+                    "accessor": format!("kv_{mount}"), "config": {"default_lease_ttl": 0,
+                    "force_no_cache": false, "max_lease_ttl": 0}, "description": "",
+                    "local": false, "options": {"version": number}, "path": format!("{mount}/"),
+                    "seal_wrap": false, "type": "kv",
+                }),
+                0,
+            )))
+            .mount(&self.server)
+            .await;
+    }
+
+    /// The API path of a read of `kv_path` (`mount/rest`), by the mount's
+    /// version (KV v2 when the mount is unknown).
+    fn read_path(&self, kv_path: &str) -> String {
+        let (mount, rest) = split(kv_path);
+        match self.state().mounts.get(&mount) {
+            Some(KvVersion::V1) => format!("/v1/{mount}/{rest}"),
+            _ => format!("/v1/{mount}/data/{rest}"),
+        }
+    }
+
+    /// Stores `data` (a JSON object) as a new version of the KV v2 secret at
+    /// `kv_path` (`mount/rest`: the first segment is the mount); returns the
+    /// version. Reads without `?version=` get the latest.
+    pub async fn kv2(&self, kv_path: &str, data: Value) -> u64 {
+        let (mount, rest) = split(kv_path);
+        self.mount(&mount, KvVersion::V2).await;
+        let version = {
+            let mut state = self.state();
+            let n = state.versions.entry(kv_path.to_owned()).or_insert(0);
+            *n += 1;
+            *n
+        };
+        let body = envelope(
+            json!({
+                "data": data,
+                "metadata": {
+                    "created_time": "2026-01-01T00:00:00.000000000Z", "custom_metadata": null,
+                    "deletion_time": "", "destroyed": false, "version": version,
+                },
+            }),
+            0,
+        );
+        let api_path = format!("/v1/{mount}/data/{rest}");
+        Mock::given(method("GET"))
+            .and(path(api_path.as_str()))
+            .and(query_param("version", version.to_string()))
+            .respond_with(ResponseTemplate::new(200).set_body_json(body.clone()))
+            .mount(&self.server)
+            .await;
+        let latest = Mock::given(method("GET"))
+            .and(path(api_path.as_str()))
+            .and(query_param_is_missing("version"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(body))
+            .mount_as_scoped(&self.server)
+            .await;
+        // Replacing the guard unmounts the previous latest answer.
+        self.state().latest.insert(api_path, latest);
+        version
+    }
+
+    /// Stores `data` (a JSON object) as the KV v1 secret at `kv_path`
+    /// (`mount/rest`: the first segment is the mount).
+    pub async fn kv1(&self, kv_path: &str, data: Value) {
+        let (mount, rest) = split(kv_path);
+        self.mount(&mount, KvVersion::V1).await;
+        let api_path = format!("/v1/{mount}/{rest}");
+        let answer = Mock::given(method("GET"))
+            .and(path(api_path.as_str()))
+            .respond_with(ResponseTemplate::new(200).set_body_json(envelope(data, 2_764_800)))
+            .mount_as_scoped(&self.server)
+            .await;
+        self.state().latest.insert(api_path, answer);
+    }
+
+    /// Answers reads of `kv_path` (`mount/rest`) with 403 permission denied,
+    /// as a real server does for a token whose policy does not cover it
+    /// (the mount check still succeeds when the mount is known).
+    pub async fn deny(&self, kv_path: &str) {
+        let api_path = self.read_path(kv_path);
+        Mock::given(path(api_path.as_str()))
+            .respond_with(
+                ResponseTemplate::new(403)
+                    .set_body_json(errors(&["1 error occurred:\n\t* permission denied\n\n"])),
+            )
+            .with_priority(OVERRIDE)
+            .mount(&self.server)
+            .await;
+    }
+
+    /// Answers the next `times` reads of `kv_path` (`mount/rest`) with
+    /// `status` and an `errors` body; later reads get the normal answer.
+    pub async fn fail(&self, kv_path: &str, status: u16, times: u64) {
+        let api_path = self.read_path(kv_path);
+        Mock::given(path(api_path.as_str()))
+            .respond_with(ResponseTemplate::new(status).set_body_json(errors(&["mock failure"])))
+            .up_to_n_times(times)
+            .with_priority(OVERRIDE)
+            .mount(&self.server)
+            .await;
+    }
+
+    /// Accepts AppRole logins at `auth/approle/login` with a new role id and
+    /// secret id (any other pair gets 400 "invalid role or secret ID");
+    /// returns them.
+    pub async fn login_approle(&self) -> AppRoleCredentials {
+        let credentials =
+            AppRoleCredentials::new("approle", unique("mock-role-id"), unique("mock-secret-id"));
+        Mock::given(method("POST"))
+            .and(path("/v1/auth/approle/login"))
+            .and(body_partial_json(json!({
+                "role_id": credentials.role_id(),
+                "secret_id": credentials.secret_id(),
+            })))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(auth_envelope(&unique("mock-approle-token"), &["default"])),
+            )
+            .with_priority(OVERRIDE)
+            .mount(&self.server)
+            .await;
+        credentials
+    }
+
+    /// Every request received so far, oldest first.
+    pub async fn received(&self) -> Vec<MockRequest> {
+        self.server
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .map(|r| MockRequest {
+                method: r.method.to_string(),
+                path: r
+                    .url
+                    .path()
+                    .strip_prefix("/v1/")
+                    .unwrap_or(r.url.path())
+                    .to_owned(),
+                query: r.url.query().map(str::to_owned),
+                namespace: r
+                    .headers
+                    .get("x-vault-namespace")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned),
+            })
+            .collect()
+    }
+
+    /// `VAULT_ADDR` and `VAULT_CREDENTIALS` for the library or the CLI.
+    pub fn env_vars_for(&self, credentials: &dyn Credentials) -> Vec<(String, String)> {
+        vec![
+            ("VAULT_ADDR".to_owned(), self.addr()),
+            (
+                "VAULT_CREDENTIALS".to_owned(),
+                credentials.credentials_json().to_string(),
+            ),
+        ]
+    }
+
+    /// An [`Env`] holding [`env_vars_for`](Self::env_vars_for) only.
+    pub fn env_for(&self, credentials: &dyn Credentials) -> Env {
+        Env::from_map(self.env_vars_for(credentials))
+    }
+
+    /// A [`VaultSecret`] for `path` bound to the mock with
+    /// [`root_token`](Self::root_token).
+    pub fn secret(&self, path: impl Into<String>) -> VaultSecret {
+        VaultSecret::new(path).env(self.env_for(&self.root_token()))
+    }
+}
