@@ -423,6 +423,14 @@ pub(crate) fn parse_address(variable: &str, raw: &str) -> Result<Url, Error> {
         )));
     }
     let path = url.path().trim_end_matches('/').to_owned();
+    if path.contains('@') {
+        // `http://user:pa/ss@host`: a password with a `/` parses as a path.
+        return Err(fail(
+            "has `@` after the host: a user name or password? give credentials in \
+             VAULT_TOKEN or the credentials secret, never in the address"
+                .into(),
+        ));
+    }
     // Vault's CLI users write the API prefix in; requests add it themselves.
     let prefix = match path.strip_suffix("/v1") {
         Some(prefix) => {
@@ -612,6 +620,10 @@ mod tests {
             let c = VaultConfig::new(proxied).unwrap();
             assert_eq!(c.base(), "http://p/vault", "{proxied}");
         }
+        // A password holding `/` turns the rest into a path: refused, not shown.
+        let err = VaultConfig::new("http://u:/ss-hunter2@v:8200").unwrap_err();
+        assert!(err.to_string().contains("`@` after the host"), "{err}");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
     }
 
     #[test]

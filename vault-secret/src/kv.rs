@@ -271,7 +271,7 @@ impl Reader<'_> {
         }))
     }
 
-    async fn read(&mut self, kv: Option<KvVersion>) -> Result<Attempt<SecretValue>, Error> {
+    async fn read(&mut self, kv: Option<KvVersion>) -> Result<Attempt<Value>, Error> {
         let r = self.r;
         let (mount, detected) = match self.mount().await? {
             Attempt::Done(found) => found,
@@ -354,7 +354,7 @@ impl Reader<'_> {
         rest: &str,
         version: KvVersion,
         read: Read,
-    ) -> Result<Attempt<SecretValue>, Error> {
+    ) -> Result<Attempt<Value>, Error> {
         let r = self.r;
         match read {
             Read::Found(data) => {
@@ -366,9 +366,7 @@ impl Reader<'_> {
                         attempts: 1,
                     });
                 }
-                Ok(Attempt::Done(
-                    SecretValue::json(data).with_name(r.path.as_str()),
-                ))
+                Ok(Attempt::Done(data))
             }
             Read::Missing { no_mount } => Err(Error::NotFound {
                 path: r.path.clone(),
@@ -452,18 +450,21 @@ impl VaultSession {
             })
             .collect();
         let mut reads =
-            futures_util::future::join_all(distinct.iter().map(|r| self.read_ref(r, kv))).await;
+            futures_util::future::join_all(distinct.iter().map(|r| self.read_whole(r, kv))).await;
         // The first failure in the order given is the one reported.
         if let Some(&i) = index.iter().find(|&&i| reads[i].is_err())
             && let Err(e) = reads.swap_remove(i)
         {
             return Err(e);
         }
-        let reads: Vec<SecretValue> = reads.into_iter().filter_map(Result::ok).collect();
-        refs.iter()
+        let mut reads: Vec<Value> = reads.into_iter().filter_map(Result::ok).collect();
+        let values = refs
+            .iter()
             .zip(index)
-            .map(|(r, i)| select_field(r, &reads[i]))
-            .collect()
+            .map(|(r, i)| select(r, &reads[i]))
+            .collect();
+        reads.iter_mut().for_each(secret_core::zeroize_json);
+        values
     }
 
     pub(crate) async fn read_ref(
@@ -471,28 +472,24 @@ impl VaultSession {
         r: &SecretRef,
         kv: Option<KvVersion>,
     ) -> Result<SecretValue, Error> {
+        let mut data = self.read_whole(r, kv).await?;
+        let value = select(r, &data);
+        secret_core::zeroize_json(&mut data);
+        value
+    }
+
+    /// The whole key/value mapping at `r`'s path (its field, if any, aside).
+    async fn read_whole(&self, r: &SecretRef, kv: Option<KvVersion>) -> Result<Value, Error> {
         let span = tracing::debug_span!("vault_read", path = %r.path);
-        async {
-            let whole = SecretRef {
-                field: None,
-                ..r.clone()
+        self.with_token(|authed| async move {
+            let mut reader = Reader {
+                session: self,
+                authed: &authed,
+                r,
+                token_good: None,
             };
-            let value = self
-                .with_token(|authed| {
-                    let whole = &whole;
-                    async move {
-                        let mut reader = Reader {
-                            session: self,
-                            authed: &authed,
-                            r: whole,
-                            token_good: None,
-                        };
-                        reader.read(kv).await
-                    }
-                })
-                .await?;
-            select_field(r, &value)
-        }
+            reader.read(kv).await
+        })
         .instrument(span)
         .await
     }
@@ -546,19 +543,23 @@ impl VaultSession {
     }
 }
 
-/// The whole mapping, or the one field `r` asks for.
-fn select_field(r: &SecretRef, whole: &SecretValue) -> Result<SecretValue, Error> {
+/// The whole mapping, or the one field `r` asks for (a string field as
+/// text), taken from the answer's JSON without another serialize-and-parse.
+fn select(r: &SecretRef, data: &Value) -> Result<SecretValue, Error> {
     let Some(field) = &r.field else {
-        return Ok(whole.clone());
+        return Ok(SecretValue::json(data.clone()).with_name(r.path.as_str()));
     };
-    match whole.field(field) {
-        Ok(v) => Ok(v),
-        Err(secret_core::Error::MissingField { .. }) => Err(Error::FieldNotFound {
-            path: r.path.clone(),
-            field: field.clone(),
-        }),
-        Err(other) => Err(other.into()),
-    }
+    let value = match data.get(field) {
+        None => {
+            return Err(Error::FieldNotFound {
+                path: r.path.clone(),
+                field: field.clone(),
+            });
+        }
+        Some(Value::String(text)) => SecretValue::text(text.clone()),
+        Some(other) => SecretValue::json(other.clone()),
+    };
+    Ok(value.with_name(format!("{}#{field}", r.path)))
 }
 
 fn invalid_path(r: &SecretRef, reason: String) -> Error {

@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use http::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
 use rustify::Endpoint;
-use rustify::client::Client as _;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::{Error, VaultConfig};
@@ -40,8 +39,8 @@ pub(crate) const ELECTION_BUDGET: Duration = Duration::from_secs(15);
 #[derive(Debug)]
 pub(crate) struct Transport {
     config: VaultConfig,
-    /// `<address>/v1`: what rustify's endpoints are joined to.
-    api_base: String,
+    /// `<address>/v1`: what the endpoints' paths are joined to.
+    api_base: url::Url,
     namespace: Option<HeaderValue>,
     http: Mutex<Option<(Option<tokio::runtime::Id>, reqwest::Client)>>,
 }
@@ -301,6 +300,14 @@ pub(crate) fn parse_error_body(
     (errors, Body::Json, Some(json))
 }
 
+/// One call's request, built once and sent by each attempt.
+struct Call {
+    method: http::Method,
+    url: url::Url,
+    /// Wiped on drop: a login's body holds its credentials.
+    body: Option<zeroize::Zeroizing<Vec<u8>>>,
+}
+
 /// What one attempt came to, and whether to try again.
 enum Verdict {
     Done(Result<Answer, ApiFailure>),
@@ -326,7 +333,8 @@ impl Transport {
         // Built once now so bad TLS settings fail here, not on first use.
         let http = config.http_client()?;
         Ok(Transport {
-            api_base: format!("{}/v1", config.base()),
+            api_base: url::Url::parse(&format!("{}/v1", config.base()))
+                .map_err(|e| Error::config("VAULT_ADDR", format!("cannot be a base URL: {e}")))?,
             namespace,
             http: Mutex::new(Some((current_runtime(), http))),
             config,
@@ -369,7 +377,16 @@ impl Transport {
             timed_out: false,
             attempts: 0,
         })?;
-        let client = rustify::clients::reqwest::Client::new(&self.api_base, http);
+        let call = match self.call(endpoint, &path) {
+            Ok(call) => call,
+            Err(e) => {
+                return Err(ApiFailure::Transport {
+                    reason: format!("cannot build the request for `{path}`: {e}"),
+                    timed_out: false,
+                    attempts: 0,
+                });
+            }
+        };
         let started = Instant::now();
         let deadline = started + self.config.call_deadline();
         let max_retries = self.config.retries();
@@ -378,7 +395,7 @@ impl Transport {
         loop {
             attempts += 1;
             let verdict = self
-                .attempt(&client, endpoint, token, scope, deadline, attempts)
+                .attempt(&http, &call, token, scope, deadline, attempts)
                 .await;
             let (failure, wait) = match verdict {
                 Verdict::Done(result) => return result,
@@ -414,10 +431,30 @@ impl Transport {
         }
     }
 
-    async fn attempt<E: Endpoint>(
+    /// The method, URL and body of `endpoint`, built once for all attempts.
+    fn call<E: Endpoint>(&self, endpoint: &E, path: &str) -> Result<Call, String> {
+        let mut url = self.api_base.clone();
+        url.path_segments_mut()
+            .map_err(|()| "the address cannot take a path".to_owned())?
+            .extend(path.split('/').filter(|s| !s.is_empty()));
+        // rustify gives `Some("")` when every query field is `None`.
+        let query = endpoint.query().map_err(|e| e.to_string())?;
+        url.set_query(query.as_deref().filter(|q| !q.is_empty()));
+        let body = endpoint
+            .body()
+            .map_err(|e| e.to_string())?
+            .map(zeroize::Zeroizing::new);
+        Ok(Call {
+            method: endpoint.method().into(),
+            url,
+            body,
+        })
+    }
+
+    async fn attempt(
         &self,
-        client: &rustify::clients::reqwest::Client,
-        endpoint: &E,
+        http: &reqwest::Client,
+        call: &Call,
         token: Option<&SecretString>,
         scope: Scope,
         deadline: Instant,
@@ -428,16 +465,9 @@ impl Transport {
             timed_out,
             attempts,
         };
-        let mut request = match endpoint.request(&self.api_base) {
-            Ok(request) => request,
-            Err(e) => return Verdict::Done(Err(transport(describe_rest(&e), false))),
-        };
-        if request.uri().query() == Some("") {
-            // rustify leaves a bare `?` when every query field is `None`.
-            let uri = request.uri().to_string();
-            if let Ok(bare) = uri.trim_end_matches('?').parse() {
-                *request.uri_mut() = bare;
-            }
+        let mut request = reqwest::Request::new(call.method.clone(), call.url.clone());
+        if let Some(body) = &call.body {
+            *request.body_mut() = Some(body.to_vec().into());
         }
         let headers = request.headers_mut();
         if let Some(token) = token {
@@ -461,28 +491,32 @@ impl Transport {
             .config
             .request_timeout()
             .min(deadline.saturating_duration_since(Instant::now()));
-        let response = match tokio::time::timeout(timeout, client.send(request)).await {
-            Err(_) => {
-                let reason = format!("no answer within {}", Secs(timeout));
-                return Verdict::Retry(transport(reason, true));
-            }
-            Ok(Err(e)) => {
-                let timed_out = is_timeout(&e);
-                return Verdict::Retry(transport(describe_rest(&e), timed_out));
-            }
-            Ok(Ok(response)) => response,
+        let exchange = async {
+            let response = http.execute(request).await?;
+            let status = response.status().as_u16();
+            let header = |name| {
+                response
+                    .headers()
+                    .get(name)
+                    .and_then(|v: &HeaderValue| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            let content_type = header(CONTENT_TYPE);
+            let retry_after = header(RETRY_AFTER);
+            let body = zeroize::Zeroizing::new(response.bytes().await?.to_vec());
+            Ok::<_, reqwest::Error>((status, content_type, retry_after, body))
         };
-        let status = response.status().as_u16();
-        let header = |name| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v: &HeaderValue| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        let content_type = header(CONTENT_TYPE);
-        let retry_after = header(RETRY_AFTER);
-        let body = zeroize::Zeroizing::new(response.into_body());
+        let (status, content_type, retry_after, body) =
+            match tokio::time::timeout(timeout, exchange).await {
+                Err(_) => {
+                    let reason = format!("no answer within {}", Secs(timeout));
+                    return Verdict::Retry(transport(reason, true));
+                }
+                Ok(Err(e)) => {
+                    return Verdict::Retry(transport(describe(&e), e.is_timeout()));
+                }
+                Ok(Ok(parts)) => parts,
+            };
         if (200..300).contains(&status) {
             return Verdict::Done(Ok(Answer {
                 status,
@@ -552,23 +586,9 @@ fn current_runtime() -> Option<tokio::runtime::Id> {
     tokio::runtime::Handle::try_current().ok().map(|h| h.id())
 }
 
-fn is_timeout(err: &rustify::errors::ClientError) -> bool {
-    use std::error::Error as _;
-    let mut source = err.source();
-    while let Some(s) = source {
-        if let Some(e) = s.downcast_ref::<reqwest::Error>()
-            && e.is_timeout()
-        {
-            return true;
-        }
-        source = s.source();
-    }
-    false
-}
-
 /// The useful part of a transport failure (connection refused, timed out,
 /// certificate...); names the URL and the failure, never headers or bodies.
-fn describe_rest(err: &rustify::errors::ClientError) -> String {
+fn describe(err: &reqwest::Error) -> String {
     use std::error::Error as _;
     let mut parts: Vec<String> = Vec::new();
     let mut source = err.source();
