@@ -6,9 +6,11 @@
 //! token `VAULT_TOKEN`. See [`harness`].
 
 mod cli;
+mod ha;
 // `pub` so the harness's `pub` items count as reachable (unreachable_pub).
 pub mod harness;
 mod harness_selftest;
+mod lifecycle;
 mod protocol;
 pub mod support;
 mod vault_auth;

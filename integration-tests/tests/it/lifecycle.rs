@@ -1,0 +1,1 @@
+//! Token lifetime against a real server: renewal, new logins, revocation.
