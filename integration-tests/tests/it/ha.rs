@@ -288,6 +288,38 @@ fn bao_binary() -> Result<PathBuf, String> {
         .ok_or_else(|| "no OpenBao binary (BAO_BIN, .venv/bin/bao or PATH)".to_owned())
 }
 
+/// The library's debug log, kept in memory to count its retries (never
+/// printed: its lines could name paths and servers, not secrets, but there
+/// is no need).
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    /// The log from byte `from` on.
+    fn since(&self, from: usize) -> String {
+        let bytes = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        String::from_utf8_lossy(&bytes[from.min(bytes.len())..]).into_owned()
+    }
+
+    fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
 /// What the step-down task saw.
 #[derive(Debug, Default)]
 struct Elections {
@@ -426,6 +458,20 @@ async fn reads_through_a_standby_ride_out_five_leader_elections() {
     ];
     let path = format!("{mount}/app#password");
 
+    // This thread runs the reads (block_on), so a thread-local subscriber
+    // sees their retries.
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let _log = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish(),
+    );
+    let mut retried = 0usize;
+    let mut retry_answers: std::collections::BTreeMap<String, usize> = Default::default();
+
     let leader = Arc::new(Mutex::new(first_leader.clone()));
     let stepper = tokio::spawn(step_downs(cluster.clone(), leader.clone()));
     let started = Instant::now();
@@ -439,9 +485,24 @@ async fn reads_through_a_standby_ride_out_five_leader_elections() {
         let standbys: Vec<&String> = cluster.nodes.iter().filter(|n| **n != active).collect();
         let node = standbys[reads % standbys.len()].clone();
         let t = Instant::now();
+        let log_from = captured.len();
         let outcome = read_through(&node, &vars, &path, &password).await;
         let took = t.elapsed();
         slowest = slowest.max(took);
+        let log = captured.since(log_from);
+        let retries: Vec<&str> = log.lines().filter(|l| l.contains("retrying")).collect();
+        if !retries.is_empty() {
+            retried += 1;
+        }
+        for line in retries {
+            // `failure=HTTP 503: no active ...`: the status, or the transport failure.
+            let what = line
+                .split("failure=")
+                .nth(1)
+                .map(|f| f.split(':').next().unwrap_or(f).to_owned())
+                .unwrap_or_else(|| "?".to_owned());
+            *retry_answers.entry(what).or_default() += 1;
+        }
         if let Err(e) = outcome {
             let line = format!(
                 "read {reads} at {:.1} s via {node} ({:.1} s): {e}",
@@ -457,7 +518,8 @@ async fn reads_through_a_standby_ride_out_five_leader_elections() {
     let elections = stepper.await.expect("the step-down task");
     let duration = started.elapsed();
     eprintln!(
-        "ha: {reads} reads in {:.1} s, {} failed, slowest {:.1} s; leader changes: {}",
+        "ha: {reads} reads in {:.1} s, {} failed, {retried} retried ({retry_answers:?}), \
+         slowest {:.1} s; leader changes: {}",
         duration.as_secs_f64(),
         failures.len(),
         slowest.as_secs_f64(),
