@@ -90,7 +90,7 @@ fn build_binary() -> Result<PathBuf, String> {
 
 /// One way of running the tool: its environment, and nothing else.
 #[derive(Debug)]
-struct Cli {
+pub(crate) struct Cli {
     vars: Vec<(String, String)>,
     _home: TempDir,
     _path: TempDir,
@@ -113,7 +113,7 @@ impl Cli {
     }
 
     /// `VAULT_ADDR` (and `VAULT_CACERT` for https) of `server`, no credentials.
-    fn new(server: &Server) -> Self {
+    pub(crate) fn new(server: &Server) -> Self {
         let cli = Cli::bare().set("VAULT_ADDR", server.addr());
         match server.ca_cert_path() {
             Some(ca) => cli.set("VAULT_CACERT", ca.display().to_string()),
@@ -122,18 +122,18 @@ impl Cli {
     }
 
     /// [`Cli::new`] with `VAULT_TOKEN`.
-    fn with_token(server: &Server, token: &str) -> Self {
+    pub(crate) fn with_token(server: &Server, token: &str) -> Self {
         Cli::new(server).set("VAULT_TOKEN", token)
     }
 
-    fn set(mut self, name: &str, value: impl Into<String>) -> Self {
+    pub(crate) fn set(mut self, name: &str, value: impl Into<String>) -> Self {
         self.vars.retain(|(n, _)| n != name);
         self.vars.push((name.to_owned(), value.into()));
         self
     }
 
     /// Runs the tool with `args`; stdin is empty, stdout and stderr captured.
-    async fn run(&self, args: &[&str]) -> Run {
+    pub(crate) async fn run(&self, args: &[&str]) -> Run {
         let mut command = tokio::process::Command::new(binary());
         command
             .args(args)
@@ -158,17 +158,17 @@ impl Cli {
 
 /// What one run did.
 #[derive(Debug)]
-struct Run {
+pub(crate) struct Run {
     args: Vec<String>,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
+    pub(crate) code: Option<i32>,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 impl Run {
     /// Asserts the exit code; returns `self` for more checks.
     #[track_caller]
-    fn expect_code(&self, code: i32) -> &Self {
+    pub(crate) fn expect_code(&self, code: i32) -> &Self {
         assert_eq!(
             self.code,
             Some(code),

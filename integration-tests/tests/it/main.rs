@@ -8,9 +8,11 @@
 mod cli;
 mod cli_inputs;
 mod fuzz_inputs;
+mod ha;
 // `pub` so the harness's `pub` items count as reachable (unreachable_pub).
 pub mod harness;
 mod harness_selftest;
+mod lifecycle;
 mod protocol;
 mod retries;
 pub mod support;
