@@ -403,3 +403,141 @@ mod tests {
         assert_eq!(block.renewable, None);
     }
 }
+
+/// Property tests of the answer parsers: any 2xx body gives the type or a
+/// `BadAnswer` naming the status (never the body), and a well-formed answer
+/// with any extra fields gives what it says.
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+    use secrecy::ExposeSecret;
+    use serde_json::json;
+
+    use super::*;
+    use crate::transport::Answer;
+    use crate::transport::proptests::{MARK, body, json, marked_text};
+
+    /// A failure must be a `BadAnswer` with the answer's status, quoting nothing.
+    fn check_failure(failure: ApiFailure, status: u16) -> Result<(), TestCaseError> {
+        let text = format!("{failure}\n{}", failure.reason());
+        let is_bad_answer =
+            matches!(&failure, ApiFailure::BadAnswer { status: s, .. } if *s == status);
+        prop_assert!(is_bad_answer, "{}", text);
+        prop_assert!(!text.contains(MARK), "{}", text);
+        let error = failure.into_error("http://127.0.0.1:8200", "auth/approle/login");
+        let text = format!("{error}\n{error:?}");
+        prop_assert!(!text.contains(MARK), "{}", text);
+        Ok(())
+    }
+
+    /// Runs every parser over one answer.
+    fn parse_all(answer: &Answer) -> Result<(), TestCaseError> {
+        let status = answer.status;
+        match data::<Value>(answer) {
+            Ok(value) => prop_assert!(!value.is_null()),
+            Err(f) => check_failure(f, status)?,
+        }
+        match data::<MountInfo>(answer) {
+            Ok(info) => {
+                // Any `options.version`, however odd, is a number or nothing.
+                let version = info.options.as_ref().and_then(|o| o.get("version"));
+                let expected = match version {
+                    Some(Value::String(s)) => s.trim().parse::<u64>().ok(),
+                    Some(Value::Number(n)) => n.as_u64(),
+                    _ => None,
+                };
+                prop_assert_eq!(info.kv_version(), expected);
+            }
+            Err(f) => check_failure(f, status)?,
+        }
+        if let Err(f) = data::<TokenLookup>(answer) {
+            check_failure(f, status)?;
+        }
+        if let Err(f) = data::<Kv2Data>(answer) {
+            check_failure(f, status)?;
+        }
+        if let Err(f) = answer.parse::<HealthData>() {
+            check_failure(f, status)?;
+        }
+        match issued(answer) {
+            Ok(issued) => {
+                let shown = format!("{issued:?}");
+                prop_assert!(!shown.contains(MARK), "{}", shown);
+            }
+            Err(f) => check_failure(f, status)?,
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        #[test]
+        fn any_body_gives_each_type_or_a_bad_answer(status in 200u16..300, body in body()) {
+            parse_all(&Answer::for_test(status, Some("application/json"), &body))?;
+        }
+
+        #[test]
+        fn any_data_and_auth_blocks_give_each_type_or_a_bad_answer(
+            data in json(),
+            auth in json(),
+            extra in json(),
+        ) {
+            for envelope in [
+                json!({ "data": data, "auth": auth }),
+                json!({ "data": { "data": data.clone(), "metadata": extra.clone() } }),
+                json!({ "auth": auth, "data": null, "warnings": extra }),
+            ] {
+                parse_all(&Answer::for_test(200, None, envelope.to_string().as_bytes()))?;
+            }
+        }
+
+        #[test]
+        fn a_login_answer_gives_its_token_and_lease_whatever_else_it_holds(
+            token in marked_text().prop_filter("a token", |t| !t.is_empty()),
+            lease in prop::option::of(any::<u64>()),
+            renewable in prop::option::of(any::<bool>()),
+            extra in prop::collection::vec(
+                (prop::sample::select(vec!["accessor", "policies", "metadata", "entity_id"]), json()),
+                0..4,
+            ),
+            top in json(),
+        ) {
+            let mut auth = json!({ "client_token": token });
+            for (key, value) in extra {
+                auth[key] = value;
+            }
+            if let Some(lease) = lease {
+                auth["lease_duration"] = json!(lease);
+            }
+            if let Some(renewable) = renewable {
+                auth["renewable"] = json!(renewable);
+            }
+            let body = json!({ "auth": auth, "data": top, "lease_duration": 0 });
+            let answer = Answer::for_test(200, Some("application/json"), body.to_string().as_bytes());
+            let issued = match issued(&answer) {
+                Ok(issued) => issued,
+                Err(f) => return Err(TestCaseError::fail(format!("{f}"))),
+            };
+            prop_assert_eq!(issued.token.expose_secret(), token.as_str());
+            prop_assert_eq!(issued.ttl, lease.filter(|s| *s > 0).map(Duration::from_secs));
+            prop_assert_eq!(issued.renewable, renewable.unwrap_or(false));
+            let shown = format!("{issued:?}");
+            prop_assert!(!shown.contains(MARK), "{}", shown);
+        }
+
+        #[test]
+        fn a_data_answer_gives_its_data(value in json().prop_filter("not null", |v| !v.is_null())) {
+            let body = json!({ "data": value, "request_id": "r", "warnings": null });
+            let bytes = body.to_string().into_bytes();
+            // As serde_json reads it back (without its `float_roundtrip`
+            // feature, a float's last digit may differ from the one written).
+            let expected = serde_json::from_slice::<Value>(&bytes).expect("JSON")["data"].clone();
+            let answer = Answer::for_test(200, None, &bytes);
+            match data::<Value>(&answer) {
+                Ok(got) => prop_assert_eq!(got, expected),
+                Err(f) => return Err(TestCaseError::fail(format!("{f}"))),
+            }
+        }
+    }
+}

@@ -477,3 +477,142 @@ mod tests {
         assert_eq!(c.origin, "the secret `CREDS`");
     }
 }
+
+/// Property tests of the credentials parser: any text, and any mapping of
+/// the known keys to any JSON, gives credentials or a typed error, never a
+/// panic; no error, `Debug` output or method list shows a credential (every
+/// token, role id and secret id generated holds a marker).
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+    use secret_core::SecretValue;
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::transport::proptests::{MARK, json, text};
+
+    const CREDENTIAL_KEYS: [&str; 3] = ["VAULT_TOKEN", "VAULT_ROLE_ID", "VAULT_SECRET_ID"];
+
+    /// A credential's value: the marker inside arbitrary text, or any JSON
+    /// with the marker in its strings.
+    fn credential() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            4 => (text(6), text(6)).prop_map(|(a, b)| Value::String(format!("{a}{MARK}{b}"))),
+            // Well formed, with whitespace around it to trim.
+            4 => (clean(), clean(), padding(), padding())
+                .prop_map(|(a, b, p, q)| Value::String(format!("{p}{a}{MARK}{b}{q}"))),
+            1 => (text(4), 1usize..3).prop_map(|(a, n)| {
+                // Past the length limit.
+                Value::String(format!("{a}{MARK}{}", "x".repeat(input::MAX_CREDENTIAL_LEN * n)))
+            }),
+            1 => json().prop_map(|v| json!([MARK, v])),
+            1 => Just(json!({ "nested": MARK })),
+        ]
+    }
+
+    /// Letters, digits, dashes and dots.
+    fn clean() -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            prop::sample::select(vec!['a', 'Z', '0', '-', '.', '_']),
+            0..8,
+        )
+        .prop_map(String::from_iter)
+    }
+
+    fn padding() -> impl Strategy<Value = String> {
+        prop::sample::select(vec!["", " ", "\n", "\r\n", "\t "]).prop_map(str::to_owned)
+    }
+
+    /// Any value for the other keys (mounts, role, file): text or JSON.
+    fn setting() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            3 => text(12).prop_map(Value::String),
+            3 => (padding(), clean(), padding()).prop_map(|(p, c, q)| Value::String(format!("{p}x{c}{q}"))),
+            1 => json(),
+        ]
+    }
+
+    fn mapping() -> impl Strategy<Value = serde_json::Map<String, Value>> {
+        let credentials =
+            CREDENTIAL_KEYS.map(|key| prop::option::of(credential()).prop_map(move |v| (key, v)));
+        let settings = [
+            "VAULT_APPROLE_PATH",
+            "VAULT_KUBE_AUTH_ROLE",
+            "VAULT_KUBE_AUTH_PATH",
+            "VAULT_KUBE_TOKEN_FILE",
+        ]
+        .map(|key| prop::option::of(setting()).prop_map(move |v| (key, v)));
+        let unknown = prop::collection::vec((text(8), setting()), 0..3);
+        (credentials, settings, unknown).prop_map(|(credentials, settings, unknown)| {
+            let mut map: serde_json::Map<String, Value> = unknown
+                .into_iter()
+                .filter(|(k, _)| !KNOWN_KEYS.contains(&k.as_str()))
+                .collect();
+            for (key, value) in credentials.into_iter().chain(settings) {
+                if let Some(value) = value {
+                    map.insert(key.to_owned(), value);
+                }
+            }
+            map
+        })
+    }
+
+    /// Parses `raw` and checks that nothing shown holds the marker.
+    fn check(raw: &str) -> Result<Option<Credentials>, TestCaseError> {
+        match Credentials::from_mapping("VAULT_CREDENTIALS", &SecretValue::text(raw)) {
+            Ok(creds) => {
+                let methods = creds.methods();
+                let shown = format!("{creds:?}\n{methods:?}");
+                prop_assert!(!shown.contains(MARK), "{}", shown);
+                if let Err(e) = &methods {
+                    prop_assert!(matches!(e, Error::NoCredentials { .. }), "{:?}", e);
+                    let message = e.to_string();
+                    prop_assert!(!message.contains(MARK), "{}", message);
+                }
+                Ok(Some(creds))
+            }
+            Err(e) => {
+                let message = format!("{e}\n{e:?}");
+                prop_assert!(matches!(e, Error::Credentials { .. }), "{}", message);
+                prop_assert!(message.contains("`VAULT_CREDENTIALS`"), "{}", message);
+                prop_assert!(!message.contains(MARK), "{}", message);
+                Ok(None)
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        #[test]
+        fn any_text_is_credentials_or_a_credentials_error(raw in prop_oneof![
+            text(40),
+            (text(8), text(8)).prop_map(|(a, b)| format!("{a}{MARK}{b}")),
+            json().prop_map(|v| v.to_string()),
+        ]) {
+            check(&raw)?;
+        }
+
+        #[test]
+        fn any_mapping_of_the_keys_never_shows_a_credential(map in mapping()) {
+            let raw = Value::Object(map.clone()).to_string();
+            let Some(creds) = check(&raw)? else {
+                return Ok(());
+            };
+            // What parsed is the trimmed value itself, for each credential key.
+            for (key, got) in [
+                ("VAULT_TOKEN", &creds.token),
+                ("VAULT_ROLE_ID", &creds.role_id),
+                ("VAULT_SECRET_ID", &creds.secret_id),
+            ] {
+                match map.get(key) {
+                    Some(Value::String(s)) => {
+                        prop_assert_eq!(got.as_ref().map(|g| g.expose_secret()), Some(s.trim()));
+                    }
+                    Some(Value::Null) | None => prop_assert!(got.is_none()),
+                    Some(_) => prop_assert!(false, "{} accepted a value that is not a string", key),
+                }
+            }
+        }
+    }
+}

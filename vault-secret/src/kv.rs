@@ -708,3 +708,151 @@ mod tests {
         assert!("3".parse::<KvVersion>().is_err());
     }
 }
+
+/// Property tests of the KV 404 classification: any body gives one of the
+/// read outcomes, never a panic, and the outcome follows the fields it
+/// names (destroyed, then deleted, then the KV v2 warning, else missing).
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+    use crate::transport::proptests::{json, marked_text, text};
+
+    /// What the body says, read independently of `classify_404_body`.
+    fn expected(body: &Value) -> &'static str {
+        let meta = body.get("data").and_then(|d| d.get("metadata"));
+        let field = |name: &str| meta.and_then(|m| m.get(name));
+        let version = field("version").and_then(Value::as_u64);
+        if field("destroyed") == Some(&Value::Bool(true)) && version.is_some() {
+            return "destroyed";
+        }
+        let deleted_at = field("deletion_time").and_then(Value::as_str);
+        if deleted_at.is_some_and(|at| !at.is_empty()) && version.is_some() {
+            return "deleted";
+        }
+        let warned = body
+            .get("warnings")
+            .and_then(Value::as_array)
+            .is_some_and(|w| {
+                w.iter()
+                    .filter_map(Value::as_str)
+                    .any(|w| w.contains("versioned K/V"))
+            });
+        if warned { "wrong api" } else { "missing" }
+    }
+
+    fn outcome(read: &Read) -> &'static str {
+        match read {
+            Read::Destroyed { .. } => "destroyed",
+            Read::Deleted { .. } => "deleted",
+            Read::WrongApiForV2 => "wrong api",
+            Read::Missing { no_mount: false } => "missing",
+            other => panic!("a 404 body cannot mean {other:?}"),
+        }
+    }
+
+    /// A KV v2 404 body with arbitrary metadata and warnings.
+    fn kv2_404() -> impl Strategy<Value = Value> {
+        let version = prop_oneof![any::<u64>().prop_map(Value::from), json()];
+        let destroyed = prop_oneof![any::<bool>().prop_map(Value::Bool), json()];
+        let deletion_time = prop_oneof![
+            Just(json!("")),
+            Just(json!("2026-01-01T00:00:00Z")),
+            marked_text().prop_map(Value::String),
+            json(),
+        ];
+        let warning = prop_oneof![
+            Just(json!(
+                "Invalid path for a versioned K/V secrets engine. See the API docs for the \
+                 appropriate API endpoints to use. If using the Vault CLI, use 'vault kv get' \
+                 for this operation."
+            )),
+            text(20).prop_map(Value::String),
+            json(),
+        ];
+        (
+            version,
+            destroyed,
+            deletion_time,
+            prop::collection::vec(warning, 0..3),
+            json(),
+        )
+            .prop_map(|(version, destroyed, deletion_time, warnings, data)| {
+                json!({
+                    "data": { "data": data, "metadata": {
+                        "version": version, "destroyed": destroyed, "deletion_time": deletion_time,
+                    }},
+                    "warnings": warnings,
+                })
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        #[test]
+        fn any_404_body_is_one_read_outcome(body in prop_oneof![json(), kv2_404()]) {
+            let read = classify_404_body(&body);
+            prop_assert_eq!(outcome(&read), expected(&body), "{:?}", read);
+            match read {
+                Read::Destroyed { version } | Read::Deleted { version, .. } => {
+                    prop_assert_eq!(Some(version), body["data"]["metadata"]["version"].as_u64());
+                }
+                _ => {}
+            }
+        }
+
+        #[test]
+        fn any_failed_read_is_classified(
+            code in prop_oneof![Just(401u16), Just(403), Just(404), 300u16..600],
+            errors in prop::collection::vec(
+                prop_oneof![Just("no handler for route \"x\"".to_owned()), marked_text()],
+                0..3,
+            ),
+            body in prop::option::of(prop_oneof![json(), kv2_404()]),
+        ) {
+            let no_route = errors.iter().any(|e| e.contains("no handler for route"));
+            let failure = ApiFailure::Status {
+                code,
+                errors,
+                body: crate::transport::Body::Json,
+                json: body.clone(),
+                attempts: 1,
+            };
+            match (code, classify(failure)) {
+                (401 | 403, Ok(Outcome::Forbidden)) => {}
+                (404, Ok(Outcome::Known(Read::Missing { no_mount: true }))) => prop_assert!(no_route),
+                (404, Ok(Outcome::Known(read))) => {
+                    prop_assert!(!no_route);
+                    let expected = body.as_ref().map_or("missing", expected);
+                    prop_assert_eq!(outcome(&read), expected);
+                }
+                (_, Err(failure)) => {
+                    prop_assert!(!matches!(code, 401 | 403 | 404));
+                    prop_assert_eq!(failure.status(), Some(code));
+                }
+                (code, Ok(_)) => prop_assert!(false, "HTTP {} misclassified", code),
+            }
+        }
+
+        #[test]
+        fn any_kv_version_text_is_one_or_two_or_refused(
+            raw in prop_oneof![
+                text(6),
+                (prop::sample::select(vec!["", " ", "v", "V", "vV", "\t"]),
+                 prop::sample::select(vec!["1", "2", "3", "12", "", "v2"]),
+                 prop::sample::select(vec!["", " ", "\n", "v"]))
+                    .prop_map(|(a, b, c)| format!("{a}{b}{c}")),
+            ],
+        ) {
+            let digits = raw.trim().trim_start_matches(['v', 'V']);
+            match raw.parse::<KvVersion>() {
+                Ok(KvVersion::V1) => prop_assert_eq!(digits, "1"),
+                Ok(KvVersion::V2) => prop_assert_eq!(digits, "2"),
+                Err(message) => prop_assert!(digits != "1" && digits != "2", "{}", message),
+            }
+        }
+    }
+}

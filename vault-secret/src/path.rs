@@ -171,3 +171,115 @@ mod tests {
         assert!(SecretRef::parse(&limit).is_ok());
     }
 }
+
+/// Property tests of the path parser: any text gives a reference or an
+/// `InvalidPath` (shown short, without control characters), never a panic;
+/// what parses is a clean `<mount>/<path>`; and what is written from parts
+/// parses back to them.
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::transport::proptests::{interesting_char, text};
+
+    /// A path segment: letters and some punctuation, sometimes odd.
+    fn segment() -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            prop_oneof![
+                4 => prop::sample::select(vec!['a', 'z', '0', '-', '_', '.', 'é', '€']),
+                1 => interesting_char().prop_filter("no separator or control", |c| {
+                    !c.is_control() && !['/', '?', '#'].contains(c) && !c.is_whitespace()
+                }),
+            ],
+            1..8,
+        )
+        .prop_map(String::from_iter)
+        .prop_filter("not . or ..", |s| s != "." && s != "..")
+    }
+
+    fn raw_path() -> impl Strategy<Value = String> {
+        prop_oneof![
+            2 => text(40),
+            2 => (prop::collection::vec(prop_oneof![segment(), text(4)], 0..5), text(4))
+                .prop_map(|(segments, tail)| format!("{}{tail}", segments.join("/"))),
+            // Past the length limit, with multi-byte characters around the cut.
+            1 => (1usize..3, text(4)).prop_map(|(n, tail)| {
+                format!("secret/{}{tail}", "é".repeat(input::MAX_PATH_LEN / 2 * n - 4))
+            }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn any_text_is_a_clean_reference_or_an_invalid_path(raw in raw_path()) {
+            match SecretRef::parse(&raw) {
+                Ok(r) => {
+                    prop_assert!(raw.len() <= input::MAX_PATH_LEN);
+                    prop_assert!(!raw.chars().any(char::is_control));
+                    prop_assert!(r.path.contains('/'), "{:?}", r);
+                    prop_assert!(!r.path.starts_with('/') && !r.path.ends_with('/'), "{:?}", r);
+                    prop_assert!(!r.path.contains(['?', '#']), "{:?}", r);
+                    prop_assert!(r.path.split('/').all(|s| !s.is_empty() && s != "." && s != ".."));
+                    prop_assert!(r.version != Some(0));
+                    prop_assert!(r.field.as_deref().is_none_or(|f| !f.is_empty()));
+                    let mount = r.first_segment();
+                    prop_assert!(r.below(mount).is_some(), "{:?}", r);
+                    prop_assert_eq!(r.below(&r.path), None);
+                }
+                Err(Error::InvalidPath { path, reason }) => {
+                    prop_assert_eq!(&path, &input::shown(&raw));
+                    let message = Error::InvalidPath { path, reason }.to_string();
+                    prop_assert!(!message.chars().any(char::is_control), "{}", message);
+                    prop_assert!(message.chars().count() < 600, "{}", message);
+                }
+                Err(other) => prop_assert!(false, "not an InvalidPath: {other:?}"),
+            }
+        }
+
+        #[test]
+        fn a_reference_written_from_parts_parses_back_to_them(
+            segments in prop::collection::vec(segment(), 2..6),
+            slashes in (any::<bool>(), any::<bool>()),
+            version in prop::option::of(1u64..),
+            field in prop::option::of(text(10).prop_filter("a field", |f| {
+                !f.is_empty() && !f.chars().any(char::is_control)
+            })),
+        ) {
+            let path = segments.join("/");
+            let mut raw = format!(
+                "{}{path}{}",
+                if slashes.0 { "/" } else { "" },
+                if slashes.1 { "/" } else { "" }
+            );
+            if let Some(v) = version {
+                raw.push_str(&format!("?version={v}"));
+            }
+            if let Some(f) = &field {
+                raw.push('#');
+                raw.push_str(f);
+            }
+            let r = SecretRef::parse(&raw).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(r, SecretRef { path, version, field });
+        }
+
+        #[test]
+        fn any_version_text_is_a_number_from_1_or_a_reason(
+            raw in prop_oneof![
+                text(24),
+                (text(2), any::<u64>(), text(2)).prop_map(|(a, n, b)| format!("{a}{n}{b}")),
+                (0u64..3).prop_map(|n| n.to_string()),
+            ],
+        ) {
+            match parse_version(&raw) {
+                Ok(n) => {
+                    prop_assert!(n >= 1);
+                    prop_assert_eq!(raw.trim().parse::<u64>().ok(), Some(n));
+                }
+                Err(reason) => prop_assert!(!reason.chars().any(char::is_control), "{}", reason),
+            }
+        }
+    }
+}

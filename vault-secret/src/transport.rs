@@ -715,3 +715,214 @@ mod tests {
         );
     }
 }
+
+/// Builds answers for the parsers' property tests in other modules (the
+/// content type is private to this one).
+#[cfg(test)]
+impl Answer {
+    pub(crate) fn for_test(status: u16, content_type: Option<&str>, body: &[u8]) -> Answer {
+        Answer {
+            status,
+            content_type: content_type.map(str::to_owned),
+            body: zeroize::Zeroizing::new(body.to_vec()),
+        }
+    }
+}
+
+/// Property tests of the response parsing: any body gives a value or a
+/// typed failure, never a panic, and a failure's text never quotes the body
+/// (only the `errors`/`error` messages, which Vault never fills with a
+/// secret). The strategies are shared with the other parsers' tests.
+#[cfg(test)]
+pub(crate) mod proptests {
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    use super::*;
+
+    /// Put into generated bodies and credentials; must be in no message.
+    pub(crate) const MARK: &str = "S3CRETMARK";
+
+    /// Characters that make inputs interesting: controls, whitespace,
+    /// JSON and path punctuation, non-ASCII, plain letters.
+    pub(crate) fn interesting_char() -> impl Strategy<Value = char> {
+        prop_oneof![
+            4 => prop::sample::select(vec!['a', 'z', 'A', '0', '9', '-', '_', '.', ' ']),
+            2 => prop::sample::select(vec![
+                '\n', '\r', '\t', '\0', '\u{7f}', '\u{1b}', '\u{85}', '\u{a0}', '\u{2028}', '\u{feff}'
+            ]),
+            2 => prop::sample::select(vec!['/', '?', '#', '=', '"', '\\', '{', '}', '[', ']', ':', ',']),
+            1 => any::<char>(),
+        ]
+    }
+
+    /// Arbitrary text of up to `max` characters.
+    pub(crate) fn text(max: usize) -> impl Strategy<Value = String> {
+        prop::collection::vec(interesting_char(), 0..max).prop_map(String::from_iter)
+    }
+
+    /// Text that sometimes holds [`MARK`].
+    pub(crate) fn marked_text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            2 => text(12),
+            1 => (text(6), text(6)).prop_map(|(a, b)| format!("{a}{MARK}{b}")),
+        ]
+    }
+
+    /// Object keys: the ones the parsers look for, often, else anything.
+    fn key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            3 => prop::sample::select(vec![
+                "data", "auth", "errors", "error", "metadata", "version", "destroyed",
+                "deletion_time", "warnings", "client_token", "lease_duration", "renewable",
+                "path", "type", "options", "ttl", "policies", "initialized", "sealed",
+                "standby", "capabilities",
+            ])
+            .prop_map(str::to_owned),
+            1 => text(8),
+        ]
+    }
+
+    /// Any JSON value, nested a few levels, with keys the parsers read.
+    pub(crate) fn json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(|f| {
+                serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)
+            }),
+            marked_text().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 64, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::vec((key(), inner), 0..6)
+                    .prop_map(|pairs| Value::Object(pairs.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// A body: raw bytes (mostly not JSON), JSON text, or JSON cut short.
+    pub(crate) fn body() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            2 => prop::collection::vec(any::<u8>(), 0..64),
+            1 => marked_text().prop_map(String::into_bytes),
+            4 => json().prop_map(|v| v.to_string().into_bytes()),
+            1 => (json(), any::<prop::sample::Index>()).prop_map(|(v, cut)| {
+                let mut bytes = v.to_string().into_bytes();
+                bytes.truncate(cut.index(bytes.len() + 1));
+                bytes
+            }),
+        ]
+    }
+
+    fn content_type() -> impl Strategy<Value = Option<String>> {
+        prop::option::of(prop::sample::select(vec![
+            "application/json",
+            "text/html",
+            "text/plain; charset=utf-8",
+        ]))
+        .prop_map(|ct| ct.map(str::to_owned))
+    }
+
+    /// Every way an error's text is shown. (Not `ApiFailure`'s derived
+    /// `Debug`, which holds the JSON body for the KV reader and is never
+    /// formatted: the crate shows failures with `Display` only.)
+    fn all_text(failure: ApiFailure) -> String {
+        let shown = format!("{failure}\n{}\n{}", failure.messages(), failure.reason());
+        let error = failure.into_error("http://127.0.0.1:8200", "secret/data/app");
+        format!("{shown}\n{error}\n{error:?}")
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        #[test]
+        fn any_error_body_is_classified_and_never_quoted(
+            status in 300u16..600,
+            ct in content_type(),
+            body in body(),
+        ) {
+            let (errors, shape, json) = parse_error_body(ct.as_deref(), &body);
+            match &shape {
+                Body::Empty => {
+                    prop_assert!(body.iter().all(u8::is_ascii_whitespace));
+                    prop_assert!(errors.is_empty() && json.is_none());
+                }
+                Body::NotJson { content_type } => {
+                    prop_assert!(serde_json::from_slice::<Value>(&body).is_err());
+                    prop_assert_eq!(content_type, &ct);
+                    prop_assert!(errors.is_empty() && json.is_none());
+                }
+                Body::Json => {
+                    let parsed: Value = serde_json::from_slice(&body).expect("parsed as JSON");
+                    prop_assert_eq!(json.as_ref(), Some(&parsed));
+                    // Exactly the messages of `errors` (array or string), then `error`.
+                    let mut expected: Vec<String> = match parsed.get("errors") {
+                        Some(Value::Array(items)) => items
+                            .iter()
+                            .filter_map(|e| e.as_str().map(str::to_owned))
+                            .collect(),
+                        Some(Value::String(one)) => vec![one.clone()],
+                        _ => Vec::new(),
+                    };
+                    if let Some(Value::String(one)) = parsed.get("error") {
+                        expected.push(one.clone());
+                    }
+                    prop_assert_eq!(&errors, &expected);
+                }
+            }
+            let quoted = errors.iter().any(|e| e.contains(MARK));
+            let failure = ApiFailure::Status { code: status, errors, body: shape, json, attempts: 2 };
+            let text = all_text(failure);
+            // The marker reaches a message only through the server's messages.
+            prop_assert!(quoted || !text.contains(MARK), "{}", text);
+        }
+
+        #[test]
+        fn a_json_body_is_quoted_only_through_its_messages(
+            status in 300u16..600,
+            mut value in json(),
+        ) {
+            if let Some(object) = value.as_object_mut() {
+                object.remove("errors");
+                object.remove("error");
+            }
+            let (errors, shape, json) = parse_error_body(Some("application/json"), value.to_string().as_bytes());
+            prop_assert!(errors.is_empty());
+            prop_assert_eq!(&shape, &Body::Json);
+            let failure = ApiFailure::Status { code: status, errors, body: shape, json, attempts: 1 };
+            let text = all_text(failure);
+            prop_assert!(!text.contains(MARK), "{}", text);
+        }
+
+        #[test]
+        fn a_success_body_parses_or_fails_naming_only_status_and_content_type(
+            status in 200u16..300,
+            ct in content_type(),
+            body in body(),
+        ) {
+            let answer = Answer::for_test(status, ct.as_deref(), &body);
+            let shown = format!("{answer:?}");
+            prop_assert!(!shown.contains(MARK), "{}", shown);
+            match answer.parse::<Value>() {
+                Ok(value) => prop_assert_eq!(Some(value), serde_json::from_slice::<Value>(&body).ok()),
+                Err(failure) => {
+                    prop_assert!(serde_json::from_slice::<Value>(&body).is_err());
+                    let is_bad_answer =
+                        matches!(&failure, ApiFailure::BadAnswer { status: s, .. } if *s == status);
+                    prop_assert!(is_bad_answer, "{:?}", failure);
+                    let text = all_text(failure);
+                    prop_assert!(!text.contains(MARK), "{}", text);
+                }
+            }
+        }
+
+        #[test]
+        fn backoff_never_panics_and_stays_capped(n in any::<u32>()) {
+            prop_assert!(backoff(n) <= MAX_BACKOFF);
+        }
+    }
+}

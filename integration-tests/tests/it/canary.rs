@@ -1,0 +1,489 @@
+//! Log canary (issue 9): the whole flow (token, AppRole and Kubernetes
+//! logins, KV v1 and v2 reads, a renewal, a revocation, a retried fault,
+//! the errors users meet) runs with every target logged at TRACE, span
+//! events included, and the `Debug` output of every public type it meets
+//! captured; then not one byte sequence of any token, id, JWT or secret
+//! value may appear in either.
+//!
+//! `reqwest` logs through the `log` crate: `tracing_log::LogTracer` forwards
+//! those records to this thread's subscriber. It is a process-wide logger,
+//! installed once; other tests are unaffected, because records reach only a
+//! thread whose tracing subscriber is set (`set_default` is per thread), and
+//! the only other test that sets one counts WARN and ERROR events, which
+//! reqwest's async client does not log.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use secret_core::{Env, SecretChain};
+use serde_json::{Value, json};
+use tracing_subscriber::fmt::format::FmtSpan;
+use vault_secret::testing::{DevVault, MockVault, Token};
+use vault_secret::{Error, KvVersion, VaultConfig, VaultSecret, VaultSession, VaultSource};
+
+/// The captured log: every formatted event and span of every target.
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Capture {
+    fn bytes(&self) -> Vec<u8> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// `{:?}` and `{:#?}` of everything the flow met.
+#[derive(Default)]
+struct Shown(Vec<u8>);
+
+impl Shown {
+    fn debug(&mut self, value: &dyn std::fmt::Debug) {
+        let _ = writeln!(self.0, "{value:?}\n{value:#?}");
+    }
+
+    /// `Debug` and `Display` of an error.
+    fn error(&mut self, error: &Error) {
+        self.debug(error);
+        let _ = writeln!(self.0, "{error}");
+    }
+}
+
+/// Values that must never be shown, each with a label for the message.
+#[derive(Default)]
+struct Canaries(Vec<(String, String)>);
+
+impl Canaries {
+    fn add(&mut self, label: impl Into<String>, value: impl Into<String>) {
+        let value = value.into();
+        let label = label.into();
+        assert!(value.len() >= 8, "{label}: too short for a canary");
+        self.0.push((label, value));
+    }
+
+    /// Fails naming the canary and where it was found, never showing it:
+    /// the message gives the text before it on its line, at most 200 bytes.
+    fn check(&self, place: &str, haystack: &[u8]) {
+        for (label, value) in &self.0 {
+            let needle = value.as_bytes();
+            if let Some(at) = haystack.windows(needle.len()).position(|w| w == needle) {
+                let line_start = haystack[..at]
+                    .iter()
+                    .rposition(|b| *b == b'\n')
+                    .map_or(0, |i| i + 1)
+                    .max(at.saturating_sub(200));
+                panic!(
+                    "{label} appears in the {place}, after: {:?}",
+                    String::from_utf8_lossy(&haystack[line_start..at])
+                );
+            }
+        }
+    }
+}
+
+fn read_policy(paths: &[String]) -> String {
+    paths
+        .iter()
+        .map(|p| format!(r#"path "{p}" {{ capabilities = ["read"] }}"#))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Every `client_token` string anywhere in `value`.
+fn client_tokens(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map {
+                match v {
+                    Value::String(s) if key == "client_token" && !s.is_empty() => {
+                        out.push(s.clone());
+                    }
+                    _ => client_tokens(v, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| client_tokens(v, out)),
+        _ => {}
+    }
+}
+
+/// `value` as text, failing without showing it when it is not `expected`.
+fn assert_value(value: &secret_core::SecretValue, expected: &str, what: &str) {
+    assert!(
+        value.expose_secret() == expected,
+        "{what}: not the value written"
+    );
+}
+
+const KV2_VALUE: &str = "canary-secret-value-7f3a";
+const KV2_KEY: &str = "canary-kv2-api-key-91be";
+const KV1_VALUE: &str = "canary-kv1-value-c0de";
+const MOCK_VALUE: &str = "canary-mock-value-4b2d";
+const BAD_TOKEN: &str = "canary-bad-token-5e1d";
+const WRONG_SECRET_ID: &str = "canary-wrong-secret-id-aa01";
+
+#[tokio::test]
+async fn no_token_id_jwt_or_secret_value_reaches_the_logs_or_debug_output() {
+    // This runtime is single-threaded: the guard covers every await below.
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_span_events(FmtSpan::FULL)
+        .with_ansi(false)
+        .with_writer({
+            let capture = capture.clone();
+            move || capture.clone()
+        })
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    // Already installed (by an earlier run in this process) is fine: the
+    // check below that reqwest's records arrived tells.
+    let _ = tracing_log::LogTracer::init();
+
+    let mut shown = Shown::default();
+    let mut canaries = Canaries::default();
+
+    // --- A server of the test's own: its audit logs hold only this flow.
+    let vault = DevVault::start().await.expect("a dev Vault");
+    let raw_dir = tempfile::tempdir().unwrap();
+    let raw_log = raw_dir.path().join("raw-audit.log");
+    // A second audit device with `log_raw`: the tokens the server issued,
+    // unhashed, so they can be looked for too.
+    vault
+        .admin()
+        .put(
+            "sys/audit/canary-raw",
+            &json!({"type": "file", "options": {
+                "file_path": raw_log.display().to_string(), "log_raw": "true"}}),
+        )
+        .await
+        .expect_ok("enable the raw audit device");
+    let audit = vault.audit_requests().await;
+
+    let kv2 = vault.kv_mount(KvVersion::V2).await;
+    let kv1 = vault.kv_mount(KvVersion::V1).await;
+    let kv2_path = format!("{kv2}/canary/app");
+    let kv1_path = format!("{kv1}/canary/app");
+    vault
+        .kv_put(
+            &kv2_path,
+            json!({"password": KV2_VALUE, "api_key": KV2_KEY}),
+        )
+        .await;
+    vault
+        .kv_put(&kv1_path, json!({"password": KV1_VALUE}))
+        .await;
+    let policy = vault
+        .policy(
+            "canary",
+            &read_policy(&[format!("{kv2}/data/canary/*"), format!("{kv1}/canary/*")]),
+        )
+        .await;
+    let token = vault.token(&[&policy]).await;
+    let approle = vault.approle(&[&policy]).await;
+    // A short lease, so the session renews it within the test.
+    let role_update = vault
+        .admin()
+        .post(
+            &format!("auth/{}/role/app", approle.mount()),
+            &json!({"token_ttl": "3s", "token_max_ttl": "1h"}),
+        )
+        .await;
+    shown.debug(&role_update);
+    assert!(role_update.is_success(), "HTTP {}", role_update.status);
+    let kube = vault.kubernetes("canary", &[&policy]).await;
+    // The dev server's own root token is the word `root`, which logs hold
+    // as a policy name: a token with the root policy stands in for it.
+    let root = Token::new(
+        vault
+            .admin()
+            .create_token_with(&json!({"policies": ["root"], "ttl": "1h"}))
+            .await,
+    );
+
+    canaries.add("a root token", root.expose_secret());
+    canaries.add("the policy token", token.expose_secret());
+    canaries.add("the AppRole role id", approle.role_id());
+    canaries.add("the AppRole secret id", approle.secret_id());
+    canaries.add("the Kubernetes JWT", kube.fixture().jwt());
+    canaries.add("the KV v2 password", KV2_VALUE);
+    canaries.add("the KV v2 api key", KV2_KEY);
+    canaries.add("the KV v1 password", KV1_VALUE);
+    canaries.add("the mock's secret value", MOCK_VALUE);
+    canaries.add("a malformed token", BAD_TOKEN);
+    canaries.add("a wrong secret id", WRONG_SECRET_ID);
+    for value in [
+        &vault as &dyn std::fmt::Debug,
+        &root,
+        &token,
+        &approle,
+        &kube,
+        kube.fixture(),
+        &audit,
+        &vault.admin(),
+    ] {
+        shown.debug(value);
+    }
+    let before = audit.mark();
+
+    // --- Token login: reads of both KV versions, and what a session tells.
+    let session = VaultSession::builder()
+        .env(vault.env_for(&token))
+        .unshared()
+        .connect()
+        .await
+        .unwrap();
+    let v2 = session.read(&format!("{kv2_path}#password")).await.unwrap();
+    assert_value(&v2, KV2_VALUE, "KV v2 with a token");
+    let whole = session.read(&kv2_path).await.unwrap();
+    let v1 = session.read(&format!("{kv1_path}#password")).await.unwrap();
+    assert_value(&v1, KV1_VALUE, "KV v1 with a token");
+    let as_root = VaultSecret::new(format!("{kv2_path}#password"))
+        .env(vault.env_for(&root))
+        .run()
+        .await
+        .unwrap();
+    assert_value(&as_root, KV2_VALUE, "KV v2 with a root token");
+    shown.debug(&as_root);
+    let info = session.token_info().await.unwrap();
+    let health = session.health().await.unwrap();
+    let mount = session.mount_of(&kv2_path).await.unwrap();
+    let config: &VaultConfig = session.config();
+    for value in [
+        &session as &dyn std::fmt::Debug,
+        &v2,
+        &whole,
+        &v1,
+        &info,
+        &health,
+        &mount,
+        config,
+        &VaultSession::builder().env(vault.env_for(&token)),
+        &vault.env_for(&token),
+    ] {
+        shown.debug(value);
+    }
+
+    // --- AppRole login, a renewal past two thirds of the 3 s lease, a revocation.
+    let approle_session = VaultSession::builder()
+        .env(vault.env_for(&approle))
+        .unshared()
+        .connect()
+        .await
+        .unwrap();
+    let first = approle_session
+        .read(&format!("{kv2_path}#api_key"))
+        .await
+        .unwrap();
+    assert_value(&first, KV2_KEY, "KV v2 with AppRole");
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    let second = approle_session
+        .read(&format!("{kv1_path}#password"))
+        .await
+        .unwrap();
+    assert_value(&second, KV1_VALUE, "KV v1 with AppRole after the renewal");
+    let renewed_info = approle_session.token_info().await.unwrap();
+    shown.debug(&renewed_info);
+    approle_session.revoke().await.unwrap();
+    shown.debug(&approle_session);
+    let requests = audit.requests_since(&before);
+    let count = |path: &str| requests.iter().filter(|r| r.path == path).count();
+    let login_path = format!("auth/{}/login", approle.mount());
+    assert_eq!(
+        count(&login_path),
+        1,
+        "one AppRole login, renewed rather than redone"
+    );
+    assert_eq!(count("auth/token/renew-self"), 1, "one renewal");
+    assert_eq!(count("auth/token/revoke-self"), 1, "one revocation");
+
+    // --- Kubernetes login, through VaultSecret and through a chain's VaultSource.
+    let kube_secret = VaultSecret::new(format!("{kv1_path}#password")).env(vault.env_for(&kube));
+    let kube_value = kube_secret.run().await.unwrap();
+    assert_value(&kube_value, KV1_VALUE, "KV v1 with Kubernetes");
+    let source = VaultSource::fields_of(&kv2_path)
+        .with_builder(VaultSession::builder().env(vault.env_for(&kube)));
+    shown.debug(&source);
+    let chain = SecretChain::first_try("vault", source);
+    let from_chain = chain.get("password").await.unwrap();
+    assert_value(&from_chain, KV2_VALUE, "KV v2 through the chain");
+    for value in [
+        &kube_secret as &dyn std::fmt::Debug,
+        &kube_value,
+        &chain,
+        &from_chain,
+    ] {
+        shown.debug(value);
+    }
+
+    // --- The errors users meet.
+    let stranger = vault.token(&[]).await;
+    canaries.add("a token without the policy", stranger.expose_secret());
+    let errors = [
+        // Denied by policy.
+        VaultSecret::new(&kv2_path)
+            .env(vault.env_for(&stranger))
+            .run()
+            .await,
+        // Nothing there.
+        session.read(&format!("{kv2}/canary/missing")).await,
+        // A path that is no path.
+        session.read("no-mount").await,
+        // A secret id the server turns down.
+        VaultSecret::new(&kv2_path)
+            .env(vault.env_for(&approle.with_secret_id(WRONG_SECRET_ID)))
+            .run()
+            .await,
+        // A token that cannot be sent.
+        VaultSecret::new(&kv2_path)
+            .env(Env::from_map([
+                ("VAULT_ADDR", vault.addr().to_owned()),
+                (
+                    "VAULT_CREDENTIALS",
+                    json!({ "VAULT_TOKEN": format!("{BAD_TOKEN}\n2") }).to_string(),
+                ),
+            ]))
+            .run()
+            .await,
+    ];
+    for outcome in &errors {
+        match outcome {
+            Err(e) => shown.error(e),
+            Ok(_) => panic!("an error case succeeded"),
+        }
+    }
+    assert!(
+        matches!(errors[0], Err(Error::PermissionDenied { .. })),
+        "denied"
+    );
+    assert!(matches!(errors[1], Err(Error::NotFound { .. })), "missing");
+    assert!(
+        matches!(errors[2], Err(Error::InvalidPath { .. })),
+        "bad path"
+    );
+    assert!(
+        matches!(errors[3], Err(Error::AuthFailed { .. })),
+        "wrong secret id"
+    );
+    assert!(
+        matches!(errors[4], Err(Error::Credentials { .. })),
+        "bad token"
+    );
+
+    // --- A fault retried: one 503, then the value (a mock, to time it).
+    let mock = MockVault::start().await;
+    mock.kv2("canary/app", json!({"password": MOCK_VALUE}))
+        .await;
+    mock.fail("canary/app", 503, 1).await;
+    canaries.add("the mock's token", mock.root_token().expose_secret());
+    let mock_approle = mock.login_approle().await;
+    canaries.add("the mock's role id", mock_approle.role_id());
+    canaries.add("the mock's secret id", mock_approle.secret_id());
+    let retried = VaultSecret::new("canary/app#password")
+        .env(mock.env_for(&mock_approle))
+        .run()
+        .await
+        .unwrap();
+    assert_value(&retried, MOCK_VALUE, "the mock's value after a retry");
+    let reads = mock
+        .received()
+        .await
+        .into_iter()
+        .filter(|r| r.path == "canary/data/app")
+        .collect::<Vec<_>>();
+    assert_eq!(reads.len(), 2, "one 503, then one read that succeeded");
+    for value in [
+        &mock as &dyn std::fmt::Debug,
+        &mock_approle,
+        &mock.root_token(),
+        &retried,
+        &reads,
+        &mock.secret("canary/app"),
+    ] {
+        shown.debug(value);
+    }
+
+    // --- Tokens the server issued (logins, token creation), from the raw audit log.
+    let raw = std::fs::read_to_string(&raw_log).unwrap_or_default();
+    let mut issued = Vec::new();
+    for line in raw.lines() {
+        if let Ok(entry) = serde_json::from_str::<Value>(line) {
+            client_tokens(&entry, &mut issued);
+        }
+    }
+    issued.sort();
+    issued.dedup();
+    // The dev root token (`root`, see above) signs the provisioning requests.
+    issued.retain(|t| t != vault.root_token().expose_secret());
+    // The root-policy, policy and stranger tokens, and the AppRole and
+    // Kubernetes logins (the VaultSecret and the source share one session).
+    assert!(
+        issued.len() >= 5,
+        "the raw audit log gave {} tokens",
+        issued.len()
+    );
+    for (i, t) in issued.into_iter().enumerate() {
+        canaries.add(format!("issued token #{i}"), t);
+    }
+
+    // --- The capture works: it holds what a broken one would not.
+    drop(_guard);
+    let logs = capture.bytes();
+    let text = String::from_utf8_lossy(&logs);
+    for marker in [
+        kv2_path.as_str(), // a span field (vault_read's path)
+        "logged in",
+        "token renewed",
+        "token revoked",
+        "retrying",
+        "log.target=\"reqwest::", // a record from the `log` crate
+        "close time.busy",        // a span event
+        "rustify",                // another crate's spans
+    ] {
+        assert!(
+            text.contains(marker),
+            "the captured log lacks `{marker}` ({} bytes)",
+            logs.len()
+        );
+    }
+    let shown_text = String::from_utf8_lossy(&shown.0);
+    for marker in [
+        "VaultSession",
+        "REDACTED",
+        "PermissionDenied",
+        "MountReport",
+    ] {
+        assert!(
+            shown_text.contains(marker),
+            "the Debug output lacks `{marker}`"
+        );
+    }
+
+    canaries.check("captured log", &logs);
+    canaries.check("Debug output", &shown.0);
+}
+
+/// The checker finds a canary, so a passing run means something.
+#[test]
+#[should_panic(expected = "the test value appears in the log")]
+fn the_canary_check_finds_a_canary() {
+    let mut canaries = Canaries::default();
+    canaries.add("the test value", "canary-self-check-0001");
+    canaries.check(
+        "log",
+        b"line one\nDEBUG x: value=canary-self-check-0001 y\n",
+    );
+}
