@@ -279,7 +279,7 @@ async fn start_without_a_binary_says_how_to_get_one_and_how_to_attach() {
         .unwrap_err();
     let message = err.to_string();
     assert!(
-        matches!(err, vault_secret::testing::Error::NoServerBinary { .. }),
+        matches!(err, vault_secret::Error::NoServerBinary { .. }),
         "{err:?}"
     );
     for needle in [

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use secret_core::Env;
 
-use super::Error;
+use crate::Error;
 
 /// What to do when there is no binary (or no server to attach to).
 pub(crate) const HOW_TO_GET_A_SERVER: &str = "\

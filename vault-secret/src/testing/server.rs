@@ -15,11 +15,11 @@ use secret_core::Env;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use super::Error;
 use super::admin::{Admin, Method, try_http_client};
 use super::binary::{HOW_TO_GET_A_SERVER, find_server_binary};
 use super::credentials::{Credentials, Token};
 use super::process::ServerProcess;
+use crate::Error;
 use crate::VaultSecret;
 
 /// Root token of every dev server started here.
@@ -203,8 +203,9 @@ impl DevVault {
                 server.map(Arc::new)
             })
             .await
-            .clone()?;
-        Ok(DevVault::handle(server))
+            .as_ref()
+            .map_err(again)?;
+        Ok(DevVault::handle(server.clone()))
     }
 
     /// Uses a server the user already runs (the project's `docker/` one, a
@@ -582,7 +583,7 @@ impl Drop for Cleanup {
 async fn attach_server(env: &Env) -> Result<ServerInner, Error> {
     let var = |name: &str| env.get(name).ok().flatten().filter(|v| !v.is_empty());
     let require = |name: &str| {
-        var(name).ok_or_else(|| Error::Attach {
+        var(name).ok_or_else(|| Error::DevServerAttach {
             message: format!(
                 "DevVault::attach() needs {name} to be set (VAULT_ADDR, a root token in \
                  VAULT_TOKEN, and VAULT_CACERT for https).\n{HOW_TO_GET_A_SERVER}"
@@ -592,8 +593,8 @@ async fn attach_server(env: &Env) -> Result<ServerInner, Error> {
     let addr = require("VAULT_ADDR")?.trim_end_matches('/').to_owned();
     let root_token = SecretString::from(require("VAULT_TOKEN")?);
     let ca_cert = var("VAULT_CACERT").map(PathBuf::from);
-    let client =
-        try_http_client(ca_cert.as_deref()).map_err(|message| Error::Attach { message })?;
+    let client = try_http_client(ca_cert.as_deref())
+        .map_err(|message| Error::DevServerAttach { message })?;
     let url = format!("{addr}/v1/sys/health");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -604,7 +605,7 @@ async fn attach_server(env: &Env) -> Result<ServerInner, Error> {
             Err(e) => format!("failed: {e}"),
         };
         if Instant::now() >= deadline {
-            return Err(Error::Attach {
+            return Err(Error::DevServerAttach {
                 message: format!(
                     "DevVault::attach(): GET {url} {last} (want an unsealed server).\n{HOW_TO_GET_A_SERVER}"
                 ),
@@ -626,7 +627,7 @@ async fn attach_server(env: &Env) -> Result<ServerInner, Error> {
 
 async fn start_server(options: &DevVaultBuilder, kind: Kind) -> Result<ServerInner, Error> {
     let bin = find_server_binary(&options.env)?;
-    let start_error = |message: String| Error::Start { message };
+    let start_error = |message: String| Error::DevServerStart { message };
     let mut last_error = String::new();
     for _ in 0..START_ATTEMPTS {
         let work_dir = tempfile::Builder::new()
@@ -748,4 +749,19 @@ fn free_port() -> Result<u16, String> {
         }
     }
     Err("no two adjacent free loopback ports".to_owned())
+}
+
+/// The shared server's start-up failure, for each caller that asks again.
+fn again(e: &Error) -> Error {
+    match e {
+        Error::NoServerBinary { message } => Error::NoServerBinary {
+            message: message.clone(),
+        },
+        Error::DevServerAttach { message } => Error::DevServerAttach {
+            message: message.clone(),
+        },
+        other => Error::DevServerStart {
+            message: other.to_string(),
+        },
+    }
 }
