@@ -94,8 +94,8 @@ pub(crate) enum Body {
     NotJson { content_type: Option<String> },
 }
 
-/// A failed call, classified once, here.
-#[derive(Debug)]
+/// A failed call, classified once, here. `Debug` leaves the JSON body out
+/// (a KV answer can carry data); the messages are the server's own.
 pub(crate) enum ApiFailure {
     /// The server answered with a non-success status.
     Status {
@@ -122,6 +122,48 @@ pub(crate) enum ApiFailure {
     },
     /// A token or namespace that cannot travel as an HTTP header.
     BadHeader { name: &'static str },
+}
+
+impl fmt::Debug for ApiFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ApiFailure::Status {
+                code,
+                errors,
+                body,
+                json,
+                attempts,
+            } => f
+                .debug_struct("Status")
+                .field("code", code)
+                .field("errors", errors)
+                .field("body", body)
+                .field("json", &json.as_ref().map(|_| "[REDACTED]"))
+                .field("attempts", attempts)
+                .finish(),
+            ApiFailure::BadAnswer {
+                status,
+                content_type,
+            } => f
+                .debug_struct("BadAnswer")
+                .field("status", status)
+                .field("content_type", content_type)
+                .finish(),
+            ApiFailure::Transport {
+                reason,
+                timed_out,
+                attempts,
+            } => f
+                .debug_struct("Transport")
+                .field("reason", reason)
+                .field("timed_out", timed_out)
+                .field("attempts", attempts)
+                .finish(),
+            ApiFailure::BadHeader { name } => {
+                f.debug_struct("BadHeader").field("name", name).finish()
+            }
+        }
+    }
 }
 
 impl ApiFailure {
@@ -661,6 +703,23 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("secret-looking"), "{text}");
+    }
+
+    #[test]
+    fn debug_leaves_the_body_out() {
+        let (errors, body, json) =
+            parse_error_body(None, br#"{"data":{"data":{"k":"hunter2"}},"errors":[]}"#);
+        let failure = ApiFailure::Status {
+            code: 404,
+            errors,
+            body,
+            json,
+            attempts: 1,
+        };
+        assert_eq!(
+            format!("{failure:?}"),
+            "Status { code: 404, errors: [], body: Json, json: Some(\"[REDACTED]\"), attempts: 1 }"
+        );
     }
 
     #[test]
