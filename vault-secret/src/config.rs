@@ -29,6 +29,8 @@ const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 /// | `VAULT_CLIENT_CERT`, `VAULT_CLIENT_KEY` | a PEM client certificate and key (both or neither) | none |
 /// | `VAULT_SKIP_VERIFY` | `true` to skip TLS verification (never in production) | `false` |
 /// | `VAULT_CLIENT_TIMEOUT` | request timeout: seconds, or `30s`, `2m`, `500ms` | 60 s |
+/// | `VAULT_AGENT_ADDR` | a local Vault Agent or proxy; when set, requests go there instead of `VAULT_ADDR` | none |
+/// | `VAULT_TLS_SERVER_NAME` | the name the server's certificate is verified against (and sent as SNI), when the address's host is not on it | the address's host |
 /// | `VAULT_MAX_RETRIES` | retries of a call after a connection error, 412, 429 or 5xx (0: none) | 2 |
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct VaultConfig {
@@ -41,6 +43,7 @@ pub struct VaultConfig {
     timeout: Duration,
     max_retries: u32,
     deadline: Option<Duration>,
+    tls_server_name: Option<String>,
 }
 
 /// The default number of retries, as Vault's CLI (`VAULT_MAX_RETRIES`).
@@ -67,12 +70,14 @@ impl VaultConfig {
             timeout: DEFAULT_TIMEOUT,
             max_retries: DEFAULT_MAX_RETRIES,
             deadline: None,
+            tls_server_name: None,
         }
     }
 
     /// Reads the configuration from `env` (see the table above).
     pub fn from_env(env: &Env) -> Result<Self, Error> {
-        let (variable, raw) = ["VAULT_ADDR", "vault_addr"]
+        // As Vault's CLI: a local agent or proxy, when named, takes the requests.
+        let (variable, raw) = ["VAULT_AGENT_ADDR", "VAULT_ADDR", "vault_addr"]
             .into_iter()
             .find_map(|v| match env.get(v) {
                 Ok(Some(value)) if !value.trim().is_empty() => Some(Ok((v, value))),
@@ -141,11 +146,8 @@ impl VaultConfig {
                     )
                 })?;
         }
-        if get("VAULT_TLS_SERVER_NAME")?.is_some() {
-            return Err(Error::config(
-                "VAULT_TLS_SERVER_NAME",
-                "is not supported yet; unset it and use an address whose host matches the certificate",
-            ));
+        if let Some(name) = get("VAULT_TLS_SERVER_NAME")? {
+            self.tls_server_name = Some(tls_server_name(&name)?);
         }
         Ok(())
     }
@@ -197,6 +199,29 @@ impl VaultConfig {
     pub fn call_deadline(&self) -> Duration {
         self.deadline
             .unwrap_or_else(|| self.timeout.saturating_add(RETRY_ALLOWANCE))
+    }
+
+    /// Verifies the server's certificate against `name` (`VAULT_TLS_SERVER_NAME`)
+    /// rather than the address's host, which is still where requests connect.
+    pub fn tls_server_name(mut self, name: &str) -> Result<Self, Error> {
+        self.tls_server_name = Some(tls_server_name(name)?);
+        Ok(self)
+    }
+
+    /// The base URL requests are sent to: the address, with its host
+    /// replaced by the TLS server name when one is set (the connection
+    /// still goes to the address's host: see [`ServerName`]).
+    pub(crate) fn request_base(&self) -> String {
+        match (&self.tls_server_name, self.address.scheme()) {
+            (Some(name), "https") => {
+                let mut url = self.address.clone();
+                if url.set_host(Some(name)).is_ok() {
+                    return url.as_str().trim_end_matches('/').to_owned();
+                }
+                self.base().to_owned()
+            }
+            _ => self.base().to_owned(),
+        }
     }
 
     /// The server's URL.
@@ -257,6 +282,18 @@ impl VaultConfig {
             // Plain HTTP needs no roots; loading them can fail on minimal systems (reqwest#2988).
             builder = builder.tls_certs_only(Vec::new());
         } else {
+            if let (Some(name), Some(host)) = (&self.tls_server_name, self.address.host_str()) {
+                // Requests name the server by `name` (so TLS verifies and
+                // sends it as SNI); this resolver connects them to the
+                // address's own host.
+                builder = builder.dns_resolver(ServerName {
+                    name: name.clone(),
+                    host: host
+                        .trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .to_owned(),
+                });
+            }
             builder = builder.tls_danger_accept_invalid_certs(self.skip_verify);
             for (variable, file) in self.ca_files()? {
                 let pem = input::read_file(variable, &file, input::MAX_PEM_FILE_LEN)?;
@@ -378,6 +415,51 @@ fn chain(error: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
+}
+
+/// Resolves the TLS server name to the address's host; any other name as usual.
+#[derive(Debug)]
+struct ServerName {
+    name: String,
+    host: String,
+}
+
+impl reqwest::dns::Resolve for ServerName {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let target = if name.as_str().eq_ignore_ascii_case(&self.name) {
+            self.host.clone()
+        } else {
+            name.as_str().to_owned()
+        };
+        Box::pin(async move {
+            let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((target.as_str(), 0))
+                .await?
+                .collect();
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// A DNS name to verify the server's certificate against.
+fn tls_server_name(raw: &str) -> Result<String, Error> {
+    let name = input::name("a server name", raw)
+        .map_err(|e| e.for_variable("VAULT_TLS_SERVER_NAME"))?
+        .to_ascii_lowercase();
+    let valid = name.split('.').all(|label| {
+        !label.is_empty()
+            && label.len() <= 63
+            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    });
+    if !valid || name.len() > 253 {
+        return Err(Error::config(
+            "VAULT_TLS_SERVER_NAME",
+            format!(
+                "`{}` is not a DNS name (letters, digits, dashes and dots, e.g. vault.example.com)",
+                input::shown(&name)
+            ),
+        ));
+    }
+    Ok(name)
 }
 
 fn normalize_namespace(ns: &str) -> String {
@@ -581,7 +663,9 @@ mod tests {
             ("VAULT_CLIENT_TIMEOUT", "soon"),
             ("VAULT_CLIENT_TIMEOUT", "0"),
             ("VAULT_CLIENT_CERT", "/c.pem"),
-            ("VAULT_TLS_SERVER_NAME", "vault"),
+            ("VAULT_TLS_SERVER_NAME", "not a name"),
+            ("VAULT_TLS_SERVER_NAME", "va\nult"),
+            ("VAULT_TLS_SERVER_NAME", "a..b"),
         ] {
             let err = VaultConfig::from_env(&env(&[base, (var, value)])).unwrap_err();
             let named = match &err {
@@ -766,6 +850,28 @@ mod tests {
             );
             assert!(msg.contains(phrase), "{vars:?}: {msg}");
         }
+    }
+
+    #[test]
+    fn the_agent_address_wins_and_the_server_name_replaces_the_host_of_requests() {
+        let c = VaultConfig::from_env(&env(&[
+            ("VAULT_ADDR", "https://10.0.0.5:8200"),
+            ("VAULT_AGENT_ADDR", "http://127.0.0.1:8100"),
+        ]))
+        .unwrap();
+        assert_eq!(c.base(), "http://127.0.0.1:8100");
+        let c = VaultConfig::from_env(&env(&[
+            ("VAULT_ADDR", "https://10.0.0.5:8200"),
+            ("VAULT_TLS_SERVER_NAME", "Vault.Example.com"),
+        ]))
+        .unwrap();
+        assert_eq!(c.base(), "https://10.0.0.5:8200");
+        assert_eq!(c.request_base(), "https://vault.example.com:8200");
+        let plain = VaultConfig::new("http://10.0.0.5:8200")
+            .unwrap()
+            .tls_server_name("vault.example.com")
+            .unwrap();
+        assert_eq!(plain.request_base(), "http://10.0.0.5:8200");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::fmt;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// Neither `VAULT_ADDR` nor `vault_addr` is set.
+    /// None of `VAULT_AGENT_ADDR`, `VAULT_ADDR` and `vault_addr` is set.
     #[error("no Vault address: set `VAULT_ADDR` (or the secret/variable `vault_addr`)")]
     MissingAddress,
 

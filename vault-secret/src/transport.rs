@@ -375,7 +375,7 @@ impl Transport {
         // Built once now so bad TLS settings fail here, not on first use.
         let http = config.http_client()?;
         Ok(Transport {
-            api_base: url::Url::parse(&format!("{}/v1", config.base()))
+            api_base: url::Url::parse(&format!("{}/v1", config.request_base()))
                 .map_err(|e| Error::config("VAULT_ADDR", format!("cannot be a base URL: {e}")))?,
             namespace,
             http: Mutex::new(Some((current_runtime(), http))),

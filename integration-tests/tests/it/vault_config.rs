@@ -152,3 +152,44 @@ fn one_session_serves_runtimes_that_come_and_go() {
         assert_eq!(t.join().unwrap().unwrap(), "many");
     }
 }
+
+#[tokio::test]
+async fn vault_tls_server_name_is_what_the_certificate_is_checked_against() {
+    let server = dedicated_server(ServerOptions::tls()).await;
+    assert!(server.addr().starts_with("https://127.0.0.1:"));
+    let path = unique("sni");
+    server
+        .admin()
+        .kv2_put("secret", &path, json!({"k": "sni"}))
+        .await;
+    let env = |name: &str| {
+        TestEnv::new(&server)
+            .set("VAULT_TLS_SERVER_NAME", name)
+            .credentials(json!({"VAULT_TOKEN": server.root_token()}))
+    };
+    // The dev certificate names `vm` (among others): requests still go to 127.0.0.1.
+    let v = env("vm").read(format!("secret/{path}#k")).await.unwrap();
+    assert_eq!(v.expose_secret(), "sni");
+    // A name the certificate does not hold fails verification.
+    let wrong = env("wrong.example");
+    let err = wrong.read(format!("secret/{path}")).await.unwrap_err();
+    assert!(matches!(err, Error::Transport { .. }), "{err}");
+    assert!(err.to_string().contains("certificate"), "{err}");
+}
+
+#[tokio::test]
+async fn vault_agent_addr_takes_the_requests_when_set() {
+    let server = harness::server().await;
+    let path = unique("agent");
+    server
+        .admin()
+        .kv2_put("secret", &path, json!({"k": "via agent"}))
+        .await;
+    // VAULT_ADDR points nowhere; the agent address is the server.
+    let env = TestEnv::new(&server)
+        .set("VAULT_AGENT_ADDR", server.addr())
+        .set("VAULT_ADDR", "http://127.0.0.1:1")
+        .credentials(json!({"VAULT_TOKEN": server.root_token()}));
+    let v = env.read(format!("secret/{path}#k")).await.unwrap();
+    assert_eq!(v.expose_secret(), "via agent");
+}
