@@ -13,80 +13,17 @@
 //! (`env_clear`), `HOME` and `PATH` pointing at empty temporary
 //! directories, and only the variables the test sets.
 
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
+use crate::cli_binary::binary;
 use crate::harness::{self, Admin, Server, unique};
 
 /// How long one run of the tool may take before the test fails.
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The tool's binary, built on first use.
-pub(crate) fn binary() -> &'static Path {
-    static BINARY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    match BINARY.get_or_init(build_binary) {
-        Ok(path) => path,
-        Err(message) => panic!("{message}"),
-    }
-}
-
-fn build_binary() -> Result<PathBuf, String> {
-    if let Some(path) = std::env::var_os("VAULT_SECRET_BIN").filter(|p| !p.is_empty()) {
-        let path = PathBuf::from(path);
-        return if path.is_file() {
-            Ok(path)
-        } else {
-            Err(format!("VAULT_SECRET_BIN={} is not a file", path.display()))
-        };
-    }
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
-    let mut cargo = std::process::Command::new(env!("CARGO"));
-    cargo
-        .args([
-            "build",
-            "--package",
-            "vault-secret",
-            "--bin",
-            "vault-secret",
-        ])
-        .args([
-            "--features",
-            "cli",
-            "--message-format=json",
-            "--manifest-path",
-        ])
-        .arg(&manifest);
-    if !cfg!(debug_assertions) {
-        cargo.arg("--release");
-    }
-    let output = cargo
-        .stderr(Stdio::piped())
-        .output()
-        .map_err(|e| format!("cannot run cargo to build the vault-secret CLI: {e}"))?;
-    if !output.status.success() {
-        return Err(format!(
-            "building the vault-secret CLI failed ({}):\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        ));
-    }
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "vault-secret")
-        .filter(|m| {
-            m["target"]["kind"]
-                .as_array()
-                .is_some_and(|k| k.iter().any(|k| k == "bin"))
-        })
-        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .ok_or_else(|| "cargo built the vault-secret CLI but named no executable".to_owned())
-}
 
 /// One way of running the tool: its environment, and nothing else.
 #[derive(Debug)]
@@ -149,7 +86,11 @@ impl Cli {
             .expect("run the vault-secret binary");
         Run {
             args: args.iter().map(|a| (*a).to_owned()).collect(),
-            code: output.status.code(),
+            // As a shell reports it: 128+N when signal N ended the process
+            // (`exec` hands the process over to the command).
+            code: output.status.code().or_else(|| {
+                std::os::unix::process::ExitStatusExt::signal(&output.status).map(|s| 128 + s)
+            }),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         }

@@ -13,68 +13,16 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
+use crate::cli_binary::binary;
 use crate::harness::{self, Admin, unique};
 
 /// How long one run of the tool may take before the case fails.
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The tool's binary, built once (the same way `cli.rs` does; that module
-/// keeps its helpers private).
-fn binary() -> &'static Path {
-    static BINARY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    match BINARY.get_or_init(build_binary) {
-        Ok(path) => path,
-        Err(message) => panic!("{message}"),
-    }
-}
-
-fn build_binary() -> Result<PathBuf, String> {
-    if let Some(path) = std::env::var_os("VAULT_SECRET_BIN").filter(|p| !p.is_empty()) {
-        return Ok(PathBuf::from(path));
-    }
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
-    let mut cargo = std::process::Command::new(env!("CARGO"));
-    cargo
-        .args([
-            "build",
-            "--package",
-            "vault-secret",
-            "--bin",
-            "vault-secret",
-        ])
-        .args([
-            "--features",
-            "cli",
-            "--message-format=json",
-            "--manifest-path",
-        ])
-        .arg(&manifest);
-    if !cfg!(debug_assertions) {
-        cargo.arg("--release");
-    }
-    let output = cargo
-        .stderr(Stdio::piped())
-        .output()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !output.status.success() {
-        return Err(format!(
-            "building the CLI failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        ));
-    }
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "vault-secret")
-        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .ok_or_else(|| "cargo named no vault-secret executable".to_owned())
-}
 
 /// What `~/.vault-token` is in a case's home directory.
 #[derive(Debug, Clone)]

@@ -7,6 +7,7 @@
 
 mod canary;
 mod cli;
+pub mod cli_binary;
 mod cli_inputs;
 mod fuzz_inputs;
 mod ha;
@@ -14,6 +15,7 @@ mod ha;
 pub mod harness;
 mod harness_selftest;
 mod lifecycle;
+mod pipeline;
 mod protocol;
 mod retries;
 pub mod support;

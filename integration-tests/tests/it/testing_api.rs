@@ -409,7 +409,7 @@ async fn command_runs_the_cli_against_the_server() {
             .await])
         .await;
     let output = vault
-        .command(crate::cli::binary(), &approle)
+        .command(crate::cli_binary::binary(), &approle)
         .args(["get", &format!("{mount}/app#password")])
         .output()
         .unwrap();

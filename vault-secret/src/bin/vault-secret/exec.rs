@@ -1,19 +1,18 @@
 //! `vault-secret exec`: run a command with secrets in its environment only.
 //!
 //! Every secret is read before the command starts; any failure and the
-//! command is not started. The command inherits stdin, stdout and stderr,
-//! its exit code is ours (128+N when signal N killed it), and the signals a
-//! supervisor sends us (TERM, HUP, USR1, USR2) are passed on to it. INT and
-//! QUIT are not passed on: a terminal sends them to the command itself
-//! already (it is in the same process group); we just wait for it.
+//! command is not started. Then the tool revokes the token it logged in
+//! with and the command takes this process's place (`execvp`, as
+//! bank-vaults' `vault-env` does): same PID, stdin, stdout and stderr, the
+//! signals a supervisor or a terminal sends reach it directly, its exit
+//! status is the one the caller sees, and no process is left holding the
+//! Vault session or copies of the secrets while it runs.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::CommandExt;
 
 use clap::Args;
-use rustix::process::{Pid, Signal, kill_process};
-use tokio::signal::unix::{SignalKind, signal};
 use vault_secret::VaultSession;
 use zeroize::Zeroizing;
 
@@ -185,29 +184,12 @@ pub(crate) async fn run(args: ExecArgs) -> Result<u8, Failure> {
         }
     }
     command.envs(env.iter().map(|(name, (value, _))| (name, value.as_str())));
-    let mut command = tokio::process::Command::from(command);
-    // Listen before the command starts, so no signal is missed meanwhile
-    // (and none kills us while the command runs on).
-    let mut signals = Signals::listen()?;
-    let spawned = command.spawn();
-    // Our copies go now; the command's copy is in its own environment.
-    drop(command);
     let sizes: Vec<(String, usize)> = env.iter().map(|(n, (v, _))| (n.clone(), v.len())).collect();
+    // Our copies go now; the command's copy is in the new process image.
     drop(env);
-    let mut child = spawned.map_err(|e| cannot_spawn(program, &e, &sizes))?;
-    let status = loop {
-        tokio::select! {
-            status = child.wait() => {
-                break status.map_err(|e| Failure::new(Exit::Other, format!("cannot wait for the command: {e}")))?;
-            }
-            signal = signals.next() => {
-                if let (Some(signal), Some(id)) = (signal, child.id()) {
-                    forward(id, signal);
-                }
-            }
-        }
-    };
-    Ok(exit_code(status))
+    // Returns only when the command could not be started.
+    let error = command.exec();
+    Err(cannot_spawn(program, &error, &sizes))
 }
 
 /// Linux refuses one `NAME=value` string of 32 pages or more (`MAX_ARG_STRLEN`)
@@ -313,71 +295,6 @@ fn interpreter(file: &std::path::Path) -> Option<String> {
         .map(|interp| interp.chars().filter(|c| !c.is_control()).collect())
 }
 
-/// The exit code for the command's status: its own, or 128+N for signal N.
-fn exit_code(status: std::process::ExitStatus) -> u8 {
-    match (status.code(), status.signal()) {
-        (Some(code), _) => u8::try_from(code).unwrap_or(u8::MAX),
-        (None, Some(signal)) => u8::try_from(128 + signal).unwrap_or(u8::MAX),
-        (None, None) => u8::MAX,
-    }
-}
-
-/// The signals we catch while the command runs.
-struct Signals {
-    term: tokio::signal::unix::Signal,
-    hup: tokio::signal::unix::Signal,
-    usr1: tokio::signal::unix::Signal,
-    usr2: tokio::signal::unix::Signal,
-    int: tokio::signal::unix::Signal,
-    quit: tokio::signal::unix::Signal,
-}
-
-impl std::fmt::Debug for Signals {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Signals")
-    }
-}
-
-impl Signals {
-    fn listen() -> Result<Self, Failure> {
-        let on = |kind: SignalKind| {
-            signal(kind)
-                .map_err(|e| Failure::new(Exit::Other, format!("cannot handle signals: {e}")))
-        };
-        Ok(Signals {
-            term: on(SignalKind::terminate())?,
-            hup: on(SignalKind::hangup())?,
-            usr1: on(SignalKind::user_defined1())?,
-            usr2: on(SignalKind::user_defined2())?,
-            int: on(SignalKind::interrupt())?,
-            quit: on(SignalKind::quit())?,
-        })
-    }
-
-    /// The next signal to pass on (`None` for one we only swallow).
-    async fn next(&mut self) -> Option<Signal> {
-        tokio::select! {
-            _ = self.term.recv() => Some(Signal::TERM),
-            _ = self.hup.recv() => Some(Signal::HUP),
-            _ = self.usr1.recv() => Some(Signal::USR1),
-            _ = self.usr2.recv() => Some(Signal::USR2),
-            // The terminal delivered these to the command too.
-            _ = self.int.recv() => None,
-            _ = self.quit.recv() => None,
-        }
-    }
-}
-
-fn forward(id: u32, signal: Signal) {
-    let pid = i32::try_from(id).ok().and_then(Pid::from_raw);
-    if let Some(pid) = pid {
-        // The command may have exited meanwhile; nothing to do then.
-        if let Err(e) = kill_process(pid, signal) {
-            tracing::debug!("cannot pass signal {signal:?} on: {e}");
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -403,13 +320,6 @@ mod tests {
         let m = parse_secret_map("secret/a=b=").unwrap();
         assert_eq!((m.path.as_str(), m.prefix.as_str()), ("secret/a=b", ""));
         assert!(parse_secret_map("secret/db=1X").is_err());
-    }
-
-    #[test]
-    fn exit_codes_pass_through() {
-        let code = |c: i32| std::process::ExitStatus::from_raw(c << 8);
-        assert_eq!(exit_code(code(7)), 7);
-        assert_eq!(exit_code(std::process::ExitStatus::from_raw(15)), 143);
     }
 
     #[test]

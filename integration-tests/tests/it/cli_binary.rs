@@ -1,0 +1,70 @@
+//! The `vault-secret` CLI binary the end-to-end tests (and the CLI
+//! benchmark) run: `VAULT_SECRET_BIN`, else built once with cargo.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+/// The tool's binary, built on first use.
+pub fn binary() -> &'static Path {
+    static BINARY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    match BINARY.get_or_init(build_binary) {
+        Ok(path) => path,
+        Err(message) => panic!("{message}"),
+    }
+}
+
+fn build_binary() -> Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os("VAULT_SECRET_BIN").filter(|p| !p.is_empty()) {
+        let path = PathBuf::from(path);
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(format!("VAULT_SECRET_BIN={} is not a file", path.display()))
+        };
+    }
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    let mut cargo = std::process::Command::new(env!("CARGO"));
+    cargo
+        .args([
+            "build",
+            "--package",
+            "vault-secret",
+            "--bin",
+            "vault-secret",
+        ])
+        .args([
+            "--features",
+            "cli",
+            "--message-format=json",
+            "--manifest-path",
+        ])
+        .arg(&manifest);
+    if !cfg!(debug_assertions) {
+        cargo.arg("--release");
+    }
+    let output = cargo
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| format!("cannot run cargo to build the vault-secret CLI: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "building the vault-secret CLI failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "vault-secret")
+        .filter(|m| {
+            m["target"]["kind"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(|k| k == "bin"))
+        })
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .ok_or_else(|| "cargo built the vault-secret CLI but named no executable".to_owned())
+}
