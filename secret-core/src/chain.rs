@@ -7,8 +7,12 @@ use tracing::Instrument;
 
 use crate::{
     Attempt, DefaultSecret, Env, EnvironmentSource, Error, LocalContext, Lookup, Outcome,
-    SecretFuture, SecretSource, SecretValue,
+    SecretFuture, SecretSource, SecretValue, SecretsFuture,
 };
+
+/// For each name: the value, if a source had it, and what every source
+/// before that said.
+type Found = Vec<(Option<SecretValue>, Vec<Attempt>)>;
 
 /// An ordered list of named sources; the first that has the name wins.
 ///
@@ -141,61 +145,125 @@ impl SecretChain {
         T::from_secret(&self.get(T::NAME).await?)
     }
 
+    /// Looks several names up at once, each source asked once for the names
+    /// still missing ([`SecretSource::resolve_many`]: a backend can read
+    /// names that land on one remote secret once). The values come back in
+    /// the order asked; the first name no source has is the error.
+    pub async fn get_many(&self, names: &[&str]) -> Result<Vec<SecretValue>, Error> {
+        self.lookup_many(names)
+            .await?
+            .into_iter()
+            .zip(names)
+            .map(|((value, attempts), name)| {
+                value.ok_or_else(|| Error::NotFound {
+                    name: (*name).to_owned(),
+                    attempts,
+                })
+            })
+            .collect()
+    }
+
     async fn lookup(&self, name: &str) -> Result<(Option<SecretValue>, Vec<Attempt>), Error> {
-        if name.is_empty() {
+        let mut found = self.lookup_many(&[name]).await?;
+        Ok(found.pop().unwrap_or((None, Vec::new())))
+    }
+
+    async fn lookup_many(&self, names: &[&str]) -> Result<Found, Error> {
+        if names.iter().any(|n| n.is_empty()) {
             return Err(Error::InvalidName {
                 name: String::new(),
                 reason: "it is empty",
             });
         }
-        let mut attempts = Vec::with_capacity(self.entries.len());
+        let mut found: Found = names.iter().map(|_| (None, Vec::new())).collect();
         for entry in &self.entries {
-            let span = tracing::debug_span!("secret_source", source = %entry.name, secret = %name);
-            let result = entry.source.resolve(name).instrument(span.clone()).await;
+            let pending: Vec<usize> = (0..names.len()).filter(|&i| found[i].0.is_none()).collect();
+            if pending.is_empty() {
+                break;
+            }
+            let asked: Vec<&str> = pending.iter().map(|&i| names[i]).collect();
+            let span =
+                tracing::debug_span!("secret_source", source = %entry.name, secrets = ?asked);
+            let result = entry
+                .source
+                .resolve_many(&asked)
+                .instrument(span.clone())
+                .await;
             let _enter = span.enter();
-            match result {
-                Ok(Lookup::Found(value)) => {
-                    tracing::debug!("found");
-                    return Ok((Some(value.with_name(name)), attempts));
-                }
-                Ok(Lookup::NotFound(detail)) => {
-                    tracing::debug!(%detail, "not found");
-                    attempts.push(Attempt {
-                        source: entry.name.to_string(),
-                        outcome: Outcome::NotFound(detail),
-                    });
+            let lookups = match result {
+                Ok(lookups) if lookups.len() == pending.len() => lookups,
+                Ok(lookups) => {
+                    return Err(Error::backend(
+                        entry.name.to_string(),
+                        std::io::Error::other(format!(
+                            "asked for {} secrets, it answered {}",
+                            pending.len(),
+                            lookups.len()
+                        )),
+                    ));
                 }
                 Err(error) if entry.optional => {
                     tracing::warn!(%error, "optional source failed; skipped");
-                    attempts.push(Attempt {
-                        source: entry.name.to_string(),
-                        outcome: Outcome::Skipped(error.to_string()),
-                    });
+                    for &i in &pending {
+                        found[i].1.push(Attempt {
+                            source: entry.name.to_string(),
+                            outcome: Outcome::Skipped(error.to_string()),
+                        });
+                    }
+                    continue;
                 }
                 Err(error) => {
                     tracing::debug!(%error, "failed");
                     return Err(error);
                 }
+            };
+            for (i, lookup) in pending.into_iter().zip(lookups) {
+                match lookup {
+                    Lookup::Found(value) => {
+                        tracing::debug!(secret = names[i], "found");
+                        found[i].0 = Some(value.with_name(names[i]));
+                    }
+                    Lookup::NotFound(detail) => {
+                        tracing::debug!(secret = names[i], %detail, "not found");
+                        found[i].1.push(Attempt {
+                            source: entry.name.to_string(),
+                            outcome: Outcome::NotFound(detail),
+                        });
+                    }
+                }
             }
         }
-        Ok((None, attempts))
+        Ok(found)
     }
 }
 
 impl SecretSource for SecretChain {
     fn resolve<'a>(&'a self, name: &'a str) -> SecretFuture<'a> {
+        Box::pin(async move { Ok(as_lookup(self.lookup(name).await?)) })
+    }
+
+    fn resolve_many<'a>(&'a self, names: &'a [&'a str]) -> SecretsFuture<'a> {
         Box::pin(async move {
-            Ok(match self.lookup(name).await? {
-                (Some(value), _) => Lookup::Found(value),
-                (None, attempts) => Lookup::NotFound(
-                    attempts
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join("; "),
-                ),
-            })
+            Ok(self
+                .lookup_many(names)
+                .await?
+                .into_iter()
+                .map(as_lookup)
+                .collect())
         })
+    }
+}
+
+fn as_lookup((value, attempts): (Option<SecretValue>, Vec<Attempt>)) -> Lookup {
+    match value {
+        Some(value) => Lookup::Found(value),
+        None => Lookup::NotFound(
+            attempts
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
     }
 }
 
@@ -253,6 +321,78 @@ mod tests {
         assert_eq!(v.name(), Some("X"));
         assert_eq!(a.calls.load(Ordering::SeqCst), 1);
         assert_eq!(c.calls.load(Ordering::SeqCst), 0);
+    }
+
+    /// Records every batch it is asked for; has the names in `has`.
+    #[derive(Debug, Default)]
+    struct Batching {
+        has: Vec<&'static str>,
+        batches: std::sync::Mutex<Vec<Vec<String>>>,
+    }
+
+    impl SecretSource for Batching {
+        fn resolve<'a>(&'a self, name: &'a str) -> SecretFuture<'a> {
+            Box::pin(async move {
+                Ok(match self.has.contains(&name) {
+                    true => Lookup::Found(SecretValue::text(format!("v-{name}"))),
+                    false => Lookup::not_found("no"),
+                })
+            })
+        }
+
+        fn resolve_many<'a>(&'a self, names: &'a [&'a str]) -> SecretsFuture<'a> {
+            self.batches
+                .lock()
+                .unwrap()
+                .push(names.iter().map(|n| (*n).to_owned()).collect());
+            Box::pin(async move {
+                let mut out = Vec::new();
+                for name in names {
+                    out.push(self.resolve(name).await?);
+                }
+                Ok(out)
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn get_many_asks_each_source_once_for_the_names_still_missing() {
+        let first = Arc::new(Batching {
+            has: vec!["A"],
+            ..Default::default()
+        });
+        let second = Arc::new(Batching {
+            has: vec!["B", "C"],
+            ..Default::default()
+        });
+        let chain =
+            SecretChain::first_try("first", first.clone()).or_else("second", second.clone());
+        let values = chain.get_many(&["C", "A", "B"]).await.unwrap();
+        let shown: Vec<&str> = values.iter().map(|v| v.expose_secret()).collect();
+        assert_eq!(shown, ["v-C", "v-A", "v-B"]);
+        assert_eq!(values[0].name(), Some("C"));
+        assert_eq!(*first.batches.lock().unwrap(), vec![vec!["C", "A", "B"]]);
+        assert_eq!(*second.batches.lock().unwrap(), vec![vec!["C", "B"]]);
+
+        let err = chain.get_many(&["A", "Z"]).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::NotFound { name, attempts } if name == "Z" && attempts.len() == 2),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn get_many_through_plain_sources_and_failures() {
+        let chain = SecretChain::first_try("a", found("x"));
+        let values = chain.get_many(&["P", "Q"]).await.unwrap();
+        assert_eq!(values.len(), 2);
+        assert_eq!(values[1].name(), Some("Q"));
+        let failing_chain = SecretChain::first_try("bad", failing()).or_else("a", found("x"));
+        assert!(failing_chain.get_many(&["P"]).await.is_err());
+        let optional = SecretChain::first_try("a", missing()).or_else_optional("bad", failing());
+        let err = optional.get_many(&["P"]).await.unwrap_err();
+        assert!(err.to_string().contains("bad"), "{err}");
+        assert!(chain.get_many(&["P", ""]).await.is_err());
     }
 
     #[tokio::test]

@@ -57,7 +57,7 @@ pub use env::Env;
 pub use env_var::{Cast, EnvVarSecret, EnvironmentSource};
 pub use error::{Attempt, BoxError, Error, Outcome};
 pub use local::{DEFAULT_CONFIG_FILE, DEFAULT_ENV_PREFIX, LocalContext, LocalContextBuilder};
-pub use source::{Lookup, SecretFuture, SecretSource};
+pub use source::{Lookup, SecretFuture, SecretSource, SecretsFuture};
 pub use value::{SecretValue, ValueKind, zeroize_json};
 
 /// Re-exported so callers can name [`SecretString`](secrecy::SecretString) and

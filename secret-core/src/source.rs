@@ -10,6 +10,10 @@ use crate::{Error, SecretValue};
 /// The future a [`SecretSource`] returns.
 pub type SecretFuture<'a> = Pin<Box<dyn Future<Output = Result<Lookup, Error>> + Send + 'a>>;
 
+/// The future [`SecretSource::resolve_many`] returns: one [`Lookup`] per
+/// name, in the order asked.
+pub type SecretsFuture<'a> = Pin<Box<dyn Future<Output = Result<Vec<Lookup>, Error>> + Send + 'a>>;
+
 /// What a source says about a name: found, or not found (and where it looked).
 ///
 /// A failure (unreachable, denied, misconfigured) is the `Err` of the
@@ -64,11 +68,29 @@ impl Lookup {
 pub trait SecretSource: Send + Sync + fmt::Debug {
     /// Looks a secret up by name.
     fn resolve<'a>(&'a self, name: &'a str) -> SecretFuture<'a>;
+
+    /// Looks several secrets up at once: one [`Lookup`] per name, in order.
+    /// A failure is the whole call's. The default asks
+    /// [`resolve`](Self::resolve) for each name in turn; a backend that can
+    /// do better (one read for names that land on the same remote secret,
+    /// reads at the same time) overrides it.
+    fn resolve_many<'a>(&'a self, names: &'a [&'a str]) -> SecretsFuture<'a> {
+        Box::pin(async move {
+            let mut lookups = Vec::with_capacity(names.len());
+            for name in names {
+                lookups.push(self.resolve(name).await?);
+            }
+            Ok(lookups)
+        })
+    }
 }
 
 impl<T: SecretSource + ?Sized> SecretSource for Arc<T> {
     fn resolve<'a>(&'a self, name: &'a str) -> SecretFuture<'a> {
         (**self).resolve(name)
+    }
+    fn resolve_many<'a>(&'a self, names: &'a [&'a str]) -> SecretsFuture<'a> {
+        (**self).resolve_many(names)
     }
 }
 
@@ -76,11 +98,17 @@ impl<T: SecretSource + ?Sized> SecretSource for Box<T> {
     fn resolve<'a>(&'a self, name: &'a str) -> SecretFuture<'a> {
         (**self).resolve(name)
     }
+    fn resolve_many<'a>(&'a self, names: &'a [&'a str]) -> SecretsFuture<'a> {
+        (**self).resolve_many(names)
+    }
 }
 
 impl<T: SecretSource + ?Sized> SecretSource for &T {
     fn resolve<'a>(&'a self, name: &'a str) -> SecretFuture<'a> {
         (**self).resolve(name)
+    }
+    fn resolve_many<'a>(&'a self, names: &'a [&'a str]) -> SecretsFuture<'a> {
+        (**self).resolve_many(names)
     }
 }
 

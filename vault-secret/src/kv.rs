@@ -432,8 +432,62 @@ impl VaultSession {
         refs: &[SecretRef],
         kv: Option<KvVersion>,
     ) -> Result<Vec<SecretValue>, Error> {
+        let (mut reads, index) = self.read_distinct(refs, kv).await;
+        // The first failure in the order given (a read's, or a field's) is the one reported.
+        let mut values = Vec::with_capacity(refs.len());
+        for (r, &i) in refs.iter().zip(&index) {
+            let value = match &reads[i] {
+                Ok(data) => select(r, data),
+                Err(_) => Err(take_error(&mut reads, i)),
+            };
+            match value {
+                Ok(value) => values.push(value),
+                Err(e) => {
+                    wipe(&mut reads);
+                    return Err(e);
+                }
+            }
+        }
+        wipe(&mut reads);
+        Ok(values)
+    }
+
+    /// For a source: each reference's value, or why it is not there (the
+    /// text of a not-found or no-such-field error); each distinct path read
+    /// once, distinct paths at the same time. Any other failure, the first
+    /// in the order given, is the error.
+    pub(crate) async fn read_each(
+        &self,
+        refs: &[SecretRef],
+    ) -> Result<Vec<Result<SecretValue, String>>, Error> {
+        let (mut reads, index) = self.read_distinct(refs, None).await;
+        let each = match index
+            .iter()
+            .find(|&&i| reads[i].as_ref().is_err_and(|e| !e.is_not_found()))
+        {
+            Some(&i) => Err(take_error(&mut reads, i)),
+            None => Ok(refs
+                .iter()
+                .zip(&index)
+                .map(|(r, &i)| match &reads[i] {
+                    Ok(data) => select(r, data).map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                })
+                .collect()),
+        };
+        wipe(&mut reads);
+        each
+    }
+
+    /// Each distinct path of `refs` (fields aside) read once, all at the same
+    /// time: the reads, and for each reference the index of its read.
+    async fn read_distinct(
+        &self,
+        refs: &[SecretRef],
+        kv: Option<KvVersion>,
+    ) -> (Vec<Result<Value, Error>>, Vec<usize>) {
         let mut distinct: Vec<SecretRef> = Vec::new();
-        let index: Vec<usize> = refs
+        let index = refs
             .iter()
             .map(|r| {
                 let whole = SecretRef {
@@ -449,22 +503,9 @@ impl VaultSession {
                     })
             })
             .collect();
-        let mut reads =
+        let reads =
             futures_util::future::join_all(distinct.iter().map(|r| self.read_whole(r, kv))).await;
-        // The first failure in the order given is the one reported.
-        if let Some(&i) = index.iter().find(|&&i| reads[i].is_err())
-            && let Err(e) = reads.swap_remove(i)
-        {
-            return Err(e);
-        }
-        let mut reads: Vec<Value> = reads.into_iter().filter_map(Result::ok).collect();
-        let values = refs
-            .iter()
-            .zip(index)
-            .map(|(r, i)| select(r, &reads[i]))
-            .collect();
-        reads.iter_mut().for_each(secret_core::zeroize_json);
-        values
+        (reads, index)
     }
 
     pub(crate) async fn read_ref(
@@ -540,6 +581,27 @@ impl VaultSession {
             from_server,
             policy_paths,
         })
+    }
+}
+
+/// Moves the error out of `reads[i]` (which holds one).
+fn take_error(reads: &mut [Result<Value, Error>], i: usize) -> Error {
+    match reads
+        .get_mut(i)
+        .map(|r| std::mem::replace(r, Ok(Value::Null)))
+    {
+        Some(Err(e)) => e,
+        _ => Error::Config {
+            name: "read".into(),
+            reason: "internal: no failure to report".into(),
+        },
+    }
+}
+
+/// Wipes the secret data the reads hold.
+fn wipe(reads: &mut [Result<Value, Error>]) {
+    for data in reads.iter_mut().flatten() {
+        secret_core::zeroize_json(data);
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use secret_core::{Lookup, SecretFuture, SecretSource};
+use secret_core::{Lookup, SecretFuture, SecretSource, SecretsFuture};
 
 use crate::path::SecretRef;
 use crate::{Error, SessionBuilder, VaultSession};
@@ -105,28 +105,52 @@ impl VaultSource {
         Ok(r)
     }
 
-    async fn lookup(&self, name: &str) -> Result<Lookup, Error> {
-        let r = self.secret_ref(name)?;
-        let session = match &self.session {
+    async fn session(&self) -> Result<Arc<VaultSession>, Error> {
+        Ok(match &self.session {
             Session::Ready(session) => session.clone(),
             Session::Lazy(lazy) => lazy
                 .resolved
                 .get_or_try_init(|| lazy.builder.clone().connect())
                 .await?
                 .clone(),
-        };
-        match session.read_ref(&r, None).await {
-            Ok(value) => Ok(Lookup::Found(value)),
-            Err(e) if e.is_not_found() => Ok(Lookup::NotFound(e.to_string())),
-            Err(e) => Err(e),
-        }
+        })
+    }
+
+    /// One lookup per name: names that land on one secret (the fields of a
+    /// `fields_of` secret, or one name asked twice) read it once, and
+    /// distinct secrets are read at the same time.
+    async fn lookup_many(&self, names: &[&str]) -> Result<Vec<Lookup>, Error> {
+        let refs = names
+            .iter()
+            .map(|name| self.secret_ref(name))
+            .collect::<Result<Vec<_>, _>>()?;
+        let each = self.session().await?.read_each(&refs).await?;
+        Ok(each
+            .into_iter()
+            .map(|found| match found {
+                Ok(value) => Lookup::Found(value),
+                Err(why) => Lookup::NotFound(why),
+            })
+            .collect())
     }
 }
 
 impl SecretSource for VaultSource {
     fn resolve<'a>(&'a self, name: &'a str) -> SecretFuture<'a> {
         Box::pin(async move {
-            self.lookup(name)
+            let mut found = self
+                .lookup_many(&[name])
+                .await
+                .map_err(|e| secret_core::Error::backend("vault", e))?;
+            Ok(found
+                .pop()
+                .unwrap_or_else(|| Lookup::not_found("no answer")))
+        })
+    }
+
+    fn resolve_many<'a>(&'a self, names: &'a [&'a str]) -> SecretsFuture<'a> {
+        Box::pin(async move {
+            self.lookup_many(names)
                 .await
                 .map_err(|e| secret_core::Error::backend("vault", e))
         })

@@ -90,3 +90,49 @@ async fn a_vault_failure_stops_the_chain_unless_optional() {
         .or_else("later", later);
     assert_eq!(lenient.get("X").await.unwrap().expose_secret(), "later");
 }
+
+/// `get_many` through a chain: the local context answers what it has, and
+/// the fields Vault serves from one secret cost one read, counted in the
+/// server's audit log.
+#[tokio::test]
+async fn get_many_reads_a_shared_vault_secret_once() {
+    use vault_secret::KvVersion;
+    use vault_secret::testing::DevVault;
+    let vault = DevVault::shared().await.expect("the shared dev server");
+    let mount = vault.kv_mount(KvVersion::V2).await;
+    vault
+        .kv_put(
+            &format!("{mount}/db"),
+            json!({"user": "u", "password": "p", "host": "h"}),
+        )
+        .await;
+    let local = LocalContext::builder()
+        .secret("host", SecretValue::text("local-host"))
+        .build()
+        .unwrap();
+    let chain = SecretChain::first_try("local", local).or_else(
+        "vault",
+        VaultSource::fields_of(format!("{mount}/db")).with_builder(
+            vault_secret::VaultSession::builder()
+                .env(vault.env_for(&vault.root_token()))
+                .unshared(),
+        ),
+    );
+    let audit = vault.audit_requests().await;
+    let before = audit.mark();
+    let values = chain.get_many(&["user", "host", "password"]).await.unwrap();
+    let shown: Vec<&str> = values.iter().map(|v| v.expose_secret()).collect();
+    assert_eq!(shown, ["u", "local-host", "p"]);
+    assert_eq!(
+        audit.count_since(&before, &format!("{mount}/data/db")),
+        1,
+        "{:?}",
+        audit.requests_since(&before)
+    );
+    // A field the secret lacks is "not found" in Vault, named in the error.
+    let err = chain.get_many(&["user", "nope"]).await.unwrap_err();
+    assert!(
+        matches!(&err, CoreError::NotFound { name, .. } if name == "nope"),
+        "{err}"
+    );
+}
