@@ -276,7 +276,7 @@ impl VaultConfig {
         let mut builder = reqwest::Client::builder()
             .tls_backend_rustls()
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(self.timeout)
+            // The per-request timeout is the transport's (capped by the call's deadline).
             .connect_timeout(self.timeout.min(Duration::from_secs(10)));
         if self.address.scheme() == "http" {
             // Plain HTTP needs no roots; loading them can fail on minimal systems (reqwest#2988).
@@ -469,28 +469,32 @@ fn normalize_namespace(ns: &str) -> String {
 /// An `http(s)` URL with a host and maybe a path prefix (a Vault behind a
 /// reverse proxy at `https://proxy/vault`; requests go to `<address>/v1/...`,
 /// as Vault's own client sends them), and nothing else: no user info, query
-/// or fragment. A trailing `/v1`, the API prefix users often copy, is dropped. The error names the variable; it shows the address only
-/// without user info and query, which may hold credentials.
+/// or fragment. A trailing `/v1`, the API prefix users often copy, is
+/// dropped. The error names the variable; it shows the address only without
+/// user info and query, which may hold credentials.
 pub(crate) fn parse_address(variable: &str, raw: &str) -> Result<Url, Error> {
     const EXAMPLE: &str = "expected e.g. https://vault.example.com:8200";
     let raw = input::header_value("an address", raw, input::MAX_ADDRESS_LEN)
         .map_err(|e| e.for_variable(variable))?;
-    let shown = input::shown_address(raw);
+    // Built only for an error message.
+    let shown = || input::shown_address(raw);
     let fail = |reason: String| Error::config(variable, reason);
     if !raw.contains("://") {
         return Err(fail(format!(
-            "`{shown}` does not start with http:// or https://; {EXAMPLE}"
+            "`{}` does not start with http:// or https://; {EXAMPLE}",
+            shown()
         )));
     }
-    let mut url =
-        Url::parse(raw).map_err(|e| fail(format!("`{shown}` is not a URL ({e}); {EXAMPLE}")))?;
+    let mut url = Url::parse(raw)
+        .map_err(|e| fail(format!("`{}` is not a URL ({e}); {EXAMPLE}", shown())))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(fail(format!(
-            "`{shown}` does not start with http:// or https://; {EXAMPLE}"
+            "`{}` does not start with http:// or https://; {EXAMPLE}",
+            shown()
         )));
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(fail(format!("`{shown}` has no host; {EXAMPLE}")));
+        return Err(fail(format!("`{}` has no host; {EXAMPLE}", shown())));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(fail(
@@ -501,7 +505,8 @@ pub(crate) fn parse_address(variable: &str, raw: &str) -> Result<Url, Error> {
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(fail(format!(
-            "`{shown}` must not have a query (`?...`) or fragment (`#...`)"
+            "`{}` must not have a query (`?...`) or fragment (`#...`)",
+            shown()
         )));
     }
     let path = url.path().trim_end_matches('/').to_owned();
@@ -524,10 +529,12 @@ pub(crate) fn parse_address(variable: &str, raw: &str) -> Result<Url, Error> {
     url.set_path(if prefix.is_empty() { "/" } else { prefix });
     match (url.scheme(), url.port()) {
         ("http", Some(443)) => Err(fail(format!(
-            "`{shown}` is plain http on port 443, the HTTPS port; use https://"
+            "`{}` is plain http on port 443, the HTTPS port; use https://",
+            shown()
         ))),
         ("https", Some(80)) => Err(fail(format!(
-            "`{shown}` is https on port 80, the plain-HTTP port; use http:// or the TLS port"
+            "`{}` is https on port 80, the plain-HTTP port; use http:// or the TLS port",
+            shown()
         ))),
         _ => Ok(url),
     }

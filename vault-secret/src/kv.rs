@@ -144,12 +144,6 @@ impl Reader<'_> {
         self.session.transport()
     }
 
-    fn fail(&self, api_path: &str) -> impl Fn(ApiFailure) -> Error + '_ {
-        let address = self.transport().address().to_owned();
-        let api_path = api_path.to_owned();
-        move |f| f.into_error(&address, &api_path)
-    }
-
     /// A 403: a policy denial when the token is good, else a rejected token.
     async fn forbidden(&mut self) -> Result<Read, Error> {
         let good = match self.token_good {
@@ -164,14 +158,16 @@ impl Reader<'_> {
         })
     }
 
+    /// A read's outcome; `api` names the endpoint, built only for an error.
     async fn settle(
         &mut self,
         outcome: Result<Outcome<Read>, ApiFailure>,
-        api: &str,
+        api: impl FnOnce() -> String,
     ) -> Result<Read, Error> {
-        match outcome.map_err(self.fail(api))? {
-            Outcome::Known(read) => Ok(read),
-            Outcome::Forbidden => self.forbidden().await,
+        match outcome {
+            Ok(Outcome::Known(read)) => Ok(read),
+            Ok(Outcome::Forbidden) => self.forbidden().await,
+            Err(failure) => Err(failure.into_error(self.transport().address(), &api())),
         }
     }
 
@@ -181,7 +177,7 @@ impl Reader<'_> {
             .await
             .map(|data| Outcome::Known(Read::Found(data)))
             .or_else(classify);
-        self.settle(outcome, &KvVersion::V2.policy_path(mount, rest))
+        self.settle(outcome, || KvVersion::V2.policy_path(mount, rest))
             .await
     }
 
@@ -191,7 +187,7 @@ impl Reader<'_> {
             .await
             .map(|data| Outcome::Known(Read::Found(data)))
             .or_else(classify);
-        self.settle(outcome, &KvVersion::V1.policy_path(mount, rest))
+        self.settle(outcome, || KvVersion::V1.policy_path(mount, rest))
             .await
     }
 
@@ -246,17 +242,17 @@ impl Reader<'_> {
     async fn mount(&mut self) -> Result<Attempt<(String, Option<KvVersion>)>, Error> {
         let scope = self.session.scope();
         let cache = MountCache::global();
-        if let Some((mount, version)) = cache.find(&scope, &self.r.path) {
+        if let Some((mount, version)) = cache.find(scope, &self.r.path) {
             return Ok(Attempt::Done((mount, Some(version))));
         }
-        let flight = cache.flight(&scope, self.r.first_segment());
+        let flight = cache.flight(scope, self.r.first_segment());
         let _turn = flight.lock().await;
-        if let Some((mount, version)) = cache.find(&scope, &self.r.path) {
+        if let Some((mount, version)) = cache.find(scope, &self.r.path) {
             return Ok(Attempt::Done((mount, Some(version))));
         }
         Ok(Attempt::Done(match self.preflight().await? {
             Preflight::Kv { mount, version } => {
-                cache.insert(scope, &mount, version);
+                cache.insert(scope.clone(), &mount, version);
                 (mount, Some(version))
             }
             Preflight::NotKv { mount, kind } => {
@@ -283,7 +279,7 @@ impl Reader<'_> {
                 format!("it names the mount `{mount}` itself, not a secret in it"),
             )
         })?;
-        let scope = self.session.scope();
+        let scope = self.session.scope().clone();
         let cache = MountCache::global();
         let no_versions = || {
             invalid_path(

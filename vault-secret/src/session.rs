@@ -41,6 +41,8 @@ const REGISTRY_CAPACITY: usize = 32;
 /// once, however many secrets it reads.
 pub struct VaultSession {
     transport: Transport,
+    /// Where mounts are cached: the address and the namespace.
+    scope: kv::Scope,
     credentials: Credentials,
     state: tokio::sync::Mutex<Option<Arc<Authed>>>,
 }
@@ -223,7 +225,12 @@ impl VaultSession {
     }
 
     fn new(config: VaultConfig, credentials: Credentials) -> Result<Self, Error> {
+        let scope = (
+            config.base().to_owned(),
+            config.namespace_name().unwrap_or_default().to_owned(),
+        );
         Ok(VaultSession {
+            scope,
             transport: Transport::new(config)?,
             credentials,
             state: tokio::sync::Mutex::new(None),
@@ -302,14 +309,8 @@ impl VaultSession {
     }
 
     /// Where mounts are cached: the address and the namespace.
-    pub(crate) fn scope(&self) -> kv::Scope {
-        (
-            self.config().base().to_owned(),
-            self.config()
-                .namespace_name()
-                .unwrap_or_default()
-                .to_owned(),
-        )
+    pub(crate) fn scope(&self) -> &kv::Scope {
+        &self.scope
     }
 
     /// The current login: logging in when there is none or it is about to
