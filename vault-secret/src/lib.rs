@@ -33,6 +33,26 @@
 //!    `kubernetes`), `VAULT_KUBE_TOKEN_FILE` (default the pod's service-account token).
 //!
 //! Without that secret, the `VAULT_TOKEN` variable, then `~/.vault-token`, is used.
+//!
+//! # Behaviour under failure
+//!
+//! Connection errors, 412, 429 (honouring `Retry-After`) and 500/502/503/504
+//! are retried `VAULT_MAX_RETRIES` times (default 2) with jittered backoff;
+//! the answers a standby gives during a leader election are retried for up
+//! to 15 s; each request is bounded by `VAULT_CLIENT_TIMEOUT` and each call
+//! by a deadline. A token obtained by login is renewed at two thirds of its
+//! TTL and replaced by a new login near its max TTL; [`VaultSession::revoke`]
+//! revokes it. A token the user supplied is never renewed nor revoked.
+//!
+//! # Protocol
+//!
+//! Every call is a rustify `Endpoint` (vaultrs' style) sent by the crate's
+//! own transport, which parses answers into types that require only what is
+//! used (`data` for a read, `auth.client_token` for a login). vaultrs itself
+//! is not used: its executors require envelope fields that older Vault
+//! versions, Vault-compatible servers and proxies omit, log every non-2xx
+//! answer at ERROR, and drop the headers (`Retry-After`, `Content-Type`) the
+//! retry and error rules need.
 
 mod api;
 mod auth;
