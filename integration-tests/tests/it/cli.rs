@@ -810,3 +810,47 @@ async fn exit_code_7_when_the_server_is_unreachable() {
         .await;
     run.expect_error(7, "127.0.0.1:1");
 }
+
+/// A read answered 403 `{"errors": ["permission denied"]}`: the server is
+/// asked whether the token is good. Good: forbidden (exit 6); not: an
+/// authentication failure (exit 4). Against a mock, which a real server's
+/// wording cannot vary.
+#[tokio::test]
+async fn a_403_is_forbidden_or_an_auth_failure_as_lookup_self_says() {
+    use wiremock::matchers::path;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    for (lookup, code, phrase) in [
+        (200, 6, "access forbidden"),
+        (403, 4, "authentication failed"),
+    ] {
+        let server = MockServer::start().await;
+        Mock::given(path("/v1/sys/internal/ui/mounts/mocked/app"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(
+                json!({"data": {"path": "mocked/", "type": "kv", "options": {"version": "2"}}}),
+            ))
+            .mount(&server)
+            .await;
+        Mock::given(path("/v1/mocked/data/app"))
+            .respond_with(
+                ResponseTemplate::new(403).set_body_json(json!({"errors": ["permission denied"]})),
+            )
+            .mount(&server)
+            .await;
+        let answer = match lookup {
+            200 => ResponseTemplate::new(200).set_body_json(json!({"data": {"ttl": 0}})),
+            other => {
+                ResponseTemplate::new(other).set_body_json(json!({"errors": ["permission denied"]}))
+            }
+        };
+        Mock::given(path("/v1/auth/token/lookup-self"))
+            .respond_with(answer)
+            .mount(&server)
+            .await;
+        let run = Cli::bare()
+            .set("VAULT_ADDR", server.uri())
+            .set("VAULT_TOKEN", "s.mocked-token-hunter2")
+            .run(&["get", "mocked/app"])
+            .await;
+        run.expect_error(code, phrase).expect_absent("hunter2");
+    }
+}
