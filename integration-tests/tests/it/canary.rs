@@ -13,7 +13,6 @@
 //! reqwest's async client does not log.
 
 use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use secret_core::{Env, SecretChain};
@@ -21,30 +20,6 @@ use serde_json::{Value, json};
 use tracing_subscriber::fmt::format::FmtSpan;
 use vault_secret::testing::{DevVault, MockVault, Token};
 use vault_secret::{Error, KvVersion, VaultConfig, VaultSecret, VaultSession, VaultSource};
-
-/// The captured log: every formatted event and span of every target.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Capture {
-    fn bytes(&self) -> Vec<u8> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-}
 
 /// `{:?}` and `{:#?}` of everything the flow met.
 #[derive(Default)]
@@ -138,7 +113,8 @@ const WRONG_SECRET_ID: &str = "canary-wrong-secret-id-aa01";
 #[tokio::test]
 async fn no_token_id_jwt_or_secret_value_reaches_the_logs_or_debug_output() {
     // This runtime is single-threaded: the guard covers every await below.
-    let capture = Capture::default();
+    // Every formatted event and span of every target.
+    let capture = crate::support::LogCapture::default();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
         .with_span_events(FmtSpan::FULL)

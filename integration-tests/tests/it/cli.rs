@@ -21,6 +21,7 @@ use tempfile::TempDir;
 
 use crate::cli_binary::binary;
 use crate::harness::{self, Admin, Server, unique};
+use crate::support::{approle_credentials, read_policy};
 
 /// How long one run of the tool may take before the test fails.
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -558,21 +559,8 @@ async fn doctor_passes_a_healthy_approle_setup_and_names_method_mount_and_kv_ver
     admin
         .kv2_put(&mount, "app", json!({"password": value}))
         .await;
-    let policy = unique("cli-pol");
-    admin
-        .put_policy(
-            &policy,
-            &format!("path \"{mount}/data/app\" {{ capabilities = [\"read\"] }}"),
-        )
-        .await;
-    let approle = unique("cli-approle");
-    admin.enable_auth(&approle, "approle").await;
-    let (role_id, secret_id) = admin.approle_role(&approle, "reader", &[&policy]).await;
-    let credentials = json!({
-        "VAULT_ROLE_ID": role_id,
-        "VAULT_SECRET_ID": secret_id,
-        "VAULT_APPROLE_PATH": approle,
-    });
+    let policy = read_policy(&admin, "cli-pol", &format!("{mount}/data/app")).await;
+    let credentials = approle_credentials(&admin, "cli-approle", "reader", &[&policy]).await;
 
     let run = Cli::new(&server)
         .set(
@@ -616,8 +604,12 @@ async fn doctor_passes_a_healthy_approle_setup_and_names_method_mount_and_kv_ver
         "{run:?}"
     );
     run.expect_absent(&value)
-        .expect_absent(&role_id)
-        .expect_absent(&secret_id);
+        .expect_absent(credentials["VAULT_ROLE_ID"].as_str().unwrap_or("role id"))
+        .expect_absent(
+            credentials["VAULT_SECRET_ID"]
+                .as_str()
+                .unwrap_or("secret id"),
+        );
 }
 
 #[tokio::test]

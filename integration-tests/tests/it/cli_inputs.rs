@@ -20,6 +20,7 @@ use tempfile::TempDir;
 
 use crate::cli_binary::binary;
 use crate::harness::{self, Admin, unique};
+use crate::support::read_policy;
 
 /// How long one run of the tool may take before the case fails.
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -226,13 +227,7 @@ async fn fixture(admin: &Admin) -> (String, String, String) {
     admin
         .kv2_put(&mount, "big", json!({"v": "b".repeat(1_000_000)}))
         .await;
-    let policy = unique("inputs-pol");
-    admin
-        .put_policy(
-            &policy,
-            &format!("path \"{mount}/*\" {{ capabilities = [\"read\"] }}"),
-        )
-        .await;
+    let policy = read_policy(admin, "inputs-pol", &format!("{mount}/*")).await;
     let token = admin.create_token(&[&policy], Some("1h")).await;
     (mount, password, token)
 }

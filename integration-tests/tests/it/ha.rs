@@ -24,6 +24,7 @@ use tempfile::TempDir;
 use vault_secret::{VaultSecret, VaultSession};
 
 use crate::harness::{Admin, unique};
+use crate::support::{approle_credentials, read_policy};
 
 /// The API ports `-dev-three-node` always uses.
 const PORTS: [u16; 3] = [8200, 8201, 8202];
@@ -288,38 +289,6 @@ fn bao_binary() -> Result<PathBuf, String> {
         .ok_or_else(|| "no OpenBao binary (BAO_BIN, .venv/bin/bao or PATH)".to_owned())
 }
 
-/// The library's debug log, kept in memory to count its retries (never
-/// printed: its lines could name paths and servers, not secrets, but there
-/// is no need).
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    /// The log from byte `from` on.
-    fn since(&self, from: usize) -> String {
-        let bytes = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        String::from_utf8_lossy(&bytes[from.min(bytes.len())..]).into_owned()
-    }
-
-    fn len(&self) -> usize {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).len()
-    }
-}
-
 /// What the step-down task saw.
 #[derive(Debug, Default)]
 struct Elections {
@@ -428,22 +397,9 @@ async fn reads_through_a_standby_ride_out_five_leader_elections() {
     admin
         .kv2_put(&mount, "app", json!({"password": password}))
         .await;
-    let policy = unique("ha-pol");
-    admin
-        .put_policy(
-            &policy,
-            &format!("path \"{mount}/data/app\" {{ capabilities = [\"read\"] }}"),
-        )
-        .await;
-    let approle = unique("ha-approle");
-    admin.enable_auth(&approle, "approle").await;
-    let (role_id, secret_id) = admin.approle_role(&approle, "reader", &[&policy]).await;
-    // A secret id for every read (the default allows unlimited uses).
-    let credentials = json!({
-        "VAULT_ROLE_ID": role_id,
-        "VAULT_SECRET_ID": secret_id,
-        "VAULT_APPROLE_PATH": approle,
-    });
+    let policy = read_policy(&admin, "ha-pol", &format!("{mount}/data/app")).await;
+    // One secret id for every read (the default allows unlimited uses).
+    let credentials = approle_credentials(&admin, "ha-approle", "reader", &[&policy]).await;
     let home = tempfile::tempdir().expect("temp home");
     let vars = vec![
         ("HOME".to_owned(), home.path().display().to_string()),
@@ -460,7 +416,8 @@ async fn reads_through_a_standby_ride_out_five_leader_elections() {
 
     // This thread runs the reads (block_on), so a thread-local subscriber
     // sees their retries.
-    let captured = Captured::default();
+    // The library's debug log, kept in memory to count its retries (never printed).
+    let captured = crate::support::LogCapture::default();
     let writer = captured.clone();
     let _log = tracing::subscriber::set_default(
         tracing_subscriber::fmt()

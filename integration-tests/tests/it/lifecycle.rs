@@ -12,7 +12,7 @@ use vault_secret::{VaultSecret, VaultSession};
 
 use crate::cli::Cli;
 use crate::harness::{self, Admin, DedicatedServer, ServerOptions, dedicated_server, unique};
-use crate::support::TestEnv;
+use crate::support::{TestEnv, approle_credentials};
 
 /// A KV v2 mount holding `app` = `{"password": <returned>}` and a policy
 /// reading only that secret; returns (mount, password, policy).
@@ -103,14 +103,13 @@ async fn cold_cli_runs_with_approle_leave_no_tokens_behind() {
     let (server, _dir, audit_log) = audited_server().await;
     let admin = server.admin();
     let (mount, password, policy) = one_secret(&admin).await;
-    let approle = unique("life-approle");
-    admin.enable_auth(&approle, "approle").await;
-    let (role_id, secret_id) = admin.approle_role(&approle, "cli", &[&policy]).await;
-    let credentials = json!({
-        "VAULT_ROLE_ID": role_id,
-        "VAULT_SECRET_ID": secret_id,
-        "VAULT_APPROLE_PATH": approle,
-    });
+    let credentials = approle_credentials(&admin, "life-approle", "cli", &[&policy]).await;
+    let field = |key: &str| credentials[key].as_str().unwrap_or_default().to_owned();
+    let (approle, role_id, secret_id) = (
+        field("VAULT_APPROLE_PATH"),
+        field("VAULT_ROLE_ID"),
+        field("VAULT_SECRET_ID"),
+    );
     let cli = Cli::new(&server).set(
         "PREFECT__CONTEXT__SECRETS__VAULT_CREDENTIALS",
         credentials.to_string(),

@@ -7,7 +7,7 @@ use serde_json::Value;
 use tempfile::TempDir;
 use vault_secret::{Error, VaultSecret, VaultSession};
 
-use crate::harness::Server;
+use crate::harness::{Admin, Server, unique};
 
 /// An isolated environment for the library: `VAULT_ADDR` of `server`, an
 /// empty home directory (no `~/.vault-token`, no config file) and `vars`.
@@ -75,4 +75,78 @@ impl TestEnv {
     pub fn env(&self) -> Env {
         Env::from_map(self.vars.clone())
     }
+}
+
+/// Formatted log output kept in memory, for tests that read what the
+/// library logged (hand `move || capture.clone()` to a `fmt` subscriber's
+/// `with_writer`).
+#[derive(Clone, Debug, Default)]
+pub struct LogCapture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogCapture {
+    /// Everything captured so far.
+    pub fn bytes(&self) -> Vec<u8> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// How many bytes were captured so far (a mark for [`since`](Self::since)).
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Whether nothing was captured.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The text captured from byte `from` on.
+    pub fn since(&self, from: usize) -> String {
+        let bytes = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        String::from_utf8_lossy(&bytes[from.min(bytes.len())..]).into_owned()
+    }
+}
+
+/// A new policy, named after `prefix`, that may read the API path
+/// `api_path` (e.g. `kv/data/app`, or `kv/*`). Returns its name.
+pub async fn read_policy(admin: &Admin, prefix: &str, api_path: &str) -> String {
+    let policy = unique(prefix);
+    admin
+        .put_policy(
+            &policy,
+            &format!("path \"{api_path}\" {{ capabilities = [\"read\"] }}"),
+        )
+        .await;
+    policy
+}
+
+/// An AppRole auth mount of its own (named after `prefix`) with role `role`
+/// holding `policies`: the `VAULT_CREDENTIALS` mapping that logs in with it.
+pub async fn approle_credentials(
+    admin: &Admin,
+    prefix: &str,
+    role: &str,
+    policies: &[&str],
+) -> Value {
+    let approle = unique(prefix);
+    admin.enable_auth(&approle, "approle").await;
+    let (role_id, secret_id) = admin.approle_role(&approle, role, policies).await;
+    serde_json::json!({
+        "VAULT_ROLE_ID": role_id,
+        "VAULT_SECRET_ID": secret_id,
+        "VAULT_APPROLE_PATH": approle,
+    })
 }
