@@ -74,6 +74,10 @@ pub(crate) struct Authed {
     ttl: Option<Duration>,
     /// Renewal no longer extends the lease (its max TTL is near).
     exhausted: bool,
+    /// How long before the lease ends to log in again: 10 s, or a third of
+    /// the login's TTL for a shorter one. Fixed at login, so a last renewal
+    /// that returns only a sliver of time does not shrink it.
+    margin: Duration,
 }
 
 impl Authed {
@@ -85,6 +89,9 @@ impl Authed {
             owned: login.owned,
             renewable: login.renewable,
             since: Instant::now(),
+            margin: login
+                .ttl
+                .map_or(EXPIRY_MARGIN, |ttl| EXPIRY_MARGIN.min(ttl / 3)),
             ttl: login.ttl,
             exhausted: false,
         }
@@ -97,7 +104,7 @@ impl Authed {
     /// Time to log in again: the lease ends within the margin.
     fn stale(&self, now: Instant) -> bool {
         match (self.expires_at(), self.ttl) {
-            (Some(end), Some(ttl)) => now + EXPIRY_MARGIN.min(ttl / 3) >= end,
+            (Some(end), Some(_)) => now + self.margin >= end,
             _ => false,
         }
     }
@@ -356,6 +363,7 @@ impl VaultSession {
             since: authed.since,
             ttl: authed.ttl,
             exhausted: true,
+            margin: authed.margin,
         };
         match outcome {
             Ok(issued) => {
@@ -576,6 +584,11 @@ mod tests {
         assert!(lease(60, 51, true, true).stale(now));
         assert!(!lease(6, 3, true, true).stale(now));
         assert!(lease(6, 5, true, true).stale(now));
+        // A last renewal that leaves 1 s of a 6 s lease: log in again now,
+        // not in the last third of that second.
+        let mut short = lease(6, 0, true, true);
+        short.ttl = Some(Duration::from_secs(1));
+        assert!(short.stale(now));
     }
 
     #[tokio::test]
