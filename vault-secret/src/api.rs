@@ -314,20 +314,26 @@ pub(crate) async fn lookup_self(
     )
 }
 
+/// A renewed token's new lease.
+#[derive(Debug)]
+pub(crate) struct Lease {
+    pub(crate) ttl: Option<Duration>,
+    pub(crate) renewable: bool,
+}
+
 /// Renews the token; the answer's `auth` carries the new TTL.
 pub(crate) async fn renew_self(
     t: &Transport,
     token: &SecretString,
     increment: Option<Duration>,
-) -> Result<Issued, ApiFailure> {
+) -> Result<Lease, ApiFailure> {
     let request = RenewSelf {
         increment: increment.map(|d| format!("{}s", d.as_secs())),
     };
     let answer = t.send(&request, Some(token), Scope::Namespaced).await?;
-    let mut issued = issued(&answer)?;
-    // The renewed token is the same token; keep the caller's copy only.
-    issued.token = SecretString::from(String::new());
-    Ok(issued)
+    // The answer repeats the (same) token; that copy is wiped as it drops here.
+    let Issued { ttl, renewable, .. } = issued(&answer)?;
+    Ok(Lease { ttl, renewable })
 }
 
 pub(crate) async fn revoke_self(t: &Transport, token: &SecretString) -> Result<(), ApiFailure> {

@@ -366,20 +366,20 @@ impl VaultSession {
             margin: authed.margin,
         };
         match outcome {
-            Ok(issued) => {
+            Ok(lease) => {
                 let now = Instant::now();
-                let new_end = issued.ttl.map(|ttl| now + ttl);
+                let new_end = lease.ttl.map(|ttl| now + ttl);
                 let extended = match (new_end, old_end) {
                     (Some(new), Some(old)) => new > old + Duration::from_secs(1),
                     _ => false,
                 };
                 tracing::debug!(method = authed.method, extended, "token renewed");
-                if let Some(ttl) = issued.ttl {
+                if let Some(ttl) = lease.ttl {
                     next.since = now;
                     next.ttl = Some(ttl);
                 }
                 next.exhausted = !extended;
-                next.renewable = issued.renewable || extended;
+                next.renewable = lease.renewable || extended;
             }
             Err(failure) => {
                 tracing::debug!(method = authed.method, %failure, "renewal failed; will log in again");

@@ -590,8 +590,8 @@ impl Transport {
     }
 }
 
-/// The answers a standby gives while the cluster has no active node
-/// (`../shared/OPENBAO.md`): 503 "no active Vault instance found", 500 "local
+/// The answers a standby gives while the cluster has no active node (seen on
+/// OpenBao's and Vault's HA clusters): 503 "no active Vault instance found", 500 "local
 /// node not active but active cluster node not found", or a redirect to the
 /// (old or new) active node. The redirect is never followed: the token would
 /// go along; the same address is asked again once forwarding is back.
