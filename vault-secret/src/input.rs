@@ -6,9 +6,9 @@
 //! characters (below U+0020, U+007F and the C1 range) are refused in tokens,
 //! role and secret ids, namespaces, mounts and names; lengths are bounded;
 //! files are read with a size limit. A refusal names the variable or key and
-//! says what is wrong, never what the value is: the HTTP stack would panic
-//! on a control character in a header (vaultrs unwraps `HeaderValue`), and a
-//! message must not show a credential.
+//! says what is wrong, never what the value is: a control character cannot
+//! travel in an HTTP header (vaultrs, which the crate once used, panicked on
+//! one), and a message must not show a credential.
 
 use std::io::Read as _;
 use std::path::Path;

@@ -1,13 +1,14 @@
 //! The one place requests are made: the HTTP client, headers, retries and
 //! the classification of what came back.
 //!
-//! Requests are described with rustify's `Endpoint` (see [`crate::api`]) and
-//! sent with rustify's reqwest client, which hands back the whole response
-//! (status, headers, body) without judging it. Everything vaultrs would do
-//! after that (require `request_id`, `lease_id`, ...; log every non-2xx
-//! answer at ERROR) is done here instead, tolerantly and quietly: the
-//! status decides, the body is parsed only as far as the caller needs, and
-//! what is retried follows Vault's own Go client (`api/client.go`):
+//! Requests are described with rustify's `Endpoint` (see [`crate::api`]):
+//! their method, path, query and body are built once per call, and each
+//! attempt sends them with reqwest, which hands back the whole response
+//! (status, headers, body) without judging it. What vaultrs' executors
+//! would do after that (require `request_id`, `lease_id`, ...; log every
+//! non-2xx answer at ERROR) is done here instead, tolerantly and quietly:
+//! the status decides, the body is parsed only as far as the caller needs,
+//! and what is retried follows Vault's own Go client (`api/client.go`):
 //! connection errors, 412, 429 and 500/502/503/504, for every call.
 
 use std::fmt;
