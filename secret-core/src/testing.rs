@@ -53,6 +53,38 @@ pub async fn check_debug_redacts(source: &dyn SecretSource, name: &str, secret_t
     );
 }
 
+/// [`SecretSource::resolve_many`] must agree with `resolve`: one lookup per
+/// name, in the order asked (a name asked twice answered twice).
+pub async fn check_many_agrees(
+    source: &dyn SecretSource,
+    present_name: &str,
+    present_value: &str,
+    missing_name: &str,
+) {
+    let names = [missing_name, present_name, present_name];
+    let lookups = match source.resolve_many(&names).await {
+        Ok(lookups) => lookups,
+        Err(e) => panic!("{source:?}: resolve_many failed: {e}"),
+    };
+    assert_eq!(
+        lookups.len(),
+        names.len(),
+        "{source:?}: resolve_many should answer once per name"
+    );
+    for (name, lookup) in names.iter().zip(lookups) {
+        match lookup {
+            Lookup::Found(value) if *name == present_name => assert!(
+                value.expose_secret() == present_value,
+                "{source:?}: resolve_many found `{name}` with a different value than resolve"
+            ),
+            Lookup::NotFound(_) if *name == missing_name => {}
+            other => {
+                panic!("{source:?}: resolve_many disagrees with resolve on `{name}`: {other:?}")
+            }
+        }
+    }
+}
+
 /// Runs every check: `present_name` must hold `present_value`, `missing_name` must not exist.
 pub async fn run_conformance(
     source: &dyn SecretSource,
@@ -63,6 +95,7 @@ pub async fn run_conformance(
     check_missing_is_not_found(source, missing_name).await;
     check_present_is_found(source, present_name, present_value).await;
     check_debug_redacts(source, present_name, present_value).await;
+    check_many_agrees(source, present_name, present_value, missing_name).await;
 }
 
 #[cfg(test)]
@@ -89,6 +122,29 @@ mod tests {
         fn resolve<'a>(&'a self, _: &'a str) -> SecretFuture<'a> {
             Box::pin(async { Ok(Lookup::Found(SecretValue::text("x"))) })
         }
+    }
+
+    /// Answers `resolve_many` with one lookup too few.
+    #[derive(Debug)]
+    struct Short;
+    impl SecretSource for Short {
+        fn resolve<'a>(&'a self, name: &'a str) -> SecretFuture<'a> {
+            Box::pin(async move {
+                Ok(match name {
+                    "A" => Lookup::Found(SecretValue::text("s3cr3t-short")),
+                    _ => Lookup::not_found("only A"),
+                })
+            })
+        }
+        fn resolve_many<'a>(&'a self, _: &'a [&'a str]) -> crate::SecretsFuture<'a> {
+            Box::pin(async { Ok(vec![Lookup::not_found("only A")]) })
+        }
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "should answer once per name")]
+    async fn the_suite_catches_a_batch_that_drops_names() {
+        run_conformance(&Short, "A", "s3cr3t-short", "ABSENT").await;
     }
 
     #[tokio::test]
