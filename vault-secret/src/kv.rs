@@ -9,7 +9,7 @@ use tracing::Instrument;
 
 use crate::api;
 use crate::path::SecretRef;
-use crate::session::{Attempt, Authed};
+use crate::session::{Attempt, Authed, Scope};
 use crate::transport::{ApiFailure, Transport};
 use crate::{Error, MountReport, VaultSession};
 
@@ -627,8 +627,6 @@ fn invalid_path(r: &SecretRef, reason: String) -> Error {
     }
 }
 
-/// A server address and namespace: the scope mounts are cached in.
-pub(crate) type Scope = (String, String);
 
 /// The turn one preflight takes.
 type Flight = Arc<tokio::sync::Mutex<()>>;

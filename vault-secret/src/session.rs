@@ -15,7 +15,6 @@ use secret_core::{Env, SecretChain};
 use crate::api;
 use crate::auth::{self, Login};
 use crate::credentials::{Credentials, DEFAULT_CREDENTIALS_SECRET};
-use crate::kv;
 use crate::transport::Transport;
 use crate::{AuthAttempt, Error, VaultConfig};
 
@@ -42,7 +41,7 @@ const REGISTRY_CAPACITY: usize = 32;
 pub struct VaultSession {
     transport: Transport,
     /// Where mounts are cached: the address and the namespace.
-    scope: kv::Scope,
+    scope: Scope,
     credentials: Credentials,
     state: tokio::sync::Mutex<Option<Arc<Authed>>>,
 }
@@ -117,6 +116,10 @@ impl Authed {
             && self.ttl.is_some_and(|ttl| now >= self.since + ttl * 2 / 3)
     }
 }
+
+/// A server address and namespace: the scope a session's mount knowledge
+/// (kept by `kv`) belongs to.
+pub(crate) type Scope = (String, String);
 
 /// What one attempt with one token came to.
 pub(crate) enum Attempt<T> {
@@ -316,7 +319,7 @@ impl VaultSession {
     }
 
     /// Where mounts are cached: the address and the namespace.
-    pub(crate) fn scope(&self) -> &kv::Scope {
+    pub(crate) fn scope(&self) -> &Scope {
         &self.scope
     }
 
