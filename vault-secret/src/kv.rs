@@ -627,7 +627,6 @@ fn invalid_path(r: &SecretRef, reason: String) -> Error {
     }
 }
 
-
 /// The turn one preflight takes.
 type Flight = Arc<tokio::sync::Mutex<()>>;
 

@@ -546,8 +546,8 @@ impl Transport {
             };
             let content_type = header(CONTENT_TYPE);
             let retry_after = header(RETRY_AFTER);
-            let body = zeroize::Zeroizing::new(response.bytes().await?.to_vec());
-            Ok::<_, reqwest::Error>((status, content_type, retry_after, body))
+            let body = read_body(response).await?;
+            Ok::<_, Exchange>((status, content_type, retry_after, body))
         };
         let (status, content_type, retry_after, body) =
             match tokio::time::timeout(timeout, exchange).await {
@@ -555,8 +555,15 @@ impl Transport {
                     let reason = format!("no answer within {}", Secs(timeout));
                     return Verdict::Retry(transport(reason, true));
                 }
-                Ok(Err(e)) => {
+                Ok(Err(Exchange::Http(e))) => {
                     return Verdict::Retry(transport(describe(&e), e.is_timeout()));
+                }
+                Ok(Err(Exchange::TooLarge)) => {
+                    let reason = format!(
+                        "the answer is larger than {} MiB, more than any secret or login answer",
+                        MAX_BODY / (1024 * 1024)
+                    );
+                    return Verdict::Done(Err(transport(reason, false)));
                 }
                 Ok(Ok(parts)) => parts,
             };
@@ -589,6 +596,53 @@ impl Transport {
             _ => Verdict::Done(Err(failure)),
         }
     }
+}
+
+/// The largest answer read: Vault's own request limit. A larger one is not a
+/// secret or a login answer (a proxy's download, a misconfigured address).
+const MAX_BODY: usize = 32 * 1024 * 1024;
+
+/// Why an exchange ended without an answer to judge.
+enum Exchange {
+    Http(reqwest::Error),
+    TooLarge,
+}
+
+impl From<reqwest::Error> for Exchange {
+    fn from(e: reqwest::Error) -> Self {
+        Exchange::Http(e)
+    }
+}
+
+/// The body, in memory of our own (wiped on drop), at most [`MAX_BODY`]
+/// bytes: read whole when its length is announced (Vault always does), else
+/// chunk by chunk, stopping at the limit.
+async fn read_body(
+    mut response: reqwest::Response,
+) -> Result<zeroize::Zeroizing<Vec<u8>>, Exchange> {
+    if let Some(length) = response.content_length() {
+        if length > MAX_BODY as u64 {
+            return Err(Exchange::TooLarge);
+        }
+        return Ok(zeroize::Zeroizing::new(response.bytes().await?.to_vec()));
+    }
+    let mut body = zeroize::Zeroizing::new(Vec::new());
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(Exchange::TooLarge);
+        }
+        if body.len() + chunk.len() > body.capacity() {
+            // Grow by copying into a wiped-on-drop buffer, not by `Vec`'s own
+            // reallocation, which would leave the old bytes behind unwiped.
+            let mut bigger = zeroize::Zeroizing::new(Vec::with_capacity(
+                (body.len() + chunk.len()).max(body.capacity() * 2),
+            ));
+            bigger.extend_from_slice(&body);
+            body = bigger;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// The answers a standby gives while the cluster has no active node (seen on

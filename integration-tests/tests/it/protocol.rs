@@ -335,3 +335,75 @@ async fn an_address_with_a_path_prefix_reaches_vault_behind_a_proxy() {
         .unwrap();
     assert_eq!(v.expose_secret(), "via proxy");
 }
+
+#[tokio::test]
+async fn an_answer_larger_than_any_secret_is_refused_not_read_whole() {
+    let server = MockServer::start().await;
+    bare_mount(&server, "huge/app", "huge", Some("2")).await;
+    Mock::given(path("/v1/huge/data/app"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(vec![b' '; 33 * 1024 * 1024], "application/json"),
+        )
+        .mount(&server)
+        .await;
+    let err = VaultSecret::new("huge/app")
+        .env(token_env(&server))
+        .run()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Transport { .. }), "{err}");
+    assert!(err.to_string().contains("larger than 32 MiB"), "{err}");
+    let reads = server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.url.path() == "/v1/huge/data/app")
+        .count();
+    assert_eq!(reads, 1, "a refused answer is not asked for again");
+}
+
+/// The same limit for an answer sent in chunks, with no announced length.
+#[tokio::test]
+async fn a_chunked_answer_is_held_to_the_same_limit() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let address = format!("http://{}", listener.local_addr().expect("its address"));
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+                if stream.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let chunk = vec![b' '; 1024 * 1024];
+                for _ in 0..40 {
+                    let frame = format!("{:x}\r\n", chunk.len());
+                    if stream.write_all(frame.as_bytes()).await.is_err()
+                        || stream.write_all(&chunk).await.is_err()
+                        || stream.write_all(b"\r\n").await.is_err()
+                    {
+                        return;
+                    }
+                }
+                let _ = stream.write_all(b"0\r\n\r\n").await;
+            });
+        }
+    });
+    let err = VaultSecret::new("chunked/app")
+        .kv_version(vault_secret::KvVersion::V2)
+        .env(Env::from_map([
+            ("VAULT_ADDR", address.as_str()),
+            ("VAULT_TOKEN", TOKEN),
+            ("HOME", "/nonexistent-home"),
+        ]))
+        .run()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("larger than 32 MiB"), "{err}");
+}
