@@ -21,6 +21,31 @@ use crate::{AuthAttempt, Error, VaultConfig};
 /// Log in again this long before the token's expiry (at most a third of its TTL).
 const EXPIRY_MARGIN: Duration = Duration::from_secs(10);
 
+/// The variables resolving a session's configuration and credentials reads
+/// (besides the credentials secret's own, through the chain). A test checks
+/// that `config` and `credentials` read no other.
+const RESOLUTION_INPUTS: [&str; 14] = [
+    "VAULT_AGENT_ADDR",
+    "VAULT_ADDR",
+    "vault_addr",
+    "VAULT_NAMESPACE",
+    "VAULT_CACERT",
+    "VAULT_CAPATH",
+    "VAULT_CLIENT_CERT",
+    "VAULT_CLIENT_KEY",
+    "VAULT_SKIP_VERIFY",
+    "VAULT_CLIENT_TIMEOUT",
+    "VAULT_MAX_RETRIES",
+    "VAULT_TLS_SERVER_NAME",
+    "VAULT_TOKEN",
+    "HOME",
+];
+
+/// How long settings resolved from unchanged variables are reused. Files
+/// resolution reads (`~/.prefect/config.toml`, `~/.vault-token`) are read
+/// again after this; a changed variable is seen at once.
+const RESOLVED_FOR: Duration = Duration::from_secs(1);
+
 /// How many sessions the process-wide registry keeps; past that, the least
 /// recently used ones nobody else holds are dropped (their tokens revoked).
 const REGISTRY_CAPACITY: usize = 32;
@@ -193,6 +218,52 @@ impl SessionBuilder {
     /// Resolves the configuration and the credentials, and returns the
     /// session for them (logging in happens on first use).
     pub async fn connect(self) -> Result<Arc<VaultSession>, Error> {
+        // Settings resolved a moment ago from the same inputs are reused:
+        // each `VaultSecret::run()` resolves, and most resolve alike.
+        let fingerprint = self.fingerprint();
+        if let Some(session) = fingerprint.and_then(|f| Resolved::global().get(f)) {
+            return Ok(session);
+        }
+        let session = self.resolve().await?;
+        if let Some(f) = fingerprint {
+            Resolved::global().put(f, &session);
+        }
+        Ok(session)
+    }
+
+    /// A hash of everything resolution reads from the environment, for the
+    /// default chain and configuration of a shared session; `None` when it
+    /// cannot be told (a chain or configuration of the caller's own, an
+    /// unshared session, a variable that is not UTF-8).
+    fn fingerprint(&self) -> Option<u64> {
+        if self.chain.is_some() || self.config.is_some() || !self.shared {
+            return None;
+        }
+        static KEYS: OnceLock<RandomState> = OnceLock::new();
+        let mut hasher = KEYS.get_or_init(RandomState::new).build_hasher();
+        self.credentials_secret.hash(&mut hasher);
+        self.address.hash(&mut hasher);
+        let through_chain = [
+            format!(
+                "{}{}",
+                secret_core::DEFAULT_ENV_PREFIX,
+                self.credentials_secret
+            ),
+            self.credentials_secret.clone(),
+        ];
+        for name in RESOLUTION_INPUTS
+            .iter()
+            .copied()
+            .chain(through_chain.iter().map(String::as_str))
+        {
+            name.hash(&mut hasher);
+            self.env.get(name).ok()?.hash(&mut hasher);
+        }
+        Some(hasher.finish())
+    }
+
+    /// Reads the configuration and the credentials, and finds or makes the session.
+    async fn resolve(self) -> Result<Arc<VaultSession>, Error> {
         let config = match (self.config, &self.address) {
             (Some(config), _) => config,
             (None, Some(address)) => {
@@ -454,6 +525,34 @@ pub(crate) fn rejected(method: &'static str, reason: &str) -> Error {
     }
 }
 
+/// Sessions resolved in the last [`RESOLVED_FOR`], by the fingerprint of
+/// their inputs. Weak: the registry decides how long a session lives.
+#[derive(Debug, Default)]
+struct Resolved {
+    entries: Mutex<HashMap<u64, (std::sync::Weak<VaultSession>, Instant)>>,
+}
+
+impl Resolved {
+    fn global() -> &'static Resolved {
+        static RESOLVED: OnceLock<Resolved> = OnceLock::new();
+        RESOLVED.get_or_init(Resolved::default)
+    }
+
+    fn get(&self, fingerprint: u64) -> Option<Arc<VaultSession>> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let (session, at) = entries.get(&fingerprint)?;
+        (at.elapsed() < RESOLVED_FOR).then(|| session.upgrade())?
+    }
+
+    fn put(&self, fingerprint: u64, session: &Arc<VaultSession>) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= REGISTRY_CAPACITY * 2 {
+            entries.retain(|_, (_, at)| at.elapsed() < RESOLVED_FOR);
+        }
+        entries.insert(fingerprint, (Arc::downgrade(session), Instant::now()));
+    }
+}
+
 /// The process-wide sessions, by a hash of their settings and credentials.
 #[derive(Debug, Default)]
 struct Registry {
@@ -625,6 +724,74 @@ mod tests {
             .await
             .unwrap();
         assert!(Arc::ptr_eq(&held, &again), "a held session was dropped");
+    }
+
+    #[test]
+    fn resolution_reads_no_variable_the_fingerprint_misses() {
+        // Every variable name `config` and `credentials` read through their
+        // `get`/`path` helpers or `env.get` must be a resolution input.
+        for source in [include_str!("config.rs"), include_str!("credentials.rs")] {
+            for opener in [
+                "get(\"",
+                "path(\"",
+                "env.get(\"",
+                "env\n            .get(\"",
+            ] {
+                for (at, _) in source.match_indices(opener) {
+                    let rest = &source[at + opener.len()..];
+                    let name = &rest[..rest.find('"').unwrap_or(0)];
+                    assert!(
+                        RESOLUTION_INPUTS.contains(&name),
+                        "`{name}` is read during resolution but not in RESOLUTION_INPUTS"
+                    );
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn resolved_settings_are_reused_briefly_and_files_read_again_after() {
+        let home = tempfile::tempdir().unwrap();
+        let config = home.path().join(".prefect");
+        std::fs::create_dir(&config).unwrap();
+        let write = |token: &str| {
+            std::fs::write(
+                config.join("config.toml"),
+                format!(
+                    "[context.secrets]\nVAULT_CREDENTIALS = '{{\"VAULT_TOKEN\": \"{token}\"}}'\n"
+                ),
+            )
+            .unwrap();
+        };
+        let env = Env::from_map([
+            ("VAULT_ADDR", "http://127.0.0.1:8200"),
+            ("HOME", home.path().to_str().unwrap()),
+        ]);
+        write("first-file-token");
+        let a = VaultSession::builder()
+            .env(env.clone())
+            .connect()
+            .await
+            .unwrap();
+        write("second-file-token");
+        let b = VaultSession::builder()
+            .env(env.clone())
+            .connect()
+            .await
+            .unwrap();
+        assert!(Arc::ptr_eq(&a, &b), "resolved again within the second");
+        // A changed variable is seen at once.
+        let other = Env::from_map([
+            ("VAULT_ADDR", "http://127.0.0.1:8200"),
+            ("VAULT_NAMESPACE", "team"),
+            ("HOME", home.path().to_str().unwrap()),
+        ]);
+        let c = VaultSession::builder().env(other).connect().await.unwrap();
+        assert!(!Arc::ptr_eq(&a, &c));
+        // The file is read again once the second is over.
+        tokio::time::sleep(RESOLVED_FOR + Duration::from_millis(100)).await;
+        let d = VaultSession::builder().env(env).connect().await.unwrap();
+        assert!(!Arc::ptr_eq(&a, &d), "the changed file was not read again");
     }
 
     #[tokio::test]
