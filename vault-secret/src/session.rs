@@ -217,6 +217,12 @@ impl SessionBuilder {
 
     /// Resolves the configuration and the credentials, and returns the
     /// session for them (logging in happens on first use).
+    ///
+    /// With the default chain and configuration, a shared session resolved
+    /// in the last second from the same variables is returned without
+    /// resolving again: a changed variable is seen at once, and the files
+    /// resolution reads (`~/.prefect/config.toml`, `~/.vault-token`) are
+    /// read again once that second is over.
     pub async fn connect(self) -> Result<Arc<VaultSession>, Error> {
         // Settings resolved a moment ago from the same inputs are reused:
         // each `VaultSecret::run()` resolves, and most resolve alike.
