@@ -13,18 +13,12 @@
 //! (`env_clear`), `HOME` and `PATH` pointing at empty temporary
 //! directories, and only the variables the test sets.
 
-use std::process::Stdio;
-use std::time::Duration;
-
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use crate::cli_binary::binary;
+use crate::cli_binary;
 use crate::harness::{self, Admin, Server, unique};
 use crate::support::{approle_credentials, read_policy};
-
-/// How long one run of the tool may take before the test fails.
-const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One way of running the tool: its environment, and nothing else.
 #[derive(Debug)]
@@ -72,19 +66,9 @@ impl Cli {
 
     /// Runs the tool with `args`; stdin is empty, stdout and stderr captured.
     pub(crate) async fn run(&self, args: &[&str]) -> Run {
-        let mut command = tokio::process::Command::new(binary());
-        command
-            .args(args)
-            .env_clear()
-            .envs(self.vars.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let output = tokio::time::timeout(RUN_TIMEOUT, command.output())
+        let output = cli_binary::run(args, self.vars.iter().map(|(k, v)| (k, v)))
             .await
-            .unwrap_or_else(|_| panic!("vault-secret {args:?} ran longer than {RUN_TIMEOUT:?}"))
-            .expect("run the vault-secret binary");
+            .unwrap_or_else(|e| panic!("vault-secret {args:?}: {e}"));
         Run {
             args: args.iter().map(|a| (*a).to_owned()).collect(),
             // As a shell reports it: 128+N when signal N ended the process

@@ -1,9 +1,11 @@
 //! The `vault-secret` CLI binary the end-to-end tests (and the CLI
 //! benchmark) run: `VAULT_SECRET_BIN`, else built once with cargo.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Output, Stdio};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -67,4 +69,33 @@ fn build_binary() -> Result<PathBuf, String> {
         })
         .find_map(|m| m["executable"].as_str().map(PathBuf::from))
         .ok_or_else(|| "cargo built the vault-secret CLI but named no executable".to_owned())
+}
+
+/// How long one run of the tool may take before a test fails.
+pub const RUN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs the tool with `args` and only the variables `vars` (stdin empty,
+/// output captured), killed if it outlives [`RUN_TIMEOUT`].
+pub async fn run<A, K, V>(
+    args: &[A],
+    vars: impl IntoIterator<Item = (K, V)>,
+) -> Result<Output, String>
+where
+    A: AsRef<OsStr>,
+    K: AsRef<OsStr>,
+    V: AsRef<OsStr>,
+{
+    let mut command = tokio::process::Command::new(binary());
+    command
+        .args(args)
+        .env_clear()
+        .envs(vars)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    tokio::time::timeout(RUN_TIMEOUT, command.output())
+        .await
+        .map_err(|_| format!("ran longer than {RUN_TIMEOUT:?}"))?
+        .map_err(|e| format!("cannot run the binary: {e}"))
 }

@@ -12,18 +12,13 @@
 //! edge cases.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::Duration;
 
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use crate::cli_binary::binary;
+use crate::cli_binary;
 use crate::harness::{self, Admin, unique};
 use crate::support::read_policy;
-
-/// How long one run of the tool may take before the case fails.
-const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What `~/.vault-token` is in a case's home directory.
 #[derive(Debug, Clone)]
@@ -107,21 +102,16 @@ impl Case {
                     .expect("token symlink")
             }
         }
-        let mut command = tokio::process::Command::new(binary());
-        command
-            .args(&self.args)
-            .env_clear()
-            .env("HOME", home.path())
-            .env("PATH", empty_path.path())
-            .envs(self.vars.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let output = tokio::time::timeout(RUN_TIMEOUT, command.output())
-            .await
-            .map_err(|_| format!("ran longer than {RUN_TIMEOUT:?}"))?
-            .map_err(|e| format!("cannot run the binary: {e}"))?;
+        let base = [
+            ("HOME".to_owned(), home.path().as_os_str().to_owned()),
+            ("PATH".to_owned(), empty_path.path().as_os_str().to_owned()),
+        ];
+        let vars = base.into_iter().chain(
+            self.vars
+                .iter()
+                .map(|(k, v)| (k.clone(), std::ffi::OsString::from(v))),
+        );
+        let output = cli_binary::run(&self.args, vars).await?;
         let code = output.status.code();
         let stdout = String::from_utf8_lossy(&output.stdout);
         let stderr = String::from_utf8_lossy(&output.stderr);
