@@ -91,7 +91,8 @@ impl Cluster {
         {
             return Err(NoCluster::PortsTaken(format!("port {port} is in use")));
         }
-        let bao = bao_binary().map_err(NoCluster::Failed)?;
+        let bao =
+            vault_secret::testing::server_binary().map_err(|e| NoCluster::Failed(e.to_string()))?;
         let dir = tempfile::Builder::new()
             .prefix("bao-it-ha-")
             .tempdir()
@@ -270,23 +271,6 @@ impl Drop for Cluster {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// `BAO_BIN`, else `<workspace>/.venv/bin/bao`, else `bao` on `PATH`.
-fn bao_binary() -> Result<PathBuf, String> {
-    if let Some(bin) = std::env::var_os("BAO_BIN").filter(|v| !v.is_empty()) {
-        return Ok(PathBuf::from(bin));
-    }
-    let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/bao");
-    if venv.is_file() {
-        return Ok(venv);
-    }
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-        .map(|dir| dir.join("bao"))
-        .find(|candidate| candidate.is_file())
-        .ok_or_else(|| "no OpenBao binary (BAO_BIN, .venv/bin/bao or PATH)".to_owned())
 }
 
 /// What the step-down task saw.

@@ -17,6 +17,14 @@ Or attach to a server you already run (the project's docker/ one, a CI service):
 VAULT_ADDR=http://127.0.0.1:8200 VAULT_TOKEN=<root token> (and VAULT_CACERT=<ca.pem> for https)
 and call DevVault::attach(), or set VAULT_DEV_ATTACH=1 to make DevVault::shared() attach.";
 
+/// The dev server binary [`DevVault::start`](super::DevVault::start) would
+/// run, from the process environment: `VAULT_DEV_BIN` (or `BAO_BIN`), `bao`
+/// on `PATH`, `vault` on `PATH`, the project's `.venv/bin/bao`. For tests
+/// that start a server of another shape themselves (an HA cluster, say).
+pub fn server_binary() -> Result<PathBuf, Error> {
+    find_server_binary(&Env::process())
+}
+
 /// The dev server binary, looked for in this order: `VAULT_DEV_BIN` (then
 /// its older name `BAO_BIN`); `bao` on `PATH`; `vault` on `PATH`;
 /// `.venv/bin/bao` in `CARGO_MANIFEST_DIR` (which cargo sets for tests) or

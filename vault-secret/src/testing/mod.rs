@@ -132,6 +132,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use admin::{Admin, Method, RawResponse};
 pub use audit::{AuditLog, AuditMark, AuditedRequest};
+pub use binary::server_binary;
 pub use credentials::{AppRoleCredentials, Credentials, KubernetesCredentials, Token};
 pub use kube::{KubeFixture, ServiceAccount, service_account_jwt};
 pub use mock::{MockRequest, MockVault};
