@@ -18,8 +18,6 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-use vault_secret::KvVersion;
 use vault_secret::testing::DevVault;
 
 #[path = "../tests/it/cli_binary.rs"]
@@ -50,36 +48,18 @@ async fn main() {
     // `cargo bench` passes `--bench`; nothing else is taken.
     let binary = cli_binary::binary();
     let vault = DevVault::start().await.unwrap();
-    let v2 = vault.kv_mount(KvVersion::V2).await;
-    let v1 = vault.kv_mount(KvVersion::V1).await;
-    vault
-        .kv_put(
-            &format!("{v2}/test/path"),
-            json!({"password": "p2", "user": "u2"}),
-        )
-        .await;
-    vault
-        .kv_put(&format!("{v1}/test/path"), json!({"password": "p1"}))
-        .await;
+    let secrets = cli_binary::ThreeSecrets::provision(&vault).await;
+    let v2_path = format!("{}/test/path", secrets.v2);
+    let exec_args = secrets.exec_args();
     let token = vault.root_token();
     let get = || {
         let mut c = vault.command(binary, &token);
-        c.args(["get", &format!("{v2}/test/path")]);
+        c.args(["get", &v2_path]);
         c
     };
     let exec = || {
         let mut c = vault.command(binary, &token);
-        c.args([
-            "exec",
-            "--secret",
-            &format!("A={v2}/test/path#password"),
-            "--secret",
-            &format!("B={v2}/test/path#user"),
-            "--secret",
-            &format!("C={v1}/test/path#password"),
-            "--",
-            "true",
-        ]);
+        c.args(&exec_args).args(["--", "true"]);
         c
     };
     for _ in 0..3 {

@@ -99,3 +99,51 @@ where
         .map_err(|_| format!("ran longer than {RUN_TIMEOUT:?}"))?
         .map_err(|e| format!("cannot run the binary: {e}"))
 }
+
+/// The issue's `exec` example: a KV v2 secret with `password` and `user`
+/// and a KV v1 secret with `password`, each at `<mount>/test/path` under
+/// fresh mounts (values `p2`, `u2`, `p1`).
+#[derive(Debug)]
+pub struct ThreeSecrets {
+    /// The KV v2 mount.
+    pub v2: String,
+    /// The KV v1 mount.
+    pub v1: String,
+}
+
+impl ThreeSecrets {
+    /// Provisions the secrets on `vault`.
+    pub async fn provision(vault: &vault_secret::testing::DevVault) -> ThreeSecrets {
+        use vault_secret::KvVersion;
+        let v2 = vault.kv_mount(KvVersion::V2).await;
+        let v1 = vault.kv_mount(KvVersion::V1).await;
+        vault
+            .kv_put(
+                &format!("{v2}/test/path"),
+                serde_json::json!({"password": "p2", "user": "u2"}),
+            )
+            .await;
+        vault
+            .kv_put(
+                &format!("{v1}/test/path"),
+                serde_json::json!({"password": "p1"}),
+            )
+            .await;
+        ThreeSecrets { v2, v1 }
+    }
+
+    /// `exec --secret A=<v2>/test/path#password --secret B=<v2>/test/path#user
+    /// --secret C=<v1>/test/path#password` (the command to follow).
+    pub fn exec_args(&self) -> Vec<String> {
+        let (v2, v1) = (&self.v2, &self.v1);
+        vec![
+            "exec".to_owned(),
+            "--secret".to_owned(),
+            format!("A={v2}/test/path#password"),
+            "--secret".to_owned(),
+            format!("B={v2}/test/path#user"),
+            "--secret".to_owned(),
+            format!("C={v1}/test/path#password"),
+        ]
+    }
+}

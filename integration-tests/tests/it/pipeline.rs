@@ -6,41 +6,21 @@ use serde_json::json;
 use vault_secret::testing::DevVault;
 use vault_secret::{KvVersion, VaultSession};
 
-use crate::cli_binary::binary;
+use crate::cli_binary::{ThreeSecrets, binary};
 
 /// `exec` with `A=secret/test/path#password B=secret/test/path#user
 /// C=kv1/test/path#password`: 2 preflights and 2 reads, no more.
 #[tokio::test]
 async fn exec_with_three_secrets_makes_at_most_four_requests() {
     let vault = DevVault::start().await.expect("a dev server");
-    let v2 = vault.kv_mount(KvVersion::V2).await;
-    let v1 = vault.kv_mount(KvVersion::V1).await;
-    vault
-        .kv_put(
-            &format!("{v2}/test/path"),
-            json!({"password": "p2", "user": "u2"}),
-        )
-        .await;
-    vault
-        .kv_put(&format!("{v1}/test/path"), json!({"password": "p1"}))
-        .await;
+    let secrets = ThreeSecrets::provision(&vault).await;
+    let (v2, v1) = (&secrets.v2, &secrets.v1);
     let audit = vault.audit_requests().await;
     let before = audit.mark();
     let output = vault
         .command(binary(), &vault.root_token())
-        .args([
-            "exec",
-            "--secret",
-            &format!("A={v2}/test/path#password"),
-            "--secret",
-            &format!("B={v2}/test/path#user"),
-            "--secret",
-            &format!("C={v1}/test/path#password"),
-            "--",
-            "sh",
-            "-c",
-            r#"test "$A/$B/$C" = "p2/u2/p1""#,
-        ])
+        .args(secrets.exec_args())
+        .args(["--", "sh", "-c", r#"test "$A/$B/$C" = "p2/u2/p1""#])
         .output()
         .expect("the CLI runs");
     assert!(
