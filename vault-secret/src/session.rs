@@ -516,7 +516,9 @@ impl VaultSession {
             Attempt::Done(value) => Ok(value),
             Attempt::TokenRejected => Err(rejected(
                 authed.method,
-                "the server rejected a freshly issued token (permission denied)",
+                "the server refused a freshly issued token (permission denied, and \
+                 `auth/token/lookup-self` refused too); if the role's tokens lack the \
+                 `default` policy, a policy that does not allow the read looks like this",
             )),
         }
     }

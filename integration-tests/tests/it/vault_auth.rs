@@ -300,3 +300,33 @@ async fn a_revoked_token_is_replaced_by_a_new_login() {
     assert!(r.is_success(), "{}", r.errors());
     assert_eq!(read_password(&env, &mount).await.unwrap(), "relogged");
 }
+
+/// A role whose tokens lack the `default` policy: `lookup-self` is refused
+/// too, so a denied read cannot be told from a rejected token. The error
+/// says so rather than only "rejected".
+#[tokio::test]
+async fn a_denied_read_with_a_token_lacking_the_default_policy_says_so() {
+    let server = harness::server().await;
+    let admin = server.admin();
+    let mount = unique("nodef-kv");
+    admin.mount_kv(&mount, 2).await;
+    admin.kv2_put(&mount, "app", json!({"k": "v"})).await;
+    let policy =
+        crate::support::read_policy(&admin, "nodef-pol", &format!("{mount}/data/other")).await;
+    let creds = crate::support::approle_credentials(&admin, "nodef-approle", "r", &[&policy]).await;
+    let approle = creds["VAULT_APPROLE_PATH"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    admin
+        .post(
+            &format!("auth/{approle}/role/r"),
+            &json!({"token_no_default_policy": true}),
+        )
+        .await
+        .expect_ok("drop the default policy from the role's tokens");
+    let env = TestEnv::new(&server).credentials(creds);
+    let err = env.read(format!("{mount}/app")).await.unwrap_err();
+    assert!(matches!(err, Error::AuthFailed { .. }), "{err}");
+    assert!(err.to_string().contains("`default` policy"), "{err}");
+}
