@@ -359,15 +359,7 @@ mod tests {
 
     #[test]
     fn control_characters_inside_any_key_name_the_key_never_the_value() {
-        for key in [
-            "VAULT_TOKEN",
-            "VAULT_ROLE_ID",
-            "VAULT_SECRET_ID",
-            "VAULT_APPROLE_PATH",
-            "VAULT_KUBE_AUTH_ROLE",
-            "VAULT_KUBE_AUTH_PATH",
-            "VAULT_KUBE_TOKEN_FILE",
-        ] {
+        for key in KNOWN_KEYS {
             for (bad, phrase) in [
                 // JSON escapes: the parsed value holds the character itself.
                 (r"hunter\n2", "line feed"),

@@ -252,7 +252,7 @@ impl Reader<'_> {
         }
         Ok(Attempt::Done(match self.preflight().await? {
             Preflight::Kv { mount, version } => {
-                cache.insert(scope.clone(), &mount, version);
+                cache.insert(scope, &mount, version);
                 (mount, Some(version))
             }
             Preflight::NotKv { mount, kind } => {
@@ -279,7 +279,8 @@ impl Reader<'_> {
                 format!("it names the mount `{mount}` itself, not a secret in it"),
             )
         })?;
-        let scope = self.session.scope().clone();
+        let session = self.session;
+        let scope = session.scope();
         let cache = MountCache::global();
         let no_versions = || {
             invalid_path(
@@ -669,9 +670,15 @@ impl MountCache {
             .clone()
     }
 
-    pub(crate) fn insert(&self, scope: Scope, mount: &str, version: KvVersion) {
+    pub(crate) fn insert(&self, scope: &Scope, mount: &str, version: KvVersion) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        let list = entries.entry(scope).or_default();
+        // The scope is copied only the first time it is seen.
+        if !entries.contains_key(scope) {
+            entries.insert(scope.clone(), Vec::new());
+        }
+        let Some(list) = entries.get_mut(scope) else {
+            return;
+        };
         list.retain(|(m, _)| m != mount);
         list.push((mount.to_owned(), version));
     }
@@ -734,8 +741,8 @@ mod tests {
     fn cache_prefers_the_longest_mount_and_respects_segments() {
         let cache = MountCache::default();
         let scope = ("http://a".to_owned(), String::new());
-        cache.insert(scope.clone(), "team", KvVersion::V1);
-        cache.insert(scope.clone(), "team/kv", KvVersion::V2);
+        cache.insert(&scope, "team", KvVersion::V1);
+        cache.insert(&scope, "team/kv", KvVersion::V2);
         assert_eq!(
             cache.find(&scope, "team/kv/app"),
             Some(("team/kv".into(), KvVersion::V2))
@@ -749,7 +756,7 @@ mod tests {
             cache.find(&("http://b".into(), String::new()), "team/kv/app"),
             None
         );
-        cache.insert(scope.clone(), "team/kv", KvVersion::V1);
+        cache.insert(&scope, "team/kv", KvVersion::V1);
         assert_eq!(
             cache.find(&scope, "team/kv/app"),
             Some(("team/kv".into(), KvVersion::V1))

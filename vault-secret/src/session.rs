@@ -701,36 +701,26 @@ mod tests {
         assert!(short.stale(now));
     }
 
+    /// The shared session for a local address and `token`.
+    async fn shared_with_token(token: &str) -> Arc<VaultSession> {
+        VaultSession::builder()
+            .env(Env::from_map([
+                ("VAULT_ADDR", "http://127.0.0.1:8200"),
+                ("VAULT_TOKEN", token),
+            ]))
+            .connect()
+            .await
+            .unwrap()
+    }
+
     #[tokio::test]
     async fn the_registry_is_bounded_and_keeps_sessions_someone_holds() {
-        let held = VaultSession::builder()
-            .env(Env::from_map([
-                ("VAULT_ADDR", "http://127.0.0.1:8200"),
-                ("VAULT_TOKEN", "held"),
-            ]))
-            .connect()
-            .await
-            .unwrap();
+        let held = shared_with_token("held").await;
         for i in 0..REGISTRY_CAPACITY + 8 {
-            let token = format!("token-{i}");
-            VaultSession::builder()
-                .env(Env::from_map([
-                    ("VAULT_ADDR", "http://127.0.0.1:8200"),
-                    ("VAULT_TOKEN", token.as_str()),
-                ]))
-                .connect()
-                .await
-                .unwrap();
+            shared_with_token(&format!("token-{i}")).await;
         }
         assert!(Registry::global().len() <= REGISTRY_CAPACITY);
-        let again = VaultSession::builder()
-            .env(Env::from_map([
-                ("VAULT_ADDR", "http://127.0.0.1:8200"),
-                ("VAULT_TOKEN", "held"),
-            ]))
-            .connect()
-            .await
-            .unwrap();
+        let again = shared_with_token("held").await;
         assert!(Arc::ptr_eq(&held, &again), "a held session was dropped");
     }
 
