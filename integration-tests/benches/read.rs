@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use secret_core::Env;
 use serde_json::json;
-use vault_secret::{VaultSecret, VaultSession};
+use vault_secret::{VaultClient, VaultSecret};
 
 #[path = "../tests/it/harness/mod.rs"]
 #[allow(dead_code, unreachable_pub, unused_imports)]
@@ -179,9 +179,9 @@ async fn main() {
     })
     .await;
 
-    let session = VaultSession::builder()
+    let session = VaultClient::builder()
         .env(env.clone())
-        .connect()
+        .build()
         .await
         .unwrap();
     let held = measure(|| {
@@ -204,7 +204,7 @@ async fn main() {
     );
     row("raw HTTP GET (reqwest, keep-alive)", &raw);
     row("VaultSecret::new(..).run() (warm)", &warm);
-    row("VaultSession::read() on a held session", &held);
+    row("VaultClient::read() on a held session", &held);
     println!(
         "{:<44} {:>9.3} ms (credentials, preflight, read)",
         "first VaultSecret::run() (cold)",
@@ -273,7 +273,7 @@ async fn main() {
     );
     println!(
         "{:<44} {held_paired:>9.3} (median of {PAIRED_ROUNDS} paired rounds)",
-        "VaultSession::read() / raw GET, sequential"
+        "VaultClient::read() / raw GET, sequential"
     );
     println!(
         "{:<44} raw {raw_rate:>8.0} reads/s   run() {run_rate:>8.0} reads/s   ratio {rate_ratio:.3}",

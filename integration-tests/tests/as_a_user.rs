@@ -8,7 +8,7 @@
 use secret_core::{Env, SecretChain};
 use serde_json::json;
 use vault_secret::testing::{DevVault, MockVault};
-use vault_secret::{KvVersion, VaultSession, VaultSource};
+use vault_secret::{KvVersion, VaultClient, VaultSource};
 
 /// The user's code under test.
 pub mod app {
@@ -82,9 +82,9 @@ async fn settings_come_from_vault_after_the_local_context() {
     vault
         .kv_put(&format!("{mount}/billing/API_KEY"), json!({"value": "k-1"}))
         .await;
-    let session = VaultSession::builder()
+    let session = VaultClient::builder()
         .env(vault.env_for(&vault.root_token()))
-        .connect()
+        .build()
         .await
         .expect("a session");
     let chain = SecretChain::first_try(
@@ -93,7 +93,7 @@ async fn settings_come_from_vault_after_the_local_context() {
     )
     .or_else(
         "vault",
-        VaultSource::under(format!("{mount}/billing")).with_session(session),
+        VaultSource::under(format!("{mount}/billing")).client(session),
     );
     let key = chain.get("API_KEY").await.expect("API_KEY from Vault");
     assert_eq!(key.to_mapping().expect("a mapping")["value"], json!("k-1"));

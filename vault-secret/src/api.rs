@@ -161,6 +161,17 @@ pub(crate) struct TokenLookup {
     pub(crate) policies: Option<Vec<String>>,
 }
 
+impl TokenLookup {
+    /// The time left; `None` for a token that never expires (TTL 0) or
+    /// whose TTL the server did not give.
+    pub(crate) fn time_left(&self) -> Option<Duration> {
+        self.ttl
+            .and_then(|s| u64::try_from(s).ok())
+            .filter(|s| *s > 0)
+            .map(Duration::from_secs)
+    }
+}
+
 /// `sys/internal/ui/mounts/<path>`'s answer.
 #[derive(Debug, Deserialize)]
 pub(crate) struct MountInfo {

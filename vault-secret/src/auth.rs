@@ -53,11 +53,7 @@ pub(crate) async fn login(t: &Transport, credentials: &Credentials) -> Result<Lo
                     owned: false,
                     // Never renewed past what the user asked for.
                     renewable: false,
-                    ttl: info
-                        .ttl
-                        .and_then(|s| u64::try_from(s).ok())
-                        .filter(|s| *s > 0)
-                        .map(Duration::from_secs),
+                    ttl: info.time_left(),
                 }),
                 "auth/token/lookup-self".to_owned(),
             ),

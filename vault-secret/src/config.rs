@@ -168,6 +168,27 @@ impl VaultConfig {
         self
     }
 
+    /// Trusts the PEM CA certificates in this directory.
+    #[must_use]
+    pub fn ca_path(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.ca_path = Some(dir.into());
+        self
+    }
+
+    /// Presents this PEM client certificate and key.
+    #[must_use]
+    pub fn client_cert(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.client_cert = Some((cert.into(), key.into()));
+        self
+    }
+
+    /// Skips TLS verification (never in production).
+    #[must_use]
+    pub fn skip_verify(mut self, skip: bool) -> Self {
+        self.skip_verify = skip;
+        self
+    }
+
     /// Sets the request timeout.
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {

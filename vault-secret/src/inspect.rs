@@ -1,11 +1,14 @@
-//! Looking at a session's server, token and paths, for diagnosis (`vault-secret doctor`).
+//! Looking at a server and a token, for diagnosis (`vault-secret doctor`):
+//! health, what the token is, and what it may do.
 
 use std::time::Duration;
 
+use secrecy::SecretString;
+
 use crate::api;
-use crate::session::Attempt;
+use crate::token::{Attempt, Authed};
 use crate::transport::Transport;
-use crate::{Error, KvVersion, VaultConfig, VaultSession};
+use crate::{Error, VaultConfig};
 
 /// The server's state, from `sys/health`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,7 +24,7 @@ pub struct Health {
     pub version: Option<String>,
 }
 
-/// What the server says about the session's token (never the token itself).
+/// What the server says about a client's token (never the token itself).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TokenInfo {
@@ -35,22 +38,6 @@ pub struct TokenInfo {
     pub policies: Vec<String>,
 }
 
-/// Where a path's secret lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct MountReport {
-    /// The mount (no trailing slash), as the server reported or, when it
-    /// would not say, the first segment of the path.
-    pub mount: String,
-    /// The KV version, when the server said.
-    pub kv_version: Option<KvVersion>,
-    /// False when the token may not call the preflight (`sys/internal/ui/mounts`).
-    pub from_server: bool,
-    /// The policy path reading the secret needs (for KV v2 `<mount>/data/<path>`);
-    /// two (KV v2 first, then KV v1) when the KV version is unknown.
-    pub policy_paths: Vec<String>,
-}
-
 impl VaultConfig {
     /// The server's health (`sys/health`), before any credentials are looked at.
     pub async fn health(&self) -> Result<Health, Error> {
@@ -60,7 +47,7 @@ impl VaultConfig {
 
 /// `sys/health` is root-only: sent without the namespace header, which
 /// servers answer 400 inside a namespace.
-async fn health(t: &Transport) -> Result<Health, Error> {
+pub(crate) async fn health(t: &Transport) -> Result<Health, Error> {
     let h = api::health(t)
         .await
         .map_err(|f| f.into_error(t.address(), "sys/health"))?;
@@ -72,39 +59,30 @@ async fn health(t: &Transport) -> Result<Health, Error> {
     })
 }
 
-impl VaultSession {
-    /// The server's health; needs no token.
-    pub async fn health(&self) -> Result<Health, Error> {
-        health(self.transport()).await
+/// Looks `authed`'s token up (`auth/token/lookup-self`).
+pub(crate) async fn token_info(
+    t: &Transport,
+    authed: &Authed,
+) -> Result<Attempt<TokenInfo>, Error> {
+    match api::lookup_self(t, &authed.token).await {
+        Ok(info) => Ok(Attempt::Done(TokenInfo {
+            method: authed.method,
+            ttl: info.time_left(),
+            renewable: info.renewable.unwrap_or(false),
+            policies: info.policies.unwrap_or_default(),
+        })),
+        Err(f) if matches!(f.status(), Some(401 | 403)) => Ok(Attempt::TokenRejected),
+        Err(f) => Err(f.into_error(t.address(), "auth/token/lookup-self")),
     }
+}
 
-    /// Logs in if needed and looks the token up (`auth/token/lookup-self`).
-    pub async fn token_info(&self) -> Result<TokenInfo, Error> {
-        self.with_token(|authed| async move {
-            match api::lookup_self(self.transport(), &authed.token).await {
-                Ok(info) => Ok(Attempt::Done(TokenInfo {
-                    method: authed.method,
-                    ttl: info
-                        .ttl
-                        .and_then(|s| u64::try_from(s).ok())
-                        .filter(|s| *s > 0)
-                        .map(Duration::from_secs),
-                    renewable: info.renewable.unwrap_or(false),
-                    policies: info.policies.unwrap_or_default(),
-                })),
-                Err(f) if matches!(f.status(), Some(401 | 403)) => Ok(Attempt::TokenRejected),
-                Err(f) => Err(f.into_error(self.transport().address(), "auth/token/lookup-self")),
-            }
-        })
+/// The token's capabilities on an API path (`sys/capabilities-self`).
+pub(crate) async fn capabilities(
+    t: &Transport,
+    token: &SecretString,
+    api_path: &str,
+) -> Result<Vec<String>, Error> {
+    api::capabilities_self(t, token, api_path)
         .await
-    }
-
-    /// The token's capabilities on an API path (`sys/capabilities-self`),
-    /// such as `secret/data/app`.
-    pub async fn capabilities(&self, api_path: &str) -> Result<Vec<String>, Error> {
-        let authed = self.authed().await?;
-        api::capabilities_self(self.transport(), &authed.token, api_path)
-            .await
-            .map_err(|f| f.into_error(self.transport().address(), "sys/capabilities-self"))
-    }
+        .map_err(|f| f.into_error(t.address(), "sys/capabilities-self"))
 }

@@ -15,7 +15,8 @@
 //! ```
 //!
 //! - [`VaultSecret`]: one secret, read with `run().await` (or `run_blocking()`).
-//! - [`VaultSession`]: one server and one login, shared by every read with the same settings.
+//! - [`VaultClient`]: one server, one login and its state, built once and held by a
+//!   service ([`VaultClient::builder`] has a setter for every setting and typed credentials).
 //! - [`VaultSource`]: Vault as a [`secret_core::SecretSource`], to put in a
 //!   [`SecretChain`](secret_core::SecretChain) after the local context.
 //! - [`VaultConfig`]: the address, namespace, TLS and timeout (its docs list every variable read).
@@ -41,7 +42,7 @@
 //! the answers a standby gives during a leader election are retried for up
 //! to 15 s; each request is bounded by `VAULT_CLIENT_TIMEOUT` and each call
 //! by a deadline. A token obtained by login is renewed at two thirds of its
-//! TTL and replaced by a new login near its max TTL; [`VaultSession::revoke`]
+//! TTL and replaced by a new login near its max TTL; [`VaultClient::shutdown`]
 //! revokes it. A token the user supplied is never renewed nor revoked.
 //!
 //! # Protocol
@@ -54,30 +55,39 @@
 //! answer at ERROR, and drop the headers (`Retry-After`, `Content-Type`) the
 //! retry and error rules need.
 
+// Layers, each using only those above it in this list: config, input,
+// credentials -> transport -> api -> auth -> token -> mounts, kv, inspect
+// -> client, builder -> defaults -> secret, source (and the CLI on top).
 mod api;
 mod auth;
+mod batch;
+mod builder;
+mod client;
 mod config;
 mod credentials;
+mod defaults;
 mod error;
 mod input;
 mod inspect;
 mod kv;
+mod mounts;
 mod path;
 mod secret;
-mod session;
 mod source;
 // Testing code that reads Vault: a dev server and a mock (documented inside).
 #[cfg(feature = "testing")]
 pub mod testing;
+mod token;
 mod transport;
 
+pub use builder::ClientBuilder;
+pub use client::VaultClient;
 pub use config::{DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, VaultConfig};
 pub use credentials::{DEFAULT_CREDENTIALS_SECRET, DEFAULT_KUBE_TOKEN_FILE};
 pub use error::{AuthAttempt, Error};
-pub use inspect::{Health, MountReport, TokenInfo};
-pub use kv::KvVersion;
+pub use inspect::{Health, TokenInfo};
+pub use mounts::{KvVersion, MountReport};
 pub use secret::VaultSecret;
-pub use session::{SessionBuilder, VaultSession};
 pub use source::VaultSource;
 
 /// The README's examples, compiled as doc tests so they stay true.

@@ -1,20 +1,24 @@
-//! `VaultSecret`: read one secret, the way the workflow library's task did.
+//! `VaultSecret`: read one secret with settings from the environment, the
+//! design's one-liner.
 
-use std::sync::Arc;
-
-use secret_core::{Env, SecretChain, SecretValue};
+use secret_core::{Env, SecretValue};
+use serde::de::DeserializeOwned;
 
 use crate::path::{SecretRef, parse_version};
-use crate::{Error, KvVersion, VaultSession};
+use crate::{ClientBuilder, Error, KvVersion, VaultClient, defaults};
 
 /// One secret in Vault: `VaultSecret::new("secret/test/path").run().await`.
 ///
 /// `run` reads the address from `VAULT_ADDR` (else `vault_addr`), the
-/// credentials from the `VAULT_CREDENTIALS` secret through the local chain
-/// (else `VAULT_TOKEN`, else `~/.vault-token`), logs in (token, then AppRole,
-/// then Kubernetes) and reads `<mount>/<path>` from a KV v1 or v2 engine,
-/// whichever it is. The process's sessions are shared: the second secret
-/// read with the same settings reuses the first one's login.
+/// credentials from the `VAULT_CREDENTIALS` secret (a variable holding a
+/// JSON mapping; else `VAULT_TOKEN` or the AppRole / Kubernetes variables,
+/// else `~/.vault-token`), logs in (token, then AppRole, then Kubernetes)
+/// and reads `<mount>/<path>` from a KV v1 or v2 engine, whichever it is.
+/// Settings are read on every call, so a changed variable is seen at once;
+/// the login is not: calls with the same settings share a default client
+/// (see [`VaultSecret::shutdown_default_clients`]). A service that reads
+/// secrets over its lifetime holds a [`VaultClient`] instead and passes it
+/// with [`client`](Self::client).
 ///
 /// The path takes an optional KV v2 version and field:
 /// `secret/app?version=3#password`.
@@ -25,8 +29,8 @@ pub struct VaultSecret {
     field: Option<String>,
     version: Option<u64>,
     kv_version: Option<KvVersion>,
-    session: Option<Arc<VaultSession>>,
-    builder: crate::SessionBuilder,
+    client: Option<VaultClient>,
+    builder: ClientBuilder,
 }
 
 impl VaultSecret {
@@ -37,8 +41,8 @@ impl VaultSecret {
             field: None,
             version: None,
             kv_version: None,
-            session: None,
-            builder: VaultSession::builder(),
+            client: None,
+            builder: VaultClient::builder(),
         }
     }
 
@@ -60,55 +64,56 @@ impl VaultSecret {
         self
     }
 
-    /// The name of the credentials secret (default `VAULT_CREDENTIALS`).
-    pub fn credentials_secret(mut self, name: impl Into<String>) -> Self {
-        self.builder = self.builder.credentials_secret(name);
-        self
-    }
-
-    /// The chain the credentials secret is looked up in (default: local context, then environment).
-    pub fn chain(mut self, chain: SecretChain) -> Self {
-        self.builder = self.builder.chain(chain);
-        self
-    }
-
     /// Reads variables from `env` instead of the process environment.
     pub fn env(mut self, env: Env) -> Self {
         self.builder = self.builder.env(env);
         self
     }
 
-    /// The server's address, instead of `VAULT_ADDR`/`vault_addr`.
-    pub fn address(mut self, address: impl Into<String>) -> Self {
-        self.builder = self.builder.address(address);
+    /// Resolves the client with this builder's settings and credentials
+    /// (and the environment for the rest) instead of the environment alone.
+    pub fn builder(mut self, builder: ClientBuilder) -> Self {
+        self.builder = builder;
         self
     }
 
-    /// Uses this session (and its login) instead of resolving one.
-    pub fn session(mut self, session: Arc<VaultSession>) -> Self {
-        self.session = Some(session);
+    /// Reads with this client (and its login) instead of a default one.
+    pub fn client(mut self, client: VaultClient) -> Self {
+        self.client = Some(client);
         self
     }
 
     /// Reads the secret: its key/value mapping as a JSON [`SecretValue`], or
     /// the one field asked for (a string field as text).
     pub async fn run(&self) -> Result<SecretValue, Error> {
-        let mut secret_ref = SecretRef::parse(&self.path)?;
+        let r = self.secret_ref()?;
+        let client = match &self.client {
+            Some(client) => client.clone(),
+            None => defaults::client_for(&self.builder).await?,
+        };
+        client.read_ref(&r, self.kv_version).await
+    }
+
+    /// Reads the secret (or its field) straight into `T`; a missing or
+    /// mistyped field is an error naming the secret and the field, never
+    /// the value.
+    pub async fn read_as<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        Ok(self.run().await?.deserialize()?)
+    }
+
+    fn secret_ref(&self) -> Result<SecretRef, Error> {
+        let mut r = SecretRef::parse(&self.path)?;
         if let Some(field) = &self.field {
-            secret_ref.field = Some(field.clone());
+            r.field = Some(field.clone());
         }
         if let Some(version) = self.version {
             parse_version(&version.to_string()).map_err(|reason| Error::InvalidPath {
                 path: self.path.clone(),
                 reason,
             })?;
-            secret_ref.version = Some(version);
+            r.version = Some(version);
         }
-        let session = match &self.session {
-            Some(session) => session.clone(),
-            None => self.builder.clone().connect().await?,
-        };
-        session.read_ref(&secret_ref, self.kv_version).await
+        Ok(r)
     }
 
     /// [`run`](Self::run) for callers without an async runtime.
@@ -126,6 +131,13 @@ impl VaultSecret {
             .build()
             .map_err(|e| Error::config("run_blocking", format!("cannot start a runtime: {e}")))?;
         runtime.block_on(self.run())
+    }
+
+    /// Revokes the tokens the default clients behind `run()` obtained by
+    /// logging in, for a service that used `run()` and shuts down cleanly.
+    /// Returns the first failure, after trying them all.
+    pub async fn shutdown_default_clients() -> Result<(), Error> {
+        defaults::shutdown().await
     }
 }
 
@@ -172,9 +184,11 @@ mod tests {
             )
             .build()
             .unwrap();
-        let secret = VaultSecret::new("secret/app#password")
-            .env(Env::from_map([("VAULT_TOKEN", "hunter2-in-env")]))
-            .chain(SecretChain::first_try("local", local));
+        let secret = VaultSecret::new("secret/app#password").builder(
+            VaultClient::builder()
+                .env(Env::from_map([("VAULT_TOKEN", "hunter2-in-env")]))
+                .chain(secret_core::SecretChain::first_try("local", local)),
+        );
         let shown = format!("{secret:?} {secret:#?}");
         assert!(shown.contains("secret/app#password"), "{shown}");
         assert!(!shown.contains("hunter2"), "{shown}");

@@ -1,11 +1,9 @@
 //! `VaultSource`: Vault as a source in a `secret-core` chain.
 
-use std::sync::Arc;
-
 use secret_core::{Lookup, SecretFuture, SecretSource, SecretsFuture};
 
 use crate::path::SecretRef;
-use crate::{Error, SessionBuilder, VaultSession};
+use crate::{ClientBuilder, Error, VaultClient, defaults};
 
 /// Vault as a [`SecretSource`]: a secret name maps to a path, or to a field of one secret.
 ///
@@ -19,7 +17,7 @@ use crate::{Error, SessionBuilder, VaultSession};
 #[derive(Debug, Clone)]
 pub struct VaultSource {
     mode: Mode,
-    session: Session,
+    client: Client,
 }
 
 #[derive(Debug, Clone)]
@@ -29,22 +27,22 @@ enum Mode {
 }
 
 #[derive(Debug, Clone)]
-enum Session {
-    Ready(Arc<VaultSession>),
+enum Client {
+    Ready(VaultClient),
     Lazy(Box<Lazy>),
 }
 
-/// A session resolved on first use and kept: resolving reads the local
+/// A client resolved on first use and kept: resolving reads the local
 /// context and the credentials, which need not happen on every lookup.
 #[derive(Debug, Clone)]
 struct Lazy {
-    builder: SessionBuilder,
-    resolved: tokio::sync::OnceCell<Arc<VaultSession>>,
+    builder: ClientBuilder,
+    resolved: tokio::sync::OnceCell<VaultClient>,
 }
 
-impl Session {
-    fn lazy(builder: SessionBuilder) -> Self {
-        Session::Lazy(Box::new(Lazy {
+impl Client {
+    fn lazy(builder: ClientBuilder) -> Self {
+        Client::Lazy(Box::new(Lazy {
             builder,
             resolved: tokio::sync::OnceCell::new(),
         }))
@@ -56,7 +54,7 @@ impl VaultSource {
     pub fn under(prefix: impl Into<String>) -> Self {
         VaultSource {
             mode: Mode::Under(prefix.into().trim_matches('/').to_owned()),
-            session: Session::lazy(VaultSession::builder()),
+            client: Client::lazy(VaultClient::builder()),
         }
     }
 
@@ -64,21 +62,23 @@ impl VaultSource {
     pub fn fields_of(path: impl Into<String>) -> Self {
         VaultSource {
             mode: Mode::FieldsOf(path.into()),
-            session: Session::lazy(VaultSession::builder()),
+            client: Client::lazy(VaultClient::builder()),
         }
     }
 
-    /// Uses this session.
+    /// Reads with this client (and its login).
     #[must_use]
-    pub fn with_session(mut self, session: Arc<VaultSession>) -> Self {
-        self.session = Session::Ready(session);
+    pub fn client(mut self, client: VaultClient) -> Self {
+        self.client = Client::Ready(client);
         self
     }
 
-    /// Resolves the session with this builder on first use (default: the process environment).
+    /// Resolves a default client for this builder's settings on first use,
+    /// as [`VaultSecret::run`](crate::VaultSecret::run) does (default: the
+    /// process environment).
     #[must_use]
-    pub fn with_builder(mut self, builder: SessionBuilder) -> Self {
-        self.session = Session::lazy(builder);
+    pub fn builder(mut self, builder: ClientBuilder) -> Self {
+        self.client = Client::lazy(builder);
         self
     }
 
@@ -105,12 +105,12 @@ impl VaultSource {
         Ok(r)
     }
 
-    async fn session(&self) -> Result<Arc<VaultSession>, Error> {
-        Ok(match &self.session {
-            Session::Ready(session) => session.clone(),
-            Session::Lazy(lazy) => lazy
+    async fn resolved(&self) -> Result<VaultClient, Error> {
+        Ok(match &self.client {
+            Client::Ready(client) => client.clone(),
+            Client::Lazy(lazy) => lazy
                 .resolved
-                .get_or_try_init(|| lazy.builder.clone().connect())
+                .get_or_try_init(|| defaults::client_for(&lazy.builder))
                 .await?
                 .clone(),
         })
@@ -124,7 +124,7 @@ impl VaultSource {
             .iter()
             .map(|name| self.secret_ref(name))
             .collect::<Result<Vec<_>, _>>()?;
-        let each = self.session().await?.read_each(&refs).await?;
+        let each = self.resolved().await?.read_each(&refs).await?;
         Ok(each
             .into_iter()
             .map(|found| match found {
@@ -161,6 +161,7 @@ impl SecretSource for VaultSource {
 mod tests {
     use super::*;
     use secret_core::{Env, SecretChain, SecretValue};
+    use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// Counts the lookups of the credentials secret.
@@ -175,14 +176,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_session_is_resolved_once_not_per_lookup() {
+    async fn the_client_is_resolved_once_not_per_lookup() {
         let credentials = Arc::new(CountingCredentials::default());
-        let builder = VaultSession::builder()
-            // Nothing listens on port 1: each lookup fails after the session is resolved.
+        let builder = VaultClient::builder()
+            // Nothing listens on port 1: each lookup fails after the client is resolved.
             .env(Env::from_map([("VAULT_ADDR", "http://127.0.0.1:1")]))
-            .chain(SecretChain::first_try("counting", credentials.clone()))
-            .unshared();
-        let source = VaultSource::under("secret/apps").with_builder(builder);
+            .chain(SecretChain::first_try("counting", credentials.clone()));
+        let source = VaultSource::under("secret/apps").builder(builder);
         for name in ["A", "B", "C"] {
             assert!(source.resolve(name).await.is_err());
         }

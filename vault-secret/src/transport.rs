@@ -34,7 +34,7 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
 pub(crate) const ELECTION_BUDGET: Duration = Duration::from_secs(15);
 
 /// The HTTP client for the runtime a call runs on. A pooled connection lives
-/// on the runtime that opened it and dies with it, so a session used from
+/// on the runtime that opened it and dies with it, so a client used from
 /// several runtimes (each `run_blocking`, each `#[tokio::test]`) keeps one
 /// client per runtime it last ran on.
 #[derive(Debug)]

@@ -19,7 +19,7 @@ use secret_core::{Env, SecretChain};
 use serde_json::{Value, json};
 use tracing_subscriber::fmt::format::FmtSpan;
 use vault_secret::testing::{DevVault, MockVault, Token};
-use vault_secret::{Error, KvVersion, VaultConfig, VaultSecret, VaultSession, VaultSource};
+use vault_secret::{Error, KvVersion, VaultClient, VaultConfig, VaultSecret, VaultSource};
 
 /// `{:?}` and `{:#?}` of everything the flow met.
 #[derive(Default)]
@@ -216,10 +216,9 @@ async fn no_token_id_jwt_or_secret_value_reaches_the_logs_or_debug_output() {
     let before = audit.mark();
 
     // --- Token login: reads of both KV versions, and what a session tells.
-    let session = VaultSession::builder()
+    let session = VaultClient::builder()
         .env(vault.env_for(&token))
-        .unshared()
-        .connect()
+        .build()
         .await
         .unwrap();
     let v2 = session.read(&format!("{kv2_path}#password")).await.unwrap();
@@ -247,17 +246,16 @@ async fn no_token_id_jwt_or_secret_value_reaches_the_logs_or_debug_output() {
         &health,
         &mount,
         config,
-        &VaultSession::builder().env(vault.env_for(&token)),
+        &VaultClient::builder().env(vault.env_for(&token)),
         &vault.env_for(&token),
     ] {
         shown.debug(value);
     }
 
     // --- AppRole login, a renewal past two thirds of the 3 s lease, a revocation.
-    let approle_session = VaultSession::builder()
+    let approle_session = VaultClient::builder()
         .env(vault.env_for(&approle))
-        .unshared()
-        .connect()
+        .build()
         .await
         .unwrap();
     let first = approle_session
@@ -273,7 +271,7 @@ async fn no_token_id_jwt_or_secret_value_reaches_the_logs_or_debug_output() {
     assert_value(&second, KV1_VALUE, "KV v1 with AppRole after the renewal");
     let renewed_info = approle_session.token_info().await.unwrap();
     shown.debug(&renewed_info);
-    approle_session.revoke().await.unwrap();
+    approle_session.shutdown().await.unwrap();
     shown.debug(&approle_session);
     let requests = audit.requests_since(&before);
     let count = |path: &str| requests.iter().filter(|r| r.path == path).count();
@@ -290,8 +288,8 @@ async fn no_token_id_jwt_or_secret_value_reaches_the_logs_or_debug_output() {
     let kube_secret = VaultSecret::new(format!("{kv1_path}#password")).env(vault.env_for(&kube));
     let kube_value = kube_secret.run().await.unwrap();
     assert_value(&kube_value, KV1_VALUE, "KV v1 with Kubernetes");
-    let source = VaultSource::fields_of(&kv2_path)
-        .with_builder(VaultSession::builder().env(vault.env_for(&kube)));
+    let source =
+        VaultSource::fields_of(&kv2_path).builder(VaultClient::builder().env(vault.env_for(&kube)));
     shown.debug(&source);
     let chain = SecretChain::first_try("vault", source);
     let from_chain = chain.get("password").await.unwrap();
@@ -436,12 +434,7 @@ async fn no_token_id_jwt_or_secret_value_reaches_the_logs_or_debug_output() {
         );
     }
     let shown_text = String::from_utf8_lossy(&shown.0);
-    for marker in [
-        "VaultSession",
-        "REDACTED",
-        "PermissionDenied",
-        "MountReport",
-    ] {
+    for marker in ["VaultClient", "REDACTED", "PermissionDenied", "MountReport"] {
         assert!(
             shown_text.contains(marker),
             "the Debug output lacks `{marker}`"

@@ -12,7 +12,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use secret_core::{Env, LocalContext, SecretChain, SecretValue};
 use serde_json::{Value, json};
-use vault_secret::VaultSecret;
+use vault_secret::{VaultClient, VaultSecret};
 use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -216,8 +216,7 @@ async fn run(input: Input) -> Result<(), TestCaseError> {
         None => SecretChain::empty(),
     };
     let mut secret = VaultSecret::new(input.path.as_str())
-        .env(Env::from_map(vars))
-        .chain(chain);
+        .builder(VaultClient::builder().env(Env::from_map(vars)).chain(chain));
     if let Some(field) = &input.field {
         secret = secret.field(field.as_str());
     }

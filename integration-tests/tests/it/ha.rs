@@ -21,7 +21,7 @@ use reqwest::Method;
 use secret_core::Env;
 use serde_json::{Value, json};
 use tempfile::TempDir;
-use vault_secret::{VaultSecret, VaultSession};
+use vault_secret::{VaultClient, VaultSecret};
 
 use crate::harness::{Admin, unique};
 use crate::support::{approle_credentials, read_policy};
@@ -343,14 +343,13 @@ async fn read_through(
 ) -> Result<(), String> {
     let mut vars = vars.to_vec();
     vars.push(("VAULT_ADDR".to_owned(), node.to_owned()));
-    let session = VaultSession::builder()
+    let session = VaultClient::builder()
         .env(Env::from_map(vars))
-        .unshared()
-        .connect()
+        .build()
         .await
         .map_err(|e| format!("session: {e}"))?;
-    let read = VaultSecret::new(path).session(session.clone()).run().await;
-    let revoked = session.revoke().await;
+    let read = VaultSecret::new(path).client(session.clone()).run().await;
+    let revoked = session.shutdown().await;
     let value = read.map_err(|e| format!("read: {e}"))?;
     if value.expose_secret() != expected {
         return Err("read: a different value than was written".to_owned());

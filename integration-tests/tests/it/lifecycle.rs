@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tempfile::TempDir;
-use vault_secret::{VaultSecret, VaultSession};
+use vault_secret::{VaultClient, VaultSecret};
 
 use crate::cli::Cli;
 use crate::harness::{self, Admin, DedicatedServer, ServerOptions, dedicated_server, unique};
@@ -283,10 +283,9 @@ async fn a_library_loop_renews_its_token_and_logs_in_again_only_past_the_max_ttl
         "VAULT_SECRET_ID": secret_id,
         "VAULT_APPROLE_PATH": approle,
     }));
-    let session = VaultSession::builder()
+    let session = VaultClient::builder()
         .env(env.env())
-        .unshared()
-        .connect()
+        .build()
         .await
         .expect("a session");
 
@@ -295,7 +294,7 @@ async fn a_library_loop_renews_its_token_and_logs_in_again_only_past_the_max_ttl
     let reads = 30u32;
     for i in 0..reads {
         match VaultSecret::new(format!("{mount}/app#password"))
-            .session(session.clone())
+            .client(session.clone())
             .run()
             .await
         {
@@ -310,7 +309,10 @@ async fn a_library_loop_renews_its_token_and_logs_in_again_only_past_the_max_ttl
         tokio::time::sleep_until(next.into()).await;
     }
     let elapsed = started.elapsed();
-    session.revoke().await.expect("revoke the session's token");
+    session
+        .shutdown()
+        .await
+        .expect("revoke the session's token");
 
     let audit = count_requests(
         &audit_log,

@@ -4,7 +4,7 @@
 
 use serde_json::json;
 use vault_secret::testing::DevVault;
-use vault_secret::{KvVersion, VaultSession};
+use vault_secret::{KvVersion, VaultClient};
 
 use crate::cli_binary::{ThreeSecrets, binary};
 
@@ -68,10 +68,9 @@ async fn concurrent_first_reads_under_one_mount_share_one_preflight() {
             .kv_put(&format!("{mount}/app{i}"), json!({"k": format!("v{i}")}))
             .await;
     }
-    let session = VaultSession::builder()
+    let session = VaultClient::builder()
         .env(vault.env_for(&vault.root_token()))
-        .unshared()
-        .connect()
+        .build()
         .await
         .expect("a session");
     let audit = vault.audit_requests().await;

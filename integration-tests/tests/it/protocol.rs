@@ -276,7 +276,7 @@ async fn expected_outcomes_log_nothing_at_warn_or_error() {
     let chain = SecretChain::first_try(
         "vault",
         VaultSource::under("quiet/apps")
-            .with_builder(vault_secret::VaultSession::builder().env(token_env(&server))),
+            .builder(vault_secret::VaultClient::builder().env(token_env(&server))),
     );
     let missed = chain.get_optional("DB").await.unwrap();
     assert!(missed.is_none());

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use secret_core::{Env, SecretValue};
 use serde_json::Value;
 use tempfile::TempDir;
-use vault_secret::{Error, VaultSecret, VaultSession};
+use vault_secret::{Error, VaultClient, VaultSecret};
 
 use crate::harness::{Admin, Server, unique};
 
@@ -63,10 +63,10 @@ impl TestEnv {
     }
 
     /// The shared session for this environment's settings and credentials.
-    pub async fn session(&self) -> std::sync::Arc<VaultSession> {
-        VaultSession::builder()
+    pub async fn session(&self) -> VaultClient {
+        VaultClient::builder()
             .env(self.env())
-            .connect()
+            .build()
             .await
             .expect("a session for the test environment")
     }

@@ -2,7 +2,7 @@
 //! when a method is rejected, where credentials come from, login reuse.
 
 use serde_json::json;
-use vault_secret::{Error, VaultSecret, VaultSession};
+use vault_secret::{Error, VaultClient, VaultSecret};
 
 use crate::harness::{self, KubeFixture, Server, unique};
 use crate::support::TestEnv;
@@ -76,8 +76,11 @@ async fn the_credentials_secret_name_is_configurable() {
         json!({"VAULT_TOKEN": token}).to_string(),
     );
     let value = VaultSecret::new(format!("{mount}/app#password"))
-        .credentials_secret("TEAM_VAULT")
-        .env(env.env())
+        .builder(
+            VaultClient::builder()
+                .credentials_secret("TEAM_VAULT")
+                .env(env.env()),
+        )
         .run()
         .await
         .unwrap();
@@ -181,12 +184,7 @@ async fn rejected_methods_fall_through_in_order() {
         "VAULT_TOKEN": "s.not-a-real-token",
         "VAULT_ROLE_ID": role_id, "VAULT_SECRET_ID": secret_id, "VAULT_APPROLE_PATH": approle,
     }));
-    let session = VaultSession::builder()
-        .env(env.env())
-        .unshared()
-        .connect()
-        .await
-        .unwrap();
+    let session = VaultClient::builder().env(env.env()).build().await.unwrap();
     assert_eq!(session.login().await.unwrap(), "approle");
 }
 

@@ -31,7 +31,7 @@ async fn local_context_before_vault() {
         .unwrap();
     let chain = SecretChain::first_try("local", local).or_else(
         "vault",
-        VaultSource::under(format!("secret/{prefix}")).with_session(session),
+        VaultSource::under(format!("secret/{prefix}")).client(session),
     );
 
     // Local wins for DB; Vault serves API_KEY.
@@ -59,7 +59,7 @@ async fn vault_source_conforms() {
         .await;
     let env = TestEnv::new(&server).credentials(json!({"VAULT_TOKEN": server.root_token()}));
     let session = env.session().await;
-    let source = VaultSource::fields_of(format!("secret/{path}")).with_session(session);
+    let source = VaultSource::fields_of(format!("secret/{path}")).client(session);
     secret_core::testing::run_conformance(&source, "PRESENT", "conformance-value-1", "ABSENT")
         .await;
 }
@@ -76,17 +76,14 @@ async fn a_vault_failure_stops_the_chain_unless_optional() {
 
     let strict = SecretChain::first_try(
         "vault",
-        VaultSource::under("secret/apps").with_session(session.clone()),
+        VaultSource::under("secret/apps").client(session.clone()),
     )
     .or_else("later", later.clone());
     let err = strict.get("X").await.unwrap_err();
     assert!(matches!(err, CoreError::Backend { .. }), "{err}");
 
     let lenient = SecretChain::empty()
-        .or_else_optional(
-            "vault",
-            VaultSource::under("secret/apps").with_session(session),
-        )
+        .or_else_optional("vault", VaultSource::under("secret/apps").client(session))
         .or_else("later", later);
     assert_eq!(lenient.get("X").await.unwrap().expose_secret(), "later");
 }
@@ -112,11 +109,8 @@ async fn get_many_reads_a_shared_vault_secret_once() {
         .unwrap();
     let chain = SecretChain::first_try("local", local).or_else(
         "vault",
-        VaultSource::fields_of(format!("{mount}/db")).with_builder(
-            vault_secret::VaultSession::builder()
-                .env(vault.env_for(&vault.root_token()))
-                .unshared(),
-        ),
+        VaultSource::fields_of(format!("{mount}/db"))
+            .builder(vault_secret::VaultClient::builder().env(vault.env_for(&vault.root_token()))),
     );
     let audit = vault.audit_requests().await;
     let before = audit.mark();

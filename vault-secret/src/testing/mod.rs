@@ -101,7 +101,7 @@
 //!
 //! [`DevVault::env_for`] gives an [`Env`](secret_core::Env) with `VAULT_ADDR`,
 //! `VAULT_CACERT` and `VAULT_CREDENTIALS` for a [`VaultSecret`](crate::VaultSecret),
-//! a [`VaultSession`](crate::VaultSession) / [`VaultSource`](crate::VaultSource)
+//! a [`VaultClient`](crate::VaultClient) / [`VaultSource`](crate::VaultSource)
 //! or the CLI ([`DevVault::command`]); [`DevVault::secret`] gives a
 //! `VaultSecret` bound to the server with the root token.
 //!

@@ -348,7 +348,7 @@ impl DevVault {
 
     /// An [`Env`] holding [`env_vars_for`](Self::env_vars_for) and nothing
     /// else (no `HOME`, so no `~/.vault-token` or config file interferes),
-    /// for [`VaultSecret::env`], [`SessionBuilder::env`](crate::SessionBuilder::env)
+    /// for [`VaultSecret::env`], [`ClientBuilder::env`](crate::ClientBuilder::env)
     /// (and so a [`VaultSource`](crate::VaultSource)).
     pub fn env_for(&self, credentials: &dyn Credentials) -> Env {
         Env::from_map(self.env_vars_for(credentials))

@@ -5,12 +5,11 @@
 //! is a token, a credential or a secret value. Exit 0 only when no check failed.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 use secret_core::{Env, ValueKind};
-use vault_secret::{Error, Health, KvVersion, MountReport, TokenInfo, VaultConfig, VaultSession};
+use vault_secret::{Error, Health, KvVersion, MountReport, TokenInfo, VaultClient, VaultConfig};
 
 use crate::exit::{self, Exit, Failure};
 use crate::{output, vars};
@@ -148,6 +147,19 @@ enum Login {
 
 /// Runs every check in order and prints the verdict.
 pub(crate) async fn run(args: DoctorArgs) -> Result<u8, Failure> {
+    let mut client = None;
+    let verdict = checks(args, &mut client).await;
+    // The token doctor logged in with does not outlive it.
+    if let Some(client) = client
+        && let Err(e) = client.shutdown().await
+    {
+        tracing::debug!(error = %e, "could not revoke the token");
+    }
+    verdict
+}
+
+/// Every check in order; the client they built, if any, is left in `held`.
+async fn checks(args: DoctorArgs, held: &mut Option<VaultClient>) -> Result<u8, Failure> {
     let env = Env::process();
     let mut report = Report::default();
     let r = &mut report;
@@ -178,6 +190,7 @@ pub(crate) async fn run(args: DoctorArgs) -> Result<u8, Failure> {
             None
         }
     };
+    held.clone_from(&session);
     let namespace = config.as_ref().and_then(|c| c.namespace_name());
     let login = match (&session, unsealed) {
         (Some(session), true) => check_login(r, session, namespace).await?,
@@ -309,11 +322,8 @@ fn check_seal(r: &mut Report, health: &Health) -> Result<bool, Failure> {
     Ok(true)
 }
 
-async fn check_credentials(
-    r: &mut Report,
-    env: &Env,
-) -> Result<Option<Arc<VaultSession>>, Failure> {
-    match VaultSession::builder().env(env.clone()).connect().await {
+async fn check_credentials(r: &mut Report, env: &Env) -> Result<Option<VaultClient>, Failure> {
+    match VaultClient::builder().env(env.clone()).build().await {
         Ok(session) => {
             let methods = session.auth_methods().join(", ");
             r.ok(
@@ -368,7 +378,7 @@ fn login_hint(error: &Error, namespace: Option<&str>) -> Option<String> {
 
 async fn check_login(
     r: &mut Report,
-    session: &VaultSession,
+    session: &VaultClient,
     namespace: Option<&str>,
 ) -> Result<Option<Login>, Failure> {
     let fail = |r: &mut Report, e: &Error| {
@@ -446,7 +456,7 @@ fn check_ttl(r: &mut Report, info: &TokenInfo) -> Result<(), Failure> {
 
 async fn check_path(
     r: &mut Report,
-    session: Option<&Arc<VaultSession>>,
+    session: Option<&VaultClient>,
     path: &str,
 ) -> Result<(), Failure> {
     let Some(session) = session else {
@@ -512,7 +522,7 @@ async fn check_path(
 /// may not, `None` when the server would not say.
 async fn check_capabilities(
     r: &mut Report,
-    session: &VaultSession,
+    session: &VaultClient,
     mount: &MountReport,
 ) -> Result<Option<bool>, Failure> {
     // With the KV version unknown, either API path would do.

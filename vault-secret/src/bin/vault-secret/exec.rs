@@ -13,7 +13,7 @@ use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
 
 use clap::Args;
-use vault_secret::VaultSession;
+use vault_secret::VaultClient;
 use zeroize::Zeroizing;
 
 use crate::exit::{Exit, Failure};
@@ -134,7 +134,7 @@ fn insert(
 
 /// Reads every secret, then runs the command and gives its exit code.
 pub(crate) async fn run(args: ExecArgs) -> Result<u8, Failure> {
-    let session = VaultSession::builder().connect().await?;
+    let session = VaultClient::from_env().await?;
     // One login; each distinct path read once, all of them at the same time.
     let paths: Vec<&str> = args
         .secret
@@ -145,7 +145,7 @@ pub(crate) async fn run(args: ExecArgs) -> Result<u8, Failure> {
     let read = session.read_many(&paths).await;
     // The token is no longer needed: revoke it now, not after the command
     // exits (a token the user supplied is left alone).
-    if let Err(e) = session.revoke().await {
+    if let Err(e) = session.shutdown().await {
         tracing::debug!(error = %e, "could not revoke the token");
     }
     drop(session);

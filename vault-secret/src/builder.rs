@@ -1,0 +1,363 @@
+//! [`ClientBuilder`]: a [`VaultClient`]'s settings and credentials, each
+//! from a setter or else from the environment.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use secret_core::{Env, SecretChain, SecretValue};
+
+use crate::credentials::{Credentials, DEFAULT_CREDENTIALS_SECRET};
+use crate::{Error, VaultClient, VaultConfig};
+
+/// How the typed credentials' errors name their origin.
+const BUILDER_ORIGIN: &str = "the client builder";
+
+/// Builds a [`VaultClient`].
+///
+/// Every setting the environment can give has a setter; a setting not set
+/// here is read from the environment ([`env`](Self::env), the process's by
+/// default) as [`VaultConfig::from_env`] documents. Credentials set here
+/// ([`token`](Self::token), [`approle`](Self::approle),
+/// [`kubernetes`](Self::kubernetes)) replace the credentials secret and
+/// the variables as a whole; without them, the `VAULT_CREDENTIALS` secret
+/// is looked up through the chain, then `VAULT_TOKEN`, then `~/.vault-token`.
+///
+/// ```no_run
+/// use vault_secret::VaultClient;
+///
+/// #[tokio::main]
+/// async fn main() -> Result<(), vault_secret::Error> {
+///     let vault = VaultClient::builder()
+///         .address("https://vault.example.com:8200")
+///         .ca_cert("/etc/ssl/vault-ca.pem")
+///         .approle("my-role-id", "my-secret-id")
+///         .build()
+///         .await?;
+///     let db = vault.read("secret/billing/db#password").await?;
+///     println!("{} bytes", db.expose_secret().len());
+///     vault.shutdown().await
+/// }
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct ClientBuilder {
+    pub(crate) env: Env,
+    pub(crate) chain: Option<SecretChain>,
+    pub(crate) credentials_secret: String,
+    /// Credentials given to the builder: key and value, as the credentials
+    /// secret would hold them (so one parser checks both).
+    typed: Vec<(&'static str, SecretString)>,
+    pub(crate) config: Option<VaultConfig>,
+    pub(crate) settings: Settings,
+}
+
+/// The settings given to the builder (each overrides its variable).
+#[derive(Debug, Clone, Default, Hash)]
+pub(crate) struct Settings {
+    address: Option<String>,
+    agent_address: Option<String>,
+    namespace: Option<String>,
+    ca_cert: Option<PathBuf>,
+    ca_path: Option<PathBuf>,
+    client_cert: Option<(PathBuf, PathBuf)>,
+    skip_verify: Option<bool>,
+    tls_server_name: Option<String>,
+    timeout: Option<Duration>,
+    deadline: Option<Duration>,
+    max_retries: Option<u32>,
+}
+
+impl Default for ClientBuilder {
+    fn default() -> Self {
+        ClientBuilder {
+            env: Env::process(),
+            chain: None,
+            credentials_secret: DEFAULT_CREDENTIALS_SECRET.to_owned(),
+            typed: Vec::new(),
+            config: None,
+            settings: Settings::default(),
+        }
+    }
+}
+
+impl ClientBuilder {
+    /// Reads variables from `env` instead of the process environment.
+    pub fn env(mut self, env: Env) -> Self {
+        self.env = env;
+        self
+    }
+
+    /// Looks the credentials secret up in `chain` (default: the local
+    /// context, then the environment).
+    pub fn chain(mut self, chain: SecretChain) -> Self {
+        self.chain = Some(chain);
+        self
+    }
+
+    /// The name of the credentials secret (default `VAULT_CREDENTIALS`).
+    pub fn credentials_secret(mut self, name: impl Into<String>) -> Self {
+        self.credentials_secret = name.into();
+        self
+    }
+
+    /// A complete configuration: nothing of the server settings is read
+    /// from the environment, and the other setters of settings are ignored.
+    pub fn config(mut self, config: VaultConfig) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// The server's address (`VAULT_ADDR`).
+    pub fn address(mut self, address: impl Into<String>) -> Self {
+        self.settings.address = Some(address.into());
+        self
+    }
+
+    /// A local Vault Agent or proxy that takes the requests (`VAULT_AGENT_ADDR`).
+    pub fn agent_address(mut self, address: impl Into<String>) -> Self {
+        self.settings.agent_address = Some(address.into());
+        self
+    }
+
+    /// The namespace (`VAULT_NAMESPACE`).
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.settings.namespace = Some(namespace.into());
+        self
+    }
+
+    /// A PEM file of CA certificates to trust (`VAULT_CACERT`).
+    pub fn ca_cert(mut self, file: impl Into<PathBuf>) -> Self {
+        self.settings.ca_cert = Some(file.into());
+        self
+    }
+
+    /// A directory of PEM CA certificates to trust (`VAULT_CAPATH`).
+    pub fn ca_path(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.settings.ca_path = Some(dir.into());
+        self
+    }
+
+    /// A PEM client certificate and its key (`VAULT_CLIENT_CERT`, `VAULT_CLIENT_KEY`).
+    pub fn client_cert(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.settings.client_cert = Some((cert.into(), key.into()));
+        self
+    }
+
+    /// Skips TLS verification (`VAULT_SKIP_VERIFY`; never in production).
+    pub fn skip_verify(mut self, skip: bool) -> Self {
+        self.settings.skip_verify = Some(skip);
+        self
+    }
+
+    /// The name the server's certificate is checked against (`VAULT_TLS_SERVER_NAME`).
+    pub fn tls_server_name(mut self, name: impl Into<String>) -> Self {
+        self.settings.tls_server_name = Some(name.into());
+        self
+    }
+
+    /// Each request's timeout (`VAULT_CLIENT_TIMEOUT`).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.settings.timeout = Some(timeout);
+        self
+    }
+
+    /// The most a whole call may take, its retries and waits included
+    /// (default: the timeout plus 30 s).
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.settings.deadline = Some(deadline);
+        self
+    }
+
+    /// Retries of a call after a connection error, 412, 429 or 5xx
+    /// (`VAULT_MAX_RETRIES`; 0 for none).
+    pub fn max_retries(mut self, retries: u32) -> Self {
+        self.settings.max_retries = Some(retries);
+        self
+    }
+
+    fn credential(mut self, key: &'static str, value: impl Into<String>) -> Self {
+        self.typed.retain(|(k, _)| *k != key);
+        self.typed.push((key, SecretString::from(value.into())));
+        self
+    }
+
+    /// Logs in with this token (never renewed nor revoked by the client).
+    pub fn token(self, token: impl Into<String>) -> Self {
+        self.credential("VAULT_TOKEN", token)
+    }
+
+    /// Logs in with AppRole (mount `approle` unless [`approle_mount`](Self::approle_mount) says otherwise).
+    pub fn approle(self, role_id: impl Into<String>, secret_id: impl Into<String>) -> Self {
+        self.credential("VAULT_ROLE_ID", role_id)
+            .credential("VAULT_SECRET_ID", secret_id)
+    }
+
+    /// The AppRole auth mount (default `approle`).
+    pub fn approle_mount(self, mount: impl Into<String>) -> Self {
+        self.credential("VAULT_APPROLE_PATH", mount)
+    }
+
+    /// Logs in with this Kubernetes role (the pod's service-account token
+    /// unless [`kubernetes_token_file`](Self::kubernetes_token_file) says otherwise).
+    pub fn kubernetes(self, role: impl Into<String>) -> Self {
+        self.credential("VAULT_KUBE_AUTH_ROLE", role)
+    }
+
+    /// The Kubernetes auth mount (default `kubernetes`).
+    pub fn kubernetes_mount(self, mount: impl Into<String>) -> Self {
+        self.credential("VAULT_KUBE_AUTH_PATH", mount)
+    }
+
+    /// The service-account token file for Kubernetes login.
+    pub fn kubernetes_token_file(self, file: impl Into<String>) -> Self {
+        self.credential("VAULT_KUBE_TOKEN_FILE", file)
+    }
+
+    /// Whether credentials were given to the builder.
+    pub(crate) fn has_typed_credentials(&self) -> bool {
+        !self.typed.is_empty()
+    }
+
+    /// Resolves the configuration and the credentials, and builds the
+    /// client (logging in happens on first use).
+    pub async fn build(self) -> Result<VaultClient, Error> {
+        let (config, credentials) = self.resolve().await?;
+        VaultClient::new(config, credentials)
+    }
+
+    /// The server settings and the credentials, checked (at least one
+    /// login method complete) but not yet used.
+    pub(crate) async fn resolve(&self) -> Result<(VaultConfig, Credentials), Error> {
+        let config = match &self.config {
+            Some(config) => config.clone(),
+            None => self.settings.apply(&self.env)?,
+        };
+        let credentials = if self.typed.is_empty() {
+            let chain = match &self.chain {
+                Some(chain) => chain.clone(),
+                None => SecretChain::local_then_env_with(self.env.clone())?,
+            };
+            Credentials::load(&chain, &self.credentials_secret, &self.env).await?
+        } else {
+            let map = self
+                .typed
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(v.expose_secret())))
+                .collect();
+            Credentials::from_mapping(BUILDER_ORIGIN, &SecretValue::json(map))?
+        };
+        credentials.methods()?;
+        Ok((config, credentials))
+    }
+}
+
+impl Settings {
+    /// The configuration from `env`, with the builder's settings over it.
+    fn apply(&self, env: &Env) -> Result<VaultConfig, Error> {
+        let mut config = match self.agent_address.as_ref().or(self.address.as_ref()) {
+            Some(address) => {
+                let mut config = VaultConfig::new(address)?;
+                config.apply_env(env)?;
+                config
+            }
+            None => VaultConfig::from_env(env)?,
+        };
+        if let Some(ns) = &self.namespace {
+            config = config.namespace(Some(ns));
+        }
+        if let Some(file) = &self.ca_cert {
+            config = config.ca_cert(file);
+        }
+        if let Some(dir) = &self.ca_path {
+            config = config.ca_path(dir);
+        }
+        if let Some((cert, key)) = &self.client_cert {
+            config = config.client_cert(cert, key);
+        }
+        if let Some(skip) = self.skip_verify {
+            config = config.skip_verify(skip);
+        }
+        if let Some(name) = &self.tls_server_name {
+            config = config.tls_server_name(name)?;
+        }
+        if let Some(timeout) = self.timeout {
+            config = config.timeout(timeout);
+        }
+        if let Some(deadline) = self.deadline {
+            config = config.deadline(deadline);
+        }
+        if let Some(retries) = self.max_retries {
+            config = config.max_retries(retries);
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn setters_override_the_environment() {
+        let env = Env::from_map([
+            ("VAULT_ADDR", "http://from-env:8200"),
+            ("VAULT_NAMESPACE", "env-team"),
+            ("VAULT_TOKEN", "env-token"),
+            ("VAULT_MAX_RETRIES", "7"),
+        ]);
+        let (config, credentials) = VaultClient::builder()
+            .env(env.clone())
+            .address("http://from-builder:8200")
+            .namespace("team")
+            .max_retries(0)
+            .timeout(Duration::from_secs(3))
+            .approle("role", "secret")
+            .approle_mount("ci-approle")
+            .resolve()
+            .await
+            .unwrap();
+        assert_eq!(config.address().host_str(), Some("from-builder"));
+        assert_eq!(config.namespace_name(), Some("team"));
+        assert_eq!(config.retries(), 0);
+        assert_eq!(config.request_timeout(), Duration::from_secs(3));
+        // Typed credentials replace the environment's as a whole.
+        let methods: Vec<_> = credentials
+            .methods()
+            .unwrap()
+            .iter()
+            .map(|m| m.name())
+            .collect();
+        assert_eq!(methods, ["approle"]);
+        assert_eq!(credentials.approle_mount, "ci-approle");
+        // What is not set comes from the environment.
+        let (config, _) = VaultClient::builder().env(env).resolve().await.unwrap();
+        assert_eq!(config.namespace_name(), Some("env-team"));
+        assert_eq!(config.retries(), 7);
+    }
+
+    #[tokio::test]
+    async fn typed_credentials_are_checked_like_the_secret_and_never_shown() {
+        let env = Env::from_map([("VAULT_ADDR", "http://v:8200")]);
+        let builder = VaultClient::builder()
+            .env(env.clone())
+            .token("hunter2\nsecond-line");
+        let shown = format!("{builder:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        let err = builder.build().await.unwrap_err().to_string();
+        assert!(
+            err.contains("VAULT_TOKEN") && err.contains("line feed"),
+            "{err}"
+        );
+        assert!(!err.contains("hunter2"), "{err}");
+        let err = VaultClient::builder()
+            .env(env)
+            .approle("role-only", "")
+            .build()
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("VAULT_SECRET_ID"), "{err}");
+        assert!(!err.contains("role-only"), "{err}");
+    }
+}

@@ -1,0 +1,301 @@
+//! The default clients behind [`VaultSecret::run`](crate::VaultSecret::run)
+//! and [`VaultSource`](crate::VaultSource) when no client is given: the one
+//! piece of process-wide state in the crate.
+//!
+//! - One client per distinct settings and credentials (address, namespace,
+//!   TLS, timeouts, and the credentials themselves), so a process that reads
+//!   many secrets with the same environment logs in once.
+//! - At most [`CAPACITY`] clients. Past that, the least recently used one
+//!   that nobody else holds a clone of is dropped, and the token it obtained
+//!   by logging in is revoked on a thread of its own (with its own runtime),
+//!   the same whatever runtime the caller runs, or none. A process that
+//!   exits before that revocation finishes leaves the token to its TTL.
+//! - `run()` resolves its settings on each call, so a changed variable is
+//!   seen at once; to keep that cheap, the client resolved from the same
+//!   variables in the last [`RESOLVED_FOR`] is reused without resolving
+//!   again (the files resolution reads, `~/.vault-token` and the local
+//!   context's config file, are read again after that).
+//! - [`shutdown`] revokes every default client's token, for a service that
+//!   used `run()` and shuts down cleanly (the CLI does this before it exits).
+//!
+//! A service that holds a [`VaultClient`] of its own does not touch this map.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::builder::ClientBuilder;
+use crate::{Error, VaultClient};
+
+/// How many default clients the process keeps.
+pub(crate) const CAPACITY: usize = 32;
+
+/// How long settings resolved from unchanged variables are reused.
+pub(crate) const RESOLVED_FOR: Duration = Duration::from_secs(1);
+
+/// The variables resolving a client's configuration and credentials reads
+/// (besides the credentials secret's own, through the chain).
+const RESOLUTION_INPUTS: [&str; 14] = [
+    "VAULT_AGENT_ADDR",
+    "VAULT_ADDR",
+    "vault_addr",
+    "VAULT_NAMESPACE",
+    "VAULT_CACERT",
+    "VAULT_CAPATH",
+    "VAULT_CLIENT_CERT",
+    "VAULT_CLIENT_KEY",
+    "VAULT_SKIP_VERIFY",
+    "VAULT_CLIENT_TIMEOUT",
+    "VAULT_MAX_RETRIES",
+    "VAULT_TLS_SERVER_NAME",
+    "VAULT_TOKEN",
+    "HOME",
+];
+
+#[derive(Default)]
+struct Clients {
+    /// Each client, by a hash of its settings and credentials, and when it was last handed out.
+    by_settings: HashMap<u64, (VaultClient, Instant)>,
+    /// Clients recently resolved, by the fingerprint of the variables resolution read.
+    recent: HashMap<u64, (u64, Instant)>,
+    /// Hashes with a process-random key: nothing outside the process can predict them.
+    keys: RandomState,
+}
+
+fn clients() -> &'static Mutex<Clients> {
+    static CLIENTS: OnceLock<Mutex<Clients>> = OnceLock::new();
+    CLIENTS.get_or_init(Mutex::default)
+}
+
+fn lock() -> std::sync::MutexGuard<'static, Clients> {
+    clients().lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The default client for `builder`'s settings and credentials.
+pub(crate) async fn client_for(builder: &ClientBuilder) -> Result<VaultClient, Error> {
+    let fingerprint = fingerprint(builder);
+    if let Some(f) = fingerprint
+        && let Some(client) = lock().recent(f)
+    {
+        return Ok(client);
+    }
+    let (config, credentials) = builder.resolve().await?;
+    let key = {
+        let mut hasher = lock().keys.build_hasher();
+        config.hash(&mut hasher);
+        credentials.hash_into(&mut hasher);
+        hasher.finish()
+    };
+    let mut clients = lock();
+    let client = match clients.by_settings.get_mut(&key) {
+        Some((client, used)) => {
+            *used = Instant::now();
+            client.clone()
+        }
+        None => {
+            let client = VaultClient::new(config, credentials)?;
+            clients
+                .by_settings
+                .insert(key, (client.clone(), Instant::now()));
+            clients.evict();
+            client
+        }
+    };
+    if let Some(f) = fingerprint {
+        clients.remember(f, key);
+    }
+    Ok(client)
+}
+
+/// Revokes the tokens every default client obtained by logging in. Returns
+/// the first failure, after trying them all.
+pub(crate) async fn shutdown() -> Result<(), Error> {
+    let all: Vec<VaultClient> = lock()
+        .by_settings
+        .values()
+        .map(|(c, _)| c.clone())
+        .collect();
+    let mut first = Ok(());
+    for client in all {
+        let outcome = client.shutdown().await;
+        if first.is_ok() {
+            first = outcome;
+        }
+    }
+    first
+}
+
+impl Clients {
+    fn recent(&mut self, fingerprint: u64) -> Option<VaultClient> {
+        let (key, at) = self.recent.get(&fingerprint)?;
+        if at.elapsed() >= RESOLVED_FOR {
+            return None;
+        }
+        let (client, used) = self.by_settings.get_mut(key)?;
+        *used = Instant::now();
+        Some(client.clone())
+    }
+
+    fn remember(&mut self, fingerprint: u64, key: u64) {
+        if self.recent.len() >= CAPACITY * 2 {
+            self.recent.retain(|_, (_, at)| at.elapsed() < RESOLVED_FOR);
+        }
+        self.recent.insert(fingerprint, (key, Instant::now()));
+    }
+
+    /// Drops the least recently used clients nobody holds until at most
+    /// [`CAPACITY`] remain, revoking their tokens off the caller's runtime.
+    fn evict(&mut self) {
+        while self.by_settings.len() > CAPACITY {
+            let Some(oldest) = self
+                .by_settings
+                .iter()
+                .filter(|(_, (c, _))| c.holders() == 1)
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| *k)
+            else {
+                return;
+            };
+            if let Some((evicted, _)) = self.by_settings.remove(&oldest) {
+                revoke_detached(evicted);
+            }
+        }
+    }
+}
+
+/// Revokes `client`'s token on a thread with a runtime of its own, so it
+/// happens the same way inside any runtime or none.
+fn revoke_detached(client: VaultClient) {
+    let spawned = std::thread::Builder::new()
+        .name("vault-secret-revoke".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            match runtime {
+                Ok(runtime) => {
+                    if let Err(e) = runtime.block_on(client.shutdown()) {
+                        tracing::debug!(error = %e, "could not revoke an evicted client's token");
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "no runtime to revoke an evicted client's token")
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::debug!(error = %e, "no thread to revoke an evicted client's token");
+    }
+}
+
+/// A hash of everything resolution reads from the environment, for a
+/// builder that reads only the environment; `None` when it cannot be told
+/// (a chain or configuration of the caller's own, typed credentials, a
+/// variable that is not UTF-8).
+fn fingerprint(builder: &ClientBuilder) -> Option<u64> {
+    if builder.chain.is_some() || builder.config.is_some() || builder.has_typed_credentials() {
+        return None;
+    }
+    let mut hasher = lock().keys.build_hasher();
+    builder.credentials_secret.hash(&mut hasher);
+    builder.settings.hash(&mut hasher);
+    let through_chain = [
+        format!(
+            "{}{}",
+            secret_core::DEFAULT_ENV_PREFIX,
+            builder.credentials_secret
+        ),
+        builder.credentials_secret.clone(),
+    ];
+    for name in RESOLUTION_INPUTS
+        .iter()
+        .copied()
+        .chain(through_chain.iter().map(String::as_str))
+    {
+        name.hash(&mut hasher);
+        builder.env.get(name).ok()?.hash(&mut hasher);
+    }
+    Some(hasher.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use secret_core::Env;
+
+    use super::*;
+
+    fn builder(token: &str) -> ClientBuilder {
+        VaultClient::builder().env(Env::from_map([
+            ("VAULT_ADDR", "http://127.0.0.1:8200"),
+            ("VAULT_TOKEN", token),
+            ("HOME", "/nonexistent-home"),
+        ]))
+    }
+
+    #[tokio::test]
+    async fn same_settings_share_one_client_and_others_do_not() {
+        let a = client_for(&builder("shared-a")).await.unwrap();
+        let b = client_for(&builder("shared-a")).await.unwrap();
+        assert!(a.shares_state_with(&b));
+        let c = client_for(&builder("shared-c")).await.unwrap();
+        assert!(!a.shares_state_with(&c));
+        let own = builder("shared-a").build().await.unwrap();
+        assert!(!a.shares_state_with(&own));
+    }
+
+    #[tokio::test]
+    async fn the_map_is_bounded_and_keeps_clients_someone_holds() {
+        let held = client_for(&builder("held")).await.unwrap();
+        for i in 0..CAPACITY + 8 {
+            client_for(&builder(&format!("token-{i}"))).await.unwrap();
+        }
+        assert!(lock().by_settings.len() <= CAPACITY);
+        let again = client_for(&builder("held")).await.unwrap();
+        assert!(held.shares_state_with(&again), "a held client was dropped");
+    }
+
+    #[tokio::test]
+    async fn resolved_settings_are_reused_briefly_and_files_read_again_after() {
+        let home = tempfile::tempdir().unwrap();
+        let config = home.path().join(".prefect");
+        std::fs::create_dir(&config).unwrap();
+        let write = |token: &str| {
+            std::fs::write(
+                config.join("config.toml"),
+                format!(
+                    "[context.secrets]\nVAULT_CREDENTIALS = '{{\"VAULT_TOKEN\": \"{token}\"}}'\n"
+                ),
+            )
+            .unwrap();
+        };
+        let home_dir = home.path().to_str().unwrap();
+        let env = Env::from_map([("VAULT_ADDR", "http://127.0.0.1:8200"), ("HOME", home_dir)]);
+        write("first-file-token");
+        let a = client_for(&VaultClient::builder().env(env.clone()))
+            .await
+            .unwrap();
+        write("second-file-token");
+        let b = client_for(&VaultClient::builder().env(env.clone()))
+            .await
+            .unwrap();
+        assert!(a.shares_state_with(&b), "resolved again within the second");
+        // A changed variable is seen at once.
+        let other = Env::from_map([
+            ("VAULT_ADDR", "http://127.0.0.1:8200"),
+            ("VAULT_NAMESPACE", "team"),
+            ("HOME", home_dir),
+        ]);
+        let c = client_for(&VaultClient::builder().env(other))
+            .await
+            .unwrap();
+        assert!(!a.shares_state_with(&c));
+        // The file is read again once the second is over.
+        tokio::time::sleep(RESOLVED_FOR + Duration::from_millis(100)).await;
+        let d = client_for(&VaultClient::builder().env(env)).await.unwrap();
+        assert!(
+            !a.shares_state_with(&d),
+            "the changed file was not read again"
+        );
+    }
+}
