@@ -9,6 +9,7 @@ mod canary;
 mod cli;
 pub mod cli_binary;
 mod cli_inputs;
+mod client;
 mod fuzz_inputs;
 mod ha;
 // `pub` so the harness's `pub` items count as reachable (unreachable_pub).
