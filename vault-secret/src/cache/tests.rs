@@ -644,3 +644,65 @@ fn only_transient_errors_are_transient() {
         assert!(!is_transient(&error), "{kind}");
     }
 }
+
+/// Keeps each event's fields as `name=value` text.
+#[derive(Clone, Default)]
+struct Events(Arc<Mutex<Vec<String>>>);
+
+impl tracing::Subscriber for Events {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        struct Fields(String);
+        impl tracing::field::Visit for Fields {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
+                self.0 += &format!("{}={value:?} ", field.name());
+            }
+        }
+        let mut fields = Fields(format!("{} ", event.metadata().level()));
+        event.record(&mut fields);
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(fields.0);
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+#[tokio::test]
+async fn serving_stale_logs_the_path_and_age_at_debug_never_the_value() {
+    let events = Events::default();
+    let _default = tracing::subscriber::set_default(events.clone());
+    let (cache, clock) = cache(options());
+    let loads = Loads::default();
+    let a = key("secret/app");
+    cache
+        .get(
+            a.clone(),
+            loads.value(json!({"password": "hunter2-canary"})),
+        )
+        .await
+        .expect("read");
+    clock.advance(TTL + Duration::from_secs(2));
+    let v = cache.get(a, loads.answer(Err(transport()))).await;
+    assert!(v.is_ok());
+    let logged = events
+        .0
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    assert_eq!(logged.len(), 1, "{logged:?}");
+    let line = &logged[0];
+    assert!(line.starts_with("DEBUG "), "{line}");
+    assert!(line.contains("path=secret/app"), "{line}");
+    assert!(line.contains("age_ms=62000"), "{line}");
+    assert!(line.contains("connection refused"), "the reason: {line}");
+    assert!(!line.contains("hunter2"), "{line}");
+}
