@@ -8,7 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 use secret_core::{Env, SecretChain, SecretValue};
 
 use crate::credentials::{Credentials, DEFAULT_CREDENTIALS_SECRET};
-use crate::{Error, VaultClient, VaultConfig};
+use crate::{CacheOptions, Error, VaultClient, VaultConfig};
 
 /// How the typed credentials' errors name their origin.
 const BUILDER_ORIGIN: &str = "the client builder";
@@ -66,6 +66,8 @@ pub(crate) struct Settings {
     timeout: Option<Duration>,
     deadline: Option<Duration>,
     max_retries: Option<u32>,
+    /// Not a server setting, but part of what makes two clients alike.
+    pub(crate) cache: Option<CacheOptions>,
 }
 
 impl Default for ClientBuilder {
@@ -176,6 +178,13 @@ impl ClientBuilder {
         self
     }
 
+    /// Caches reads (off by default): see [`CacheOptions`] for the TTL,
+    /// size, staleness and refresh-ahead, and what is never cached.
+    pub fn cache(mut self, options: CacheOptions) -> Self {
+        self.settings.cache = Some(options);
+        self
+    }
+
     fn credential(mut self, key: &'static str, value: impl Into<String>) -> Self {
         self.typed.retain(|(k, _)| *k != key);
         self.typed.push((key, SecretString::from(value.into())));
@@ -223,7 +232,7 @@ impl ClientBuilder {
     /// client (logging in happens on first use).
     pub async fn build(self) -> Result<VaultClient, Error> {
         let (config, credentials) = self.resolve().await?;
-        VaultClient::new(config, credentials)
+        VaultClient::new(config, credentials, self.settings.cache)
     }
 
     /// The server settings and the credentials, checked (at least one

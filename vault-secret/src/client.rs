@@ -11,6 +11,7 @@ use serde_json::Value;
 use tracing::Instrument;
 
 use crate::builder::ClientBuilder;
+use crate::cache::{Cache, CacheKey};
 use crate::credentials::Credentials;
 use crate::inspect::{self, Health, TokenInfo};
 use crate::kv::{self, KvContext};
@@ -18,7 +19,7 @@ use crate::mounts::{self, KvVersion, MountCache, MountReport};
 use crate::path::SecretRef;
 use crate::token::{Attempt, Tokens};
 use crate::transport::Transport;
-use crate::{Error, VaultConfig, batch};
+use crate::{CacheOptions, CacheStats, Error, VaultConfig, batch};
 
 /// A Vault client a service builds once and holds.
 ///
@@ -79,6 +80,8 @@ struct Inner {
     transport: Transport,
     tokens: Tokens,
     mounts: MountCache,
+    /// Reads go through it when the builder turned it on.
+    cache: Option<Cache>,
 }
 
 impl fmt::Debug for VaultClient {
@@ -87,6 +90,7 @@ impl fmt::Debug for VaultClient {
             .field("address", &self.config().base())
             .field("namespace", &self.config().namespace_name())
             .field("credentials", &self.credentials_origin())
+            .field("cache", &self.inner.cache.as_ref().map(Cache::options))
             .finish_non_exhaustive()
     }
 }
@@ -103,12 +107,17 @@ impl VaultClient {
         Self::builder().build().await
     }
 
-    pub(crate) fn new(config: VaultConfig, credentials: Credentials) -> Result<Self, Error> {
+    pub(crate) fn new(
+        config: VaultConfig,
+        credentials: Credentials,
+        cache: Option<CacheOptions>,
+    ) -> Result<Self, Error> {
         Ok(VaultClient {
             inner: Arc::new(Inner {
                 transport: Transport::new(config)?,
                 tokens: Tokens::new(credentials),
                 mounts: MountCache::default(),
+                cache: cache.map(Cache::new),
             }),
         })
     }
@@ -222,8 +231,60 @@ impl VaultClient {
         value
     }
 
-    /// The whole key/value mapping at `r`'s path (its field, if any, aside).
+    /// The whole key/value mapping at `r`'s path (its field, if any, aside):
+    /// through the cache when the client has one.
     async fn read_whole(&self, r: &SecretRef, kv: Option<KvVersion>) -> Result<Value, Error> {
+        let Some(cache) = &self.inner.cache else {
+            return self.read_server(r, kv).await;
+        };
+        let (client, whole) = (self.clone(), r.clone());
+        cache
+            .get(CacheKey::new(&r.path, r.version), move || async move {
+                client.read_server(&whole, kv).await
+            })
+            .await
+    }
+
+    /// Reads `path` from the server even when a cached value is fresh, and
+    /// caches the answer in its place (a 403 or 404 drops the entry). Without
+    /// a cache, the same as [`read`](Self::read).
+    pub async fn read_fresh(&self, path: &str) -> Result<SecretValue, Error> {
+        let r = SecretRef::parse(path)?;
+        let mut data = match &self.inner.cache {
+            Some(cache) => {
+                let key = CacheKey::new(&r.path, r.version);
+                cache.reload(key, || self.read_server(&r, None)).await?
+            }
+            None => self.read_server(&r, None).await?,
+        };
+        let value = batch::select(&r, &data);
+        secret_core::zeroize_json(&mut data);
+        value
+    }
+
+    /// Drops every cached version of `path` (`<mount>/<path>`, without
+    /// `?version` or `#field`): the next read asks the server.
+    pub fn invalidate(&self, path: &str) {
+        if let Some(cache) = &self.inner.cache {
+            cache.invalidate(path.trim_matches('/'));
+        }
+    }
+
+    /// Drops every cached value.
+    pub fn invalidate_all(&self) {
+        if let Some(cache) = &self.inner.cache {
+            cache.invalidate_all();
+        }
+    }
+
+    /// The read cache's counters (hits, misses, refreshes, stale values
+    /// served, errors); `None` when the client does not cache.
+    pub fn cache_stats(&self) -> Option<CacheStats> {
+        self.inner.cache.as_ref().map(Cache::stats)
+    }
+
+    /// The whole key/value mapping at `r`'s path, from the server.
+    async fn read_server(&self, r: &SecretRef, kv: Option<KvVersion>) -> Result<Value, Error> {
         let span = tracing::debug_span!("vault_read", path = %r.path);
         let inner = &*self.inner;
         let namespace = self.config().namespace_name();
@@ -315,7 +376,7 @@ mod tests {
         assert_eq!(
             format!("{client:?}"),
             "VaultClient { address: \"http://127.0.0.1:8200\", namespace: None, \
-             credentials: \"the environment variable `VAULT_TOKEN`\", .. }"
+             credentials: \"the environment variable `VAULT_TOKEN`\", cache: None, .. }"
         );
     }
 

@@ -85,6 +85,7 @@ pub(crate) async fn client_for(builder: &ClientBuilder) -> Result<VaultClient, E
         let mut hasher = lock().keys.build_hasher();
         config.hash(&mut hasher);
         credentials.hash_into(&mut hasher);
+        builder.settings.cache.hash(&mut hasher);
         hasher.finish()
     };
     let mut clients = lock();
@@ -94,7 +95,7 @@ pub(crate) async fn client_for(builder: &ClientBuilder) -> Result<VaultClient, E
             client.clone()
         }
         None => {
-            let client = VaultClient::new(config, credentials)?;
+            let client = VaultClient::new(config, credentials, builder.settings.cache.clone())?;
             clients
                 .by_settings
                 .insert(key, (client.clone(), Instant::now()));

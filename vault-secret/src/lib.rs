@@ -62,6 +62,7 @@ mod api;
 mod auth;
 mod batch;
 mod builder;
+pub mod cache;
 mod client;
 mod config;
 mod credentials;
@@ -81,6 +82,7 @@ mod token;
 mod transport;
 
 pub use builder::ClientBuilder;
+pub use cache::{CacheOptions, CacheStats};
 pub use client::VaultClient;
 pub use config::{DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, VaultConfig};
 pub use credentials::{DEFAULT_CREDENTIALS_SECRET, DEFAULT_KUBE_TOKEN_FILE};
