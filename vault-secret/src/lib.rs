@@ -19,6 +19,9 @@
 //! - [`VaultSource`]: Vault as a [`secret_core::SecretSource`], to put in a
 //!   [`SecretChain`](secret_core::SecretChain) after the local context.
 //! - [`VaultConfig`]: the address, namespace, TLS and timeout (its docs list every variable read).
+//! - `VaultProvider` (feature `figment`): secrets in a figment `Figment`.
+//! - `VaultConfigSource` (feature `config`): secrets in a config-rs `Config`
+//!   (sync and async builders).
 //!
 //! # Credentials
 //!
@@ -54,11 +57,20 @@
 //! answer at ERROR, and drop the headers (`Retry-After`, `Content-Type`) the
 //! retry and error rules need.
 
+// What the figment and config-rs adapters share.
+#[cfg(any(feature = "figment", feature = "config"))]
+mod adapter;
 mod api;
 mod auth;
+#[cfg(any(feature = "figment", feature = "config"))]
+mod blocking;
 mod config;
+#[cfg(feature = "config")]
+mod config_source;
 mod credentials;
 mod error;
+#[cfg(feature = "figment")]
+mod figment_provider;
 mod input;
 mod inspect;
 mod kv;
@@ -72,8 +84,12 @@ pub mod testing;
 mod transport;
 
 pub use config::{DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, VaultConfig};
+#[cfg(feature = "config")]
+pub use config_source::VaultConfigSource;
 pub use credentials::{DEFAULT_CREDENTIALS_SECRET, DEFAULT_KUBE_TOKEN_FILE};
 pub use error::{AuthAttempt, Error};
+#[cfg(feature = "figment")]
+pub use figment_provider::VaultProvider;
 pub use inspect::{Health, MountReport, TokenInfo};
 pub use kv::KvVersion;
 pub use secret::VaultSecret;
