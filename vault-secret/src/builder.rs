@@ -235,13 +235,18 @@ impl ClientBuilder {
         VaultClient::new(config, credentials, self.settings.cache)
     }
 
+    /// The server settings alone (no credentials are looked at).
+    pub(crate) fn server_config(&self) -> Result<VaultConfig, Error> {
+        match &self.config {
+            Some(config) => Ok(config.clone()),
+            None => self.settings.apply(&self.env),
+        }
+    }
+
     /// The server settings and the credentials, checked (at least one
     /// login method complete) but not yet used.
     pub(crate) async fn resolve(&self) -> Result<(VaultConfig, Credentials), Error> {
-        let config = match &self.config {
-            Some(config) => config.clone(),
-            None => self.settings.apply(&self.env)?,
-        };
+        let config = self.server_config()?;
         let credentials = if self.typed.is_empty() {
             let chain = match &self.chain {
                 Some(chain) => chain.clone(),

@@ -20,6 +20,9 @@
 //! - [`VaultSource`]: Vault as a [`secret_core::SecretSource`], to put in a
 //!   [`SecretChain`](secret_core::SecretChain) after the local context.
 //! - [`VaultConfig`]: the address, namespace, TLS and timeout (its docs list every variable read).
+//! - `VaultProvider` (feature `figment`): secrets in a figment `Figment`.
+//! - `VaultConfigSource` (feature `config`): secrets in a config-rs `Config`
+//!   (sync and async builders).
 //!
 //! # Credentials
 //!
@@ -57,17 +60,26 @@
 
 // Layers, each using only those above it in this list: config, input,
 // credentials -> transport -> api -> auth -> token -> mounts, kv, inspect
-// -> client, builder -> defaults -> secret, source (and the CLI on top).
+// -> client, builder -> defaults -> secret, source, the adapters (and the
+// CLI on top).
+// What the figment and config-rs adapters share.
+#[cfg(any(feature = "figment", feature = "config"))]
+mod adapter;
 mod api;
 mod auth;
 mod batch;
+mod blocking;
 mod builder;
 pub mod cache;
 mod client;
 mod config;
+#[cfg(feature = "config")]
+mod config_source;
 mod credentials;
 mod defaults;
 mod error;
+#[cfg(feature = "figment")]
+mod figment_provider;
 mod input;
 mod inspect;
 mod kv;
@@ -85,14 +97,19 @@ pub use builder::ClientBuilder;
 pub use cache::{CacheOptions, CacheStats};
 pub use client::VaultClient;
 pub use config::{DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, VaultConfig};
+#[cfg(feature = "config")]
+pub use config_source::VaultConfigSource;
 pub use credentials::{DEFAULT_CREDENTIALS_SECRET, DEFAULT_KUBE_TOKEN_FILE};
 pub use error::{AuthAttempt, Error};
+#[cfg(feature = "figment")]
+pub use figment_provider::VaultProvider;
 pub use inspect::{Health, TokenInfo};
 pub use mounts::{KvVersion, MountReport};
 pub use secret::VaultSecret;
 pub use source::VaultSource;
 
-/// The README's examples, compiled as doc tests so they stay true.
-#[cfg(doctest)]
+/// The README's examples, compiled as doc tests so they stay true (with
+/// the adapters' features, whose examples need them; CI runs every feature).
+#[cfg(all(doctest, feature = "figment", feature = "config"))]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeExamples;

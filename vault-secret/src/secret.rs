@@ -116,21 +116,17 @@ impl VaultSecret {
         Ok(r)
     }
 
-    /// [`run`](Self::run) for callers without an async runtime.
+    /// [`run`](Self::run) from synchronous code: a plain `fn main`, a
+    /// thread of a `spawn_blocking` call, or a library callback.
     ///
-    /// Errors (rather than blocking a runtime's thread) when called from inside one.
+    /// With no runtime on the calling thread it drives one of its own there;
+    /// with one (tokio offers no way to tell an async task from a
+    /// `spawn_blocking` thread without risking a panic), the read runs on a
+    /// thread of its own and this thread waits. It never deadlocks, but
+    /// inside an async task it holds that task's thread for the read: use
+    /// `run().await` there.
     pub fn run_blocking(&self) -> Result<SecretValue, Error> {
-        if tokio::runtime::Handle::try_current().is_ok() {
-            return Err(Error::config(
-                "run_blocking",
-                "called from inside an async runtime; use `run().await` there",
-            ));
-        }
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::config("run_blocking", format!("cannot start a runtime: {e}")))?;
-        runtime.block_on(self.run())
+        crate::blocking::run(|| self.run())
     }
 
     /// Revokes the tokens the default clients behind `run()` obtained by
@@ -194,10 +190,18 @@ mod tests {
         assert!(!shown.contains("hunter2"), "{shown}");
     }
 
-    #[tokio::test]
-    async fn run_blocking_inside_a_runtime_is_an_error_not_a_hang() {
-        let err = VaultSecret::new("secret/app").run_blocking().unwrap_err();
-        assert!(err.to_string().contains("run().await"), "{err}");
+    #[tokio::test(flavor = "current_thread")]
+    async fn run_blocking_inside_a_runtime_runs_and_does_not_hang() {
+        let env = Env::from_map([("VAULT_TOKEN", "t")]);
+        let secret = VaultSecret::new("secret/app").env(env);
+        // In the async task itself, and on a spawn_blocking thread.
+        let err = secret.run_blocking().unwrap_err();
+        assert!(matches!(err, Error::MissingAddress), "{err}");
+        let err = tokio::task::spawn_blocking(move || secret.run_blocking())
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert!(matches!(err, Error::MissingAddress), "{err}");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! or, with `VAULT_IT_EXTERNAL=1`, the one at `VAULT_ADDR` with the root
 //! token `VAULT_TOKEN`. See [`harness`].
 
+mod adapters;
 mod canary;
 mod cli;
 pub mod cli_binary;
