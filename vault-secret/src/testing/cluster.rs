@@ -2,14 +2,16 @@
 
 use std::fmt;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
 use secret_core::Env;
+use serde_json::json;
 
 use super::admin::{Admin, Method};
 use super::binary::{default_venv_dirs, find_server_binary};
 use super::credentials::Token;
-use super::error::Error;
+use super::error::{Error, ErrorKind};
 use super::launch::Launched;
 use super::raft::{initialise, launch_node, unseal};
 
@@ -39,7 +41,7 @@ impl DevCluster {
     /// Starts the three nodes (the binary is found as
     /// [`DevVault::start`](super::DevVault::start) finds it), initialises the
     /// first, unseals it, then unseals the two others, which join it; returns
-    /// once the first is active and the others are standbys.
+    /// once the first is active and all three are voters.
     pub async fn start() -> Result<DevCluster, Error> {
         let env = Env::process();
         let bin = find_server_binary(&env, &default_venv_dirs(&env))?;
@@ -66,7 +68,47 @@ impl DevCluster {
                 .map_err(|e| with_output(e, &node))?;
             nodes.push(node);
         }
-        Ok(DevCluster { nodes, root_token })
+        let cluster = DevCluster { nodes, root_token };
+        cluster.wait_for_voters().await?;
+        Ok(cluster)
+    }
+
+    /// Waits until all three nodes vote: a node joins as a non-voter and
+    /// autopilot promotes it after a stabilisation time; a step-down before
+    /// that leaves no node that can take over.
+    async fn wait_for_voters(&self) -> Result<(), Error> {
+        let leader = self.admin(&self.nodes[0].addr);
+        let autopilot = json!({"server_stabilization_time": "1s", "cleanup_dead_servers": false});
+        let _ = leader
+            .try_request(Method::PUT, "sys/storage/raft/autopilot/configuration", Some(&autopilot))
+            .await;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let answer = leader
+                .try_request(Method::GET, "sys/storage/raft/configuration", None)
+                .await;
+            let voters = match &answer {
+                Ok(r) => r.body["data"]["config"]["servers"]
+                    .as_array()
+                    .map_or(0, |s| s.iter().filter(|s| s["voter"] == true).count()),
+                Err(_) => 0,
+            };
+            if voters == self.nodes.len() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                let said = match answer {
+                    Ok(r) => format!("HTTP {} {}", r.status, r.body),
+                    Err(e) => e,
+                };
+                return Err(Error::new(
+                    ErrorKind::Start,
+                    format!("the cluster has {voters} voters after 60 s; raft configuration: {said}"),
+                )
+                .with_context(self.log_errors()));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// The nodes' API addresses, e.g. `http://127.0.0.1:38211`.
