@@ -148,7 +148,12 @@ fn dev_vault_is_found_from_another_directory() {
     vault_secret::testing::server_binary().expect("a dev server binary");
     let elsewhere = tempfile::tempdir().expect("a temporary directory");
     let output = std::process::Command::new(std::env::current_exe().expect("this test binary"))
-        .args(["--exact", "child_starts_a_dev_vault", "--include-ignored", "--nocapture"])
+        .args([
+            "--exact",
+            "child_starts_a_dev_vault",
+            "--include-ignored",
+            "--nocapture",
+        ])
         .current_dir(elsewhere.path())
         .env(CHILD, "1")
         .env_remove("CARGO_MANIFEST_DIR")

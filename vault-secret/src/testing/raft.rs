@@ -29,7 +29,11 @@ pub(crate) fn node_args(
 ) -> Result<Vec<String>, Error> {
     let data = work_dir.join("raft");
     std::fs::create_dir(&data).map_err(|e| {
-        Error::caused(ErrorKind::Start, format!("cannot create {}", data.display()), e)
+        Error::caused(
+            ErrorKind::Start,
+            format!("cannot create {}", data.display()),
+            e,
+        )
     })?;
     let retry_join = join
         .map(|leader| format!("  retry_join {{\n    leader_api_addr = \"{leader}\"\n  }}\n"))

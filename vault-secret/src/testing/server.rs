@@ -571,7 +571,8 @@ impl DevVault {
         };
         process.stop();
         // Without the process: its lock cannot be held across an await.
-        let health = wait_for_health(&self.server.addr, None, |_| true, RESTART_TIMEOUT, None).await;
+        let health =
+            wait_for_health(&self.server.addr, None, |_| true, RESTART_TIMEOUT, None).await;
         if let Err(e) = health {
             let why = match e {
                 NotReady::TimedOut(last) => last,
