@@ -134,3 +134,53 @@ async fn unit_test_with_the_mock_needs_no_server() {
         1
     );
 }
+
+/// Set in the child run of [`dev_vault_is_found_from_another_directory`].
+const CHILD: &str = "AS_A_USER_OTHER_CWD_CHILD";
+
+/// The user's test binary run from a directory outside this workspace,
+/// without `CARGO_MANIFEST_DIR`, `VAULT_DEV_BIN` or `BAO_BIN`: `DevVault`
+/// still finds the installed server (`PATH`, or `.venv/bin/bao` of the
+/// project the crate was built from).
+#[test]
+fn dev_vault_is_found_from_another_directory() {
+    // Fails here, with the one-line fix, when nothing is installed.
+    vault_secret::testing::server_binary().expect("a dev server binary");
+    let elsewhere = tempfile::tempdir().expect("a temporary directory");
+    let output = std::process::Command::new(std::env::current_exe().expect("this test binary"))
+        .args([
+            "--exact",
+            "child_starts_a_dev_vault",
+            "--include-ignored",
+            "--nocapture",
+        ])
+        .current_dir(elsewhere.path())
+        .env(CHILD, "1")
+        .env_remove("CARGO_MANIFEST_DIR")
+        .env_remove("VAULT_DEV_BIN")
+        .env_remove("BAO_BIN")
+        .output()
+        .expect("run the child");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "child: {}\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test]
+#[ignore = "run by dev_vault_is_found_from_another_directory"]
+async fn child_starts_a_dev_vault() {
+    assert_eq!(std::env::var(CHILD).as_deref(), Ok("1"), "a child run only");
+    let vault = DevVault::start().await.expect("a dev Vault");
+    let mount = vault.kv_mount(KvVersion::V2).await;
+    vault.kv_put(&format!("{mount}/a"), json!({"k": "v"})).await;
+    let value = vault
+        .secret(format!("{mount}/a#k"))
+        .run()
+        .await
+        .expect("the value");
+    assert_eq!(value.expose_secret(), "v");
+}

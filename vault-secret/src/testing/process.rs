@@ -1,33 +1,38 @@
-//! The dev server process, run under a small `sh` watchdog so it never
-//! outlives the test process.
+//! A server process, run under a small `sh` watchdog so it never outlives
+//! the test process.
 
 use std::fs::File;
-use std::io::ErrorKind;
+use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-/// Runs `<bin> server -dev ...` in the background and kills it when its
-/// standard input reaches end of file, i.e. when the test process (which
-/// holds the only write end of that pipe) exits, however it exits: statics
-/// are never dropped and a signal skips destructors, but the kernel closes a
-/// dead process's files. A server that ignores SIGTERM for 10 s gets
-/// SIGKILL. When the server is gone the shell removes the server's scratch
-/// directory (config, TLS files, audit log) and exits with its status, so the
-/// caller notices a server that died early.
+use super::error::{Error, ErrorKind};
+
+/// Runs `<bin> server ...` in the background and kills it when its standard
+/// input reaches end of file, i.e. when the test process (which holds the
+/// only write end of that pipe) exits, however it exits: statics are never
+/// dropped and a signal skips destructors, but the kernel closes a dead
+/// process's files. A server that ignores SIGTERM for 10 s gets SIGKILL.
+/// When the server is gone the shell exits with its status, so the caller
+/// notices a server that died early; if it went because the pipe closed, the
+/// shell first removes the server's scratch directory (config, TLS files,
+/// audit log, raft data). A server killed while the test lives (a crash
+/// test) keeps its directory, so a restart finds its data.
 const LAUNCHER: &str = r#"
 exec 3<&0
-"$DEV_VAULT_BIN" server -dev -dev-no-store-token "$@" </dev/null 3<&- &
+"$DEV_VAULT_BIN" server "$@" </dev/null 3<&- &
 server=$!
 echo "dev-vault launcher: server pid $server"
-(read -r _ignored <&3; kill "$server" 2>/dev/null; sleep 10; kill -9 "$server" 2>/dev/null) &
+stopping="$DEV_VAULT_WORK_DIR/.stopping"
+(read -r _ignored <&3; : > "$stopping"; kill "$server" 2>/dev/null; sleep 10; kill -9 "$server" 2>/dev/null) &
 watcher=$!
 exec 3<&-
 wait "$server"
 status=$?
 kill "$watcher" 2>/dev/null
-[ -n "$DEV_VAULT_WORK_DIR" ] && rm -rf "$DEV_VAULT_WORK_DIR"
+[ -e "$stopping" ] && rm -rf "$DEV_VAULT_WORK_DIR"
 exit "$status"
 "#;
 
@@ -43,13 +48,15 @@ pub(crate) struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts `bin server -dev -dev-no-store-token args...`; `work_dir` is
-    /// removed once the server has exited.
-    pub(crate) fn spawn(bin: &Path, args: &[String], work_dir: &Path) -> Result<Self, String> {
-        let log = tempfile::tempfile().map_err(|e| format!("cannot create a log file: {e}"))?;
+    /// Starts `bin server args...`; `work_dir` is removed once the server
+    /// has exited because the test process went or [`stop`](Self::stop) was
+    /// called.
+    pub(crate) fn spawn(bin: &Path, args: &[String], work_dir: &Path) -> Result<Self, Error> {
+        let log = tempfile::tempfile()
+            .map_err(|e| Error::caused(ErrorKind::Start, "cannot create a log file", e))?;
         let clone = |log: &File| {
             log.try_clone()
-                .map_err(|e| format!("cannot share the log file: {e}"))
+                .map_err(|e| Error::caused(ErrorKind::Start, "cannot share the log file", e))
         };
         let mut child = Command::new("sh")
             .arg("-c")
@@ -67,9 +74,12 @@ impl ServerProcess {
             .stdout(clone(&log)?)
             .stderr(clone(&log)?)
             .spawn()
-            .map_err(|e| match e.kind() {
-                ErrorKind::NotFound => format!("cannot run `sh`: {e}"),
-                _ => format!("cannot start `{}`: {e}", bin.display()),
+            .map_err(|e| {
+                let what = match e.kind() {
+                    io::ErrorKind::NotFound => "cannot run `sh`".to_owned(),
+                    _ => format!("cannot start `{}`", bin.display()),
+                };
+                Error::caused(ErrorKind::Start, what, e)
             })?;
         let keep_alive = child.stdin.take();
         Ok(ServerProcess {
@@ -105,10 +115,27 @@ impl ServerProcess {
             .and_then(|pid| pid.trim().parse().ok())
     }
 
+    /// Kills the server with SIGKILL (no clean shutdown: a crash) and waits
+    /// for the watchdog to notice; the scratch directory stays.
+    pub(crate) fn kill(&mut self) {
+        if let Some(pid) = self.server_pid() {
+            // std has no kill(2) for a process that is not our child.
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+        self.wait_for_exit();
+    }
+
     /// Closes the keep-alive pipe, then waits (a bounded time) for the
     /// server to shut down.
     pub(crate) fn stop(&mut self) {
         self.keep_alive.take();
+        self.wait_for_exit();
+    }
+
+    /// Waits (a bounded time) for the watchdog to exit.
+    fn wait_for_exit(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
             if self.exited().is_some() {

