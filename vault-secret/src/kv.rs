@@ -333,6 +333,7 @@ impl Reader<'_> {
                                         KvVersion::V1.policy_path(&mount, rest),
                                     ],
                                     namespace: self.session.namespace(),
+                                    mount_guessed: detected.is_none(),
                                 });
                             }
                             v1 => (KvVersion::V1, v1),
@@ -341,7 +342,7 @@ impl Reader<'_> {
                 }
             }
         };
-        self.finish(&mount, rest, version, read)
+        self.finish(&mount, rest, version, read, detected.is_none())
     }
 
     /// Turns a read's outcome into the value (or field) or the matching error.
@@ -351,6 +352,7 @@ impl Reader<'_> {
         rest: &str,
         version: KvVersion,
         read: Read,
+        mount_guessed: bool,
     ) -> Result<Attempt<Value>, Error> {
         let r = self.r;
         match read {
@@ -395,11 +397,12 @@ impl Reader<'_> {
                 path: r.path.clone(),
                 policy_paths: vec![version.policy_path(mount, rest)],
                 namespace: self.session.namespace(),
+                mount_guessed,
             }),
-            Read::WrongApiForV2 => Err(Error::Config {
-                name: "kv_version".into(),
-                reason: format!("`{mount}` is a KV v2 engine, but KV v1 was requested"),
-            }),
+            Read::WrongApiForV2 => Err(Error::config(
+                "kv_version",
+                format!("`{mount}` is a KV v2 engine, but KV v1 was requested"),
+            )),
             Read::TokenRejected => Ok(Attempt::TokenRejected),
         }
     }
@@ -588,10 +591,7 @@ fn take_error(reads: &mut [Result<Value, Error>], i: usize) -> Error {
         .map(|r| std::mem::replace(r, Ok(Value::Null)))
     {
         Some(Err(e)) => e,
-        _ => Error::Config {
-            name: "read".into(),
-            reason: "internal: no failure to report".into(),
-        },
+        _ => Error::config("read", "internal: no failure to report"),
     }
 }
 
@@ -613,6 +613,10 @@ fn select(r: &SecretRef, data: &Value) -> Result<SecretValue, Error> {
             return Err(Error::FieldNotFound {
                 path: r.path.clone(),
                 field: field.clone(),
+                available: data
+                    .as_object()
+                    .map(|m| m.keys().cloned().collect())
+                    .unwrap_or_default(),
             });
         }
         Some(Value::String(text)) => SecretValue::text(text.clone()),

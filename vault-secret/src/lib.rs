@@ -59,6 +59,7 @@ mod auth;
 mod config;
 mod credentials;
 mod error;
+mod failure;
 mod input;
 mod inspect;
 mod kv;
@@ -69,11 +70,13 @@ mod source;
 // Testing code that reads Vault: a dev server and a mock (documented inside).
 #[cfg(feature = "testing")]
 pub mod testing;
+mod tls;
 mod transport;
+pub mod variables;
 
 pub use config::{DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, VaultConfig};
 pub use credentials::{DEFAULT_CREDENTIALS_SECRET, DEFAULT_KUBE_TOKEN_FILE};
-pub use error::{AuthAttempt, Error};
+pub use error::{AuthAttempt, Cause, ConfigKind, Error, TransportKind};
 pub use inspect::{Health, MountReport, TokenInfo};
 pub use kv::KvVersion;
 pub use secret::VaultSecret;

@@ -75,7 +75,7 @@ impl fmt::Debug for VaultSession {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VaultSession")
             .field("address", &self.config().base())
-            .field("namespace", &self.config().namespace_name())
+            .field("namespace", &self.config().namespace())
             .field("credentials", &self.credentials.origin)
             .finish_non_exhaustive()
     }
@@ -314,7 +314,7 @@ impl VaultSession {
     fn new(config: VaultConfig, credentials: Credentials) -> Result<Self, Error> {
         let scope = (
             config.base().to_owned(),
-            config.namespace_name().unwrap_or_default().to_owned(),
+            config.namespace().unwrap_or_default().to_owned(),
         );
         Ok(VaultSession {
             scope,
@@ -392,7 +392,7 @@ impl VaultSession {
 
     /// The namespace, for messages that mention it as a possible cause.
     pub(crate) fn namespace(&self) -> Option<String> {
-        self.config().namespace_name().map(str::to_owned)
+        self.config().namespace().map(str::to_owned)
     }
 
     /// Where mounts are cached: the address and the namespace.
