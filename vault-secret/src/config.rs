@@ -445,6 +445,58 @@ mod tests {
     }
 
     #[test]
+    fn the_config_remembers_which_variable_gave_the_address() {
+        for (vars, from) in [
+            (&[("VAULT_ADDR", "http://a:1"), ("vault_addr", "http://b:1")][..], "VAULT_ADDR"),
+            (&[("VAULT_ADDR", " "), ("vault_addr", "http://b:1")], "vault_addr"),
+            (&[("VAULT_ADDR", "http://a:1"), ("VAULT_AGENT_ADDR", "http://c:1")], "VAULT_AGENT_ADDR"),
+        ] {
+            let c = VaultConfig::from_env(&env(vars)).unwrap();
+            assert_eq!(c.address_variable(), Some(from), "{vars:?}");
+        }
+        assert_eq!(VaultConfig::new("http://a:1").unwrap().address_variable(), None);
+    }
+
+    #[test]
+    fn a_url_error_is_the_source_and_kinds_name_what_is_wrong() {
+        let err = VaultConfig::new("http://[::1").unwrap_err();
+        assert!(matches!(err, Error::Config { kind: ConfigKind::NotAUrl, .. }), "{err}");
+        let source = std::error::Error::source(&err).expect("a source");
+        assert!(source.downcast_ref::<url::ParseError>().is_some(), "{source:?}");
+        let half = VaultConfig::from_env(&env(&[
+            ("VAULT_ADDR", "https://v:1"),
+            ("VAULT_CLIENT_CERT", "/c.pem"),
+        ]))
+        .unwrap_err();
+        assert!(matches!(half, Error::Config { kind: ConfigKind::HalfPair, .. }), "{half}");
+    }
+
+    #[test]
+    fn every_setting_has_a_setter_named_like_its_getter() {
+        let c = VaultConfig::new("https://v:1")
+            .unwrap()
+            .with_namespace(Some("team"))
+            .with_ca_cert("/ca.pem")
+            .with_ca_path(PathBuf::from("/cas"))
+            .with_client_cert("/c.pem", "/k.pem")
+            .with_skip_verify(true)
+            .with_timeout(Duration::from_secs(5))
+            .with_max_retries(0)
+            .with_deadline(Duration::from_secs(9))
+            .with_tls_server_name("vault.example.com")
+            .unwrap();
+        assert_eq!(c.namespace(), Some("team"));
+        assert_eq!(c.ca_cert(), Some(Path::new("/ca.pem")));
+        assert_eq!(c.ca_path(), Some(Path::new("/cas")));
+        assert_eq!(c.client_cert(), Some((Path::new("/c.pem"), Path::new("/k.pem"))));
+        assert!(c.skip_verify());
+        assert_eq!(c.timeout(), Duration::from_secs(5));
+        assert_eq!(c.max_retries(), 0);
+        assert_eq!(c.deadline(), Duration::from_secs(9));
+        assert_eq!(c.tls_server_name(), Some("vault.example.com"));
+    }
+
+    #[test]
     fn vault_addr_wins_over_lowercase() {
         let c = VaultConfig::from_env(&env(&[
             ("VAULT_ADDR", "http://a:8200"),

@@ -190,15 +190,29 @@ impl Credentials {
                 .map(PathBuf::from)
                 .map_err(named(&var::VAULT_KUBE_TOKEN_FILE))?;
         }
-        if creds.token.is_none() {
-            creds.token = token_file(env)?;
-            if creds.token.is_some() {
-                creds.keys_from = Origin::Environment {
-                    secret: secret.to_owned(),
-                    token_file: true,
-                };
-                creds.origin = creds.keys_from.to_string();
+        let mut set = Vec::new();
+        for key in KEYS {
+            if read(&key)?.is_some() {
+                set.push(format!("`{}`", key.name));
             }
+        }
+        creds.origin = match set.len() {
+            0 => "nowhere".to_owned(),
+            1 => format!("the environment variable {}", set[0]),
+            _ => format!("the environment variables {}", set.join(", ")),
+        };
+        if creds.token.is_none()
+            && let Some((token, file)) = token_file(env)?
+        {
+            creds.token = Some(token);
+            creds.keys_from = Origin::Environment {
+                secret: secret.to_owned(),
+                token_file: true,
+            };
+            creds.origin = match set.is_empty() {
+                true => format!("the token file `{file}`"),
+                false => format!("{} and the token file `{file}`", creds.origin),
+            };
         }
         Ok(creds)
     }
@@ -379,8 +393,8 @@ impl Credentials {
     }
 }
 
-/// The token in `~/.vault-token`, when `HOME` is set and the file exists.
-fn token_file(env: &Env) -> Result<Option<SecretString>, Error> {
+/// The token in `~/.vault-token` and the file, shown, when `HOME` is set and the file exists.
+fn token_file(env: &Env) -> Result<Option<(SecretString, String)>, Error> {
     let Some(home) = env.get(var::HOME.name)?.filter(|h| !h.trim().is_empty()) else {
         return Ok(None);
     };
@@ -390,7 +404,8 @@ fn token_file(env: &Env) -> Result<Option<SecretString>, Error> {
         return Ok(None);
     }
     let text = input::read_token_file(VAULT_TOKEN_FILE, &file)?;
-    input::token(VAULT_TOKEN_FILE, &text).map(Some)
+    let token = input::token(VAULT_TOKEN_FILE, &text)?;
+    Ok(Some((token, input::shown(&file.display().to_string()))))
 }
 
 #[cfg(test)]
@@ -584,6 +599,80 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn every_method_reads_its_keys_from_variables_without_a_secret() {
+        let chain = SecretChain::empty();
+        let env = Env::from_map([
+            ("VAULT_ROLE_ID", " r\n"),
+            ("VAULT_SECRET_ID", "s"),
+            ("VAULT_APPROLE_PATH", "/ar/"),
+            ("VAULT_KUBE_AUTH_ROLE", "k"),
+            ("VAULT_KUBE_AUTH_PATH", "k8s"),
+            ("VAULT_KUBE_TOKEN_FILE", "/tmp/t"),
+        ]);
+        let c = Credentials::load(&chain, "VAULT_CREDENTIALS", &env)
+            .await
+            .unwrap();
+        match &c.methods().unwrap()[..] {
+            [
+                Method::AppRole { mount, role_id, .. },
+                Method::Kubernetes {
+                    mount: km,
+                    role,
+                    token_file,
+                },
+            ] => {
+                assert_eq!((*mount, role_id.expose_secret()), ("ar", "r"));
+                assert_eq!((*km, *role), ("k8s", "k"));
+                assert_eq!(token_file.to_str(), Some("/tmp/t"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let env = Env::from_map([("VAULT_ROLE_ID", "r\n2")]);
+        let err = Credentials::load(&chain, "VAULT_CREDENTIALS", &env)
+            .await
+            .unwrap_err();
+        assert!(matches!(&err, Error::Config { name, .. } if name == "VAULT_ROLE_ID"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_incomplete_method_says_where_its_keys_were_looked_for() {
+        let env = Env::from_map([("VAULT_SECRET_ID", "s"), ("HOME", "/nonexistent")]);
+        let err = Credentials::load(&SecretChain::empty(), "VAULT_CREDENTIALS", &env)
+            .await
+            .unwrap()
+            .methods()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("looked in the environment variables"), "{err}");
+        assert!(err.contains("`VAULT_SECRET_ID` given without `VAULT_ROLE_ID`"), "{err}");
+
+        let local = LocalContext::builder()
+            .secret("VAULT_CREDENTIALS", SecretValue::text(r#"{"VAULT_ROLE_ID":"r"}"#))
+            .build()
+            .unwrap();
+        let chain = SecretChain::first_try("local", local);
+        let err = Credentials::load(&chain, "VAULT_CREDENTIALS", &env)
+            .await
+            .unwrap()
+            .methods()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("looked in the secret `VAULT_CREDENTIALS`"), "{err}");
+        assert!(err.contains("`VAULT_SECRET_ID` are set but not read"), "{err}");
+    }
+
+    #[test]
+    fn a_secret_that_is_not_json_keeps_the_syntax_error_as_source() {
+        let err = parse("not json").unwrap_err();
+        assert!(matches!(
+            err,
+            Error::Credentials { kind: ConfigKind::NotAMapping, key: None, .. }
+        ));
+        let source = std::error::Error::source(&err).expect("a source");
+        assert!(source.downcast_ref::<serde_json::Error>().is_some(), "{source:?}");
+    }
+
+    #[tokio::test]
     async fn secret_wins_over_vault_token() {
         let local = LocalContext::builder()
             .secret(
@@ -597,6 +686,10 @@ mod tests {
         let c = Credentials::load(&chain, "CREDS", &env).await.unwrap();
         assert_eq!(c.token.unwrap().expose_secret(), "from-secret");
         assert_eq!(c.origin, "the secret `CREDS`");
+        let err = Credentials::load(&chain, "CREDS", &Env::from_map([("VAULT_ROLE_ID", "r")]))
+            .await
+            .unwrap();
+        assert!(err.methods().is_ok(), "the secret's token is used");
     }
 }
 
@@ -650,7 +743,8 @@ mod proptests {
         prop_oneof![
             3 => text(12).prop_map(Value::String),
             3 => (padding(), clean(), padding()).prop_map(|(p, c, q)| Value::String(format!("{p}x{c}{q}"))),
-            1 => json(),
+            // Without the marker: a role or mount name is not a credential and may be shown.
+            1 => json().prop_filter("no marker", |v| !v.to_string().contains(MARK)),
         ]
     }
 

@@ -539,6 +539,48 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_field_lists_the_fields_there_are() {
+        let e = Error::FieldNotFound {
+            path: "secret/app".into(),
+            field: "pasword".into(),
+            available: vec!["password".into(), "user".into()],
+        };
+        assert_eq!(
+            e.to_string(),
+            "secret `secret/app` has no field `pasword` (fields: password, user)"
+        );
+    }
+
+    #[test]
+    fn a_guessed_mount_is_named_as_a_possible_misspelling() {
+        let e = Error::PermissionDenied {
+            path: "secrets/test/path".into(),
+            policy_paths: vec!["secrets/data/test/path".into(), "secrets/test/path".into()],
+            namespace: None,
+            mount_guessed: true,
+        };
+        assert_eq!(e.guessed_mount(), Some("secrets"));
+        let text = e.to_string();
+        assert!(
+            text.contains("the mount `secrets/` was guessed")
+                && text.contains("if its name is misspelled"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_chain_walker_sees_an_error_inside_an_io_error() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("inner")]
+        struct Inner;
+        let io = std::io::Error::other(Inner);
+        let found: Vec<String> = causes(&io).map(|e| e.to_string()).collect();
+        assert_eq!(found, ["inner", "inner"]);
+        assert!(causes(&io).any(|e| e.downcast_ref::<Inner>().is_some()));
+        assert_eq!(chain(&io), "inner");
+    }
+
+    #[test]
     fn permission_denied_names_each_policy_path() {
         let one = Error::PermissionDenied {
             path: "secret/app".into(),

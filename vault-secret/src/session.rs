@@ -24,6 +24,7 @@ const EXPIRY_MARGIN: Duration = Duration::from_secs(10);
 /// The variables resolving a session's configuration and credentials reads
 /// (besides the credentials secret's own, through the chain). A test checks
 /// that `config` and `credentials` read no other.
+#[cfg(test)]
 const RESOLUTION_INPUTS: [&str; 14] = [
     "VAULT_AGENT_ADDR",
     "VAULT_ADDR",
@@ -257,9 +258,8 @@ impl SessionBuilder {
             ),
             self.credentials_secret.clone(),
         ];
-        for name in RESOLUTION_INPUTS
-            .iter()
-            .copied()
+        for name in crate::variables::resolution()
+            .map(|v| v.name)
             .chain(through_chain.iter().map(String::as_str))
         {
             name.hash(&mut hasher);

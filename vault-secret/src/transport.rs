@@ -466,3 +466,64 @@ mod tests {
         }
     }
 }
+
+/// Failures that only a real connection shows: their kind and their source.
+#[cfg(test)]
+mod connection_tests {
+    use std::error::Error as _;
+
+    use super::*;
+    use crate::api;
+
+    /// A transport to `address` with no retries.
+    fn transport(address: &str) -> Transport {
+        Transport::new(
+            VaultConfig::new(address)
+                .unwrap()
+                .with_max_retries(0)
+                .with_timeout(Duration::from_secs(5)),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn https_to_a_plain_http_port_is_not_tls_and_keeps_reqwest_as_source() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt as _;
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let _ = socket
+                    .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+                    .await;
+            }
+        });
+        let t = transport(&format!("https://127.0.0.1:{port}"));
+        let failure = api::health(&t).await.unwrap_err();
+        let error = failure.into_error(t.address(), "sys/health");
+        assert!(
+            matches!(error, Error::Transport { kind: TransportKind::NotTls, .. }),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("use http://"), "{error}");
+        let source = error.source().expect("a source");
+        assert!(source.downcast_ref::<reqwest::Error>().is_some(), "{source:?}");
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_connect() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let t = transport(&format!("http://127.0.0.1:{port}"));
+        let error = api::health(&t)
+            .await
+            .unwrap_err()
+            .into_error(t.address(), "sys/health");
+        assert!(
+            matches!(error, Error::Transport { kind: TransportKind::Connect, .. }),
+            "{error:?}"
+        );
+        assert!(error.source().is_some());
+    }
+}
