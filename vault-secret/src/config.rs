@@ -24,7 +24,11 @@ const RETRY_ALLOWANCE: Duration = Duration::from_secs(30);
 
 /// The variables the address is read from, first set wins (as Vault's CLI:
 /// a local agent or proxy, when named, takes the requests).
-const ADDRESS_VARIABLES: [Variable; 3] = [var::VAULT_AGENT_ADDR, var::VAULT_ADDR, var::VAULT_ADDR_LOWERCASE];
+const ADDRESS_VARIABLES: [Variable; 3] = [
+    var::VAULT_AGENT_ADDR,
+    var::VAULT_ADDR,
+    var::VAULT_ADDR_LOWERCASE,
+];
 
 /// How to reach a Vault server.
 ///
@@ -112,12 +116,12 @@ impl VaultConfig {
                 input::boolean(&v).map_err(|e| e.for_variable(var::VAULT_SKIP_VERIFY.name))?;
         }
         if let Some(v) = read(env, &var::VAULT_CLIENT_TIMEOUT)? {
-            self.timeout = input::duration(&v)
-                .map_err(|e| e.for_variable(var::VAULT_CLIENT_TIMEOUT.name))?;
+            self.timeout =
+                input::duration(&v).map_err(|e| e.for_variable(var::VAULT_CLIENT_TIMEOUT.name))?;
         }
         if let Some(v) = read(env, &var::VAULT_MAX_RETRIES)? {
-            self.max_retries = input::retries(&v)
-                .map_err(|e| e.for_variable(var::VAULT_MAX_RETRIES.name))?;
+            self.max_retries =
+                input::retries(&v).map_err(|e| e.for_variable(var::VAULT_MAX_RETRIES.name))?;
         }
         if let Some(name) = read(env, &var::VAULT_TLS_SERVER_NAME)? {
             self.tls_server_name = Some(tls_server_name(&name)?);
@@ -362,9 +366,8 @@ pub(crate) fn parse_address(variable: &str, raw: &str) -> Result<Url, Error> {
             shown()
         )));
     }
-    let mut url = Url::parse(raw).map_err(|e| {
-        fail(format!("`{}` is not a URL ({e}); {EXAMPLE}", shown())).caused_by(e)
-    })?;
+    let mut url = Url::parse(raw)
+        .map_err(|e| fail(format!("`{}` is not a URL ({e}); {EXAMPLE}", shown())).caused_by(e))?;
     check_url_parts(&url, fail, shown)?;
     let path = url.path().trim_end_matches('/').to_owned();
     // Vault's CLI users write the API prefix in; requests add it themselves.
@@ -447,28 +450,64 @@ mod tests {
     #[test]
     fn the_config_remembers_which_variable_gave_the_address() {
         for (vars, from) in [
-            (&[("VAULT_ADDR", "http://a:1"), ("vault_addr", "http://b:1")][..], "VAULT_ADDR"),
-            (&[("VAULT_ADDR", " "), ("vault_addr", "http://b:1")], "vault_addr"),
-            (&[("VAULT_ADDR", "http://a:1"), ("VAULT_AGENT_ADDR", "http://c:1")], "VAULT_AGENT_ADDR"),
+            (
+                &[("VAULT_ADDR", "http://a:1"), ("vault_addr", "http://b:1")][..],
+                "VAULT_ADDR",
+            ),
+            (
+                &[("VAULT_ADDR", " "), ("vault_addr", "http://b:1")],
+                "vault_addr",
+            ),
+            (
+                &[
+                    ("VAULT_ADDR", "http://a:1"),
+                    ("VAULT_AGENT_ADDR", "http://c:1"),
+                ],
+                "VAULT_AGENT_ADDR",
+            ),
         ] {
             let c = VaultConfig::from_env(&env(vars)).unwrap();
             assert_eq!(c.address_variable(), Some(from), "{vars:?}");
         }
-        assert_eq!(VaultConfig::new("http://a:1").unwrap().address_variable(), None);
+        assert_eq!(
+            VaultConfig::new("http://a:1").unwrap().address_variable(),
+            None
+        );
     }
 
     #[test]
     fn a_url_error_is_the_source_and_kinds_name_what_is_wrong() {
         let err = VaultConfig::new("http://[::1").unwrap_err();
-        assert!(matches!(err, Error::Config { kind: ConfigKind::NotAUrl, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                Error::Config {
+                    kind: ConfigKind::NotAUrl,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         let source = std::error::Error::source(&err).expect("a source");
-        assert!(source.downcast_ref::<url::ParseError>().is_some(), "{source:?}");
+        assert!(
+            source.downcast_ref::<url::ParseError>().is_some(),
+            "{source:?}"
+        );
         let half = VaultConfig::from_env(&env(&[
             ("VAULT_ADDR", "https://v:1"),
             ("VAULT_CLIENT_CERT", "/c.pem"),
         ]))
         .unwrap_err();
-        assert!(matches!(half, Error::Config { kind: ConfigKind::HalfPair, .. }), "{half}");
+        assert!(
+            matches!(
+                half,
+                Error::Config {
+                    kind: ConfigKind::HalfPair,
+                    ..
+                }
+            ),
+            "{half}"
+        );
     }
 
     #[test]
@@ -488,7 +527,10 @@ mod tests {
         assert_eq!(c.namespace(), Some("team"));
         assert_eq!(c.ca_cert(), Some(Path::new("/ca.pem")));
         assert_eq!(c.ca_path(), Some(Path::new("/cas")));
-        assert_eq!(c.client_cert(), Some((Path::new("/c.pem"), Path::new("/k.pem"))));
+        assert_eq!(
+            c.client_cert(),
+            Some((Path::new("/c.pem"), Path::new("/k.pem")))
+        );
         assert!(c.skip_verify());
         assert_eq!(c.timeout(), Duration::from_secs(5));
         assert_eq!(c.max_retries(), 0);
@@ -652,7 +694,12 @@ mod tests {
         let c = VaultConfig::new("http://v:8200")
             .unwrap()
             .with_namespace(Some("te\tam"));
-        assert!(c.http_client_for_test().unwrap_err().to_string().contains("tab"));
+        assert!(
+            c.http_client_for_test()
+                .unwrap_err()
+                .to_string()
+                .contains("tab")
+        );
         let c = VaultConfig::new("http://v:8200")
             .unwrap()
             .with_namespace(Some("/"));
@@ -669,10 +716,7 @@ mod tests {
         );
         let msg = input::duration("99999999999").unwrap_err().reason;
         assert!(msg.contains("longest accepted, 24h"), "{msg}");
-        assert_eq!(
-            input::duration("24h").unwrap(),
-            Duration::from_secs(86_400)
-        );
+        assert_eq!(input::duration("24h").unwrap(), Duration::from_secs(86_400));
     }
 
     #[test]

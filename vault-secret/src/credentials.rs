@@ -46,7 +46,10 @@ const KNOWN_KEYS: [&str; 7] = [
 pub(crate) enum Origin {
     /// The credentials secret of this name (it wins as a whole); the
     /// variables of the keys set beside it, which were not read.
-    Secret { name: String, ignored: Vec<&'static str> },
+    Secret {
+        name: String,
+        ignored: Vec<&'static str>,
+    },
     /// The environment variables (no credentials secret exists), the token
     /// maybe from `~/.vault-token`.
     Environment { secret: String, token_file: bool },
@@ -56,9 +59,9 @@ impl std::fmt::Display for Origin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Origin::Secret { name, .. } => write!(f, "the secret `{name}`"),
-            Origin::Environment { token_file: true, .. } => {
-                f.write_str("the environment variables, the token from `~/.vault-token`")
-            }
+            Origin::Environment {
+                token_file: true, ..
+            } => f.write_str("the environment variables, the token from `~/.vault-token`"),
             Origin::Environment { .. } => f.write_str("the environment variables"),
         }
     }
@@ -254,15 +257,18 @@ impl Credentials {
                 Some(serde_json::Value::String(s)) => {
                     let s = zeroize::Zeroizing::new(s);
                     if s.trim().is_empty() {
-                        return Err(input::Invalid::new(ConfigKind::Empty, "is empty")
-                            .for_key(name, key));
+                        return Err(
+                            input::Invalid::new(ConfigKind::Empty, "is empty").for_key(name, key)
+                        );
                     }
                     Ok(Some(s))
                 }
                 Some(mut other) => {
                     secret_core::zeroize_json(&mut other);
-                    Err(input::Invalid::new(ConfigKind::NotAString, "must be a string")
-                        .for_key(name, key))
+                    Err(
+                        input::Invalid::new(ConfigKind::NotAString, "must be a string")
+                            .for_key(name, key),
+                    )
                 }
             }
         };
@@ -631,7 +637,10 @@ mod tests {
         let err = Credentials::load(&chain, "VAULT_CREDENTIALS", &env)
             .await
             .unwrap_err();
-        assert!(matches!(&err, Error::Config { name, .. } if name == "VAULT_ROLE_ID"), "{err}");
+        assert!(
+            matches!(&err, Error::Config { name, .. } if name == "VAULT_ROLE_ID"),
+            "{err}"
+        );
     }
 
     #[tokio::test]
@@ -644,10 +653,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("looked in the environment variables"), "{err}");
-        assert!(err.contains("`VAULT_SECRET_ID` given without `VAULT_ROLE_ID`"), "{err}");
+        assert!(
+            err.contains("`VAULT_SECRET_ID` given without `VAULT_ROLE_ID`"),
+            "{err}"
+        );
 
         let local = LocalContext::builder()
-            .secret("VAULT_CREDENTIALS", SecretValue::text(r#"{"VAULT_ROLE_ID":"r"}"#))
+            .secret(
+                "VAULT_CREDENTIALS",
+                SecretValue::text(r#"{"VAULT_ROLE_ID":"r"}"#),
+            )
             .build()
             .unwrap();
         let chain = SecretChain::first_try("local", local);
@@ -657,8 +672,14 @@ mod tests {
             .methods()
             .unwrap_err()
             .to_string();
-        assert!(err.contains("looked in the secret `VAULT_CREDENTIALS`"), "{err}");
-        assert!(err.contains("`VAULT_SECRET_ID` are set but not read"), "{err}");
+        assert!(
+            err.contains("looked in the secret `VAULT_CREDENTIALS`"),
+            "{err}"
+        );
+        assert!(
+            err.contains("`VAULT_SECRET_ID` are set but not read"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -666,10 +687,17 @@ mod tests {
         let err = parse("not json").unwrap_err();
         assert!(matches!(
             err,
-            Error::Credentials { kind: ConfigKind::NotAMapping, key: None, .. }
+            Error::Credentials {
+                kind: ConfigKind::NotAMapping,
+                key: None,
+                ..
+            }
         ));
         let source = std::error::Error::source(&err).expect("a source");
-        assert!(source.downcast_ref::<serde_json::Error>().is_some(), "{source:?}");
+        assert!(
+            source.downcast_ref::<serde_json::Error>().is_some(),
+            "{source:?}"
+        );
     }
 
     #[tokio::test]

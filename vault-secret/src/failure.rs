@@ -307,7 +307,6 @@ pub(crate) fn parse_error_body(
     (errors, Body::Json, Some(json))
 }
 
-
 /// The answers a standby gives while the cluster has no active node (seen on
 /// OpenBao's and Vault's HA clusters): 503 "no active Vault instance found", 500 "local
 /// node not active but active cluster node not found", or a redirect to the
@@ -665,4 +664,3 @@ pub(crate) mod proptests {
         }
     }
 }
-

@@ -251,7 +251,12 @@ pub(crate) fn duration(raw: &str) -> Result<Duration, Invalid> {
 /// A number of retries, from 0 to [`MAX_RETRIES`].
 pub(crate) fn retries(raw: &str) -> Result<u32, Invalid> {
     let raw = raw.trim();
-    let reason = || format!("`{}` is not a number of retries from 0 to {MAX_RETRIES}", shown(raw));
+    let reason = || {
+        format!(
+            "`{}` is not a number of retries from 0 to {MAX_RETRIES}",
+            shown(raw)
+        )
+    };
     match raw.parse::<u64>() {
         Ok(n) if n <= u64::from(MAX_RETRIES) => Ok(n as u32),
         Ok(_) => Err(Invalid::new(ConfigKind::OutOfRange, reason())),
@@ -315,7 +320,10 @@ pub(crate) fn io_error(variable: &str, what: &str, e: std::io::Error) -> Error {
             ConfigKind::NotADirectory,
             format!("{what} is not a directory"),
         ),
-        _ => (ConfigKind::Unreadable, format!("{what} cannot be read: {e}")),
+        _ => (
+            ConfigKind::Unreadable,
+            format!("{what} cannot be read: {e}"),
+        ),
     };
     Error::config_kind(variable, kind, reason).caused_by(e)
 }
@@ -446,10 +454,16 @@ mod tests {
         assert_eq!(retries("x").unwrap_err().kind, ConfigKind::NotANumber);
         assert_eq!(retries("101").unwrap_err().kind, ConfigKind::OutOfRange);
         assert_eq!(retries(" 7 ").unwrap(), 7);
-        assert_eq!(token("T", "").unwrap_err().to_string(), "invalid `T`: is empty");
+        assert_eq!(
+            token("T", "").unwrap_err().to_string(),
+            "invalid `T`: is empty"
+        );
         assert!(matches!(
             token("T", "a\nb").unwrap_err(),
-            Error::Config { kind: ConfigKind::ControlCharacter, .. }
+            Error::Config {
+                kind: ConfigKind::ControlCharacter,
+                ..
+            }
         ));
     }
 
@@ -457,9 +471,20 @@ mod tests {
     fn io_failures_keep_the_io_error_as_source() {
         let dir = tempfile::tempdir().unwrap();
         let err = read_file("VAULT_CACERT", &dir.path().join("nope"), 10).unwrap_err();
-        assert!(matches!(err, Error::Config { kind: ConfigKind::FileMissing, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                Error::Config {
+                    kind: ConfigKind::FileMissing,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         let source = std::error::Error::source(&err).expect("a source");
-        let io = source.downcast_ref::<std::io::Error>().expect("an io::Error");
+        let io = source
+            .downcast_ref::<std::io::Error>()
+            .expect("an io::Error");
         assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
     }
 
@@ -470,8 +495,18 @@ mod tests {
             Some("team/app")
         );
         assert_eq!(namespace(" / ").unwrap(), None);
-        assert!(namespace("te\nam").unwrap_err().reason.contains("line feed"));
-        assert!(namespace("a//b").unwrap_err().reason.contains("empty segment"));
+        assert!(
+            namespace("te\nam")
+                .unwrap_err()
+                .reason
+                .contains("line feed")
+        );
+        assert!(
+            namespace("a//b")
+                .unwrap_err()
+                .reason
+                .contains("empty segment")
+        );
         assert!(namespace(&"n".repeat(MAX_NAME_LEN + 1)).is_err());
     }
 

@@ -66,7 +66,11 @@ fn tls(
             .caused_by(e)
         })?;
         if certs.is_empty() {
-            return Err(not_pem(variable, &shown, "no PEM certificate (-----BEGIN CERTIFICATE-----)"));
+            return Err(not_pem(
+                variable,
+                &shown,
+                "no PEM certificate (-----BEGIN CERTIFICATE-----)",
+            ));
         }
         builder = builder.tls_certs_merge(certs);
     }
@@ -77,7 +81,11 @@ fn tls(
 }
 
 fn not_pem(variable: &str, shown: &str, what: &str) -> Error {
-    Error::config_kind(variable, ConfigKind::NotPem, format!("`{shown}` holds {what}"))
+    Error::config_kind(
+        variable,
+        ConfigKind::NotPem,
+        format!("`{shown}` holds {what}"),
+    )
 }
 
 /// The CA files to trust: `VAULT_CACERT`, then every file in `VAULT_CAPATH`.

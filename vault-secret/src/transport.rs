@@ -20,13 +20,13 @@ use http::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
 use rustify::Endpoint;
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::error::TransportKind;
 #[cfg(test)]
 pub(crate) use crate::failure::Body;
-pub(crate) use crate::failure::{Answer, ApiFailure};
-use crate::failure::{is_election, parse_error_body, transport_failure};
 #[cfg(test)]
 pub(crate) use crate::failure::proptests;
-use crate::error::TransportKind;
+pub(crate) use crate::failure::{Answer, ApiFailure};
+use crate::failure::{is_election, parse_error_body, transport_failure};
 use crate::{Error, VaultConfig};
 
 /// Longest wait between two attempts (before jitter).
@@ -502,12 +502,21 @@ mod connection_tests {
         let failure = api::health(&t).await.unwrap_err();
         let error = failure.into_error(t.address(), "sys/health");
         assert!(
-            matches!(error, Error::Transport { kind: TransportKind::NotTls, .. }),
+            matches!(
+                error,
+                Error::Transport {
+                    kind: TransportKind::NotTls,
+                    ..
+                }
+            ),
             "{error:?}"
         );
         assert!(error.to_string().contains("use http://"), "{error}");
         let source = error.source().expect("a source");
-        assert!(source.downcast_ref::<reqwest::Error>().is_some(), "{source:?}");
+        assert!(
+            source.downcast_ref::<reqwest::Error>().is_some(),
+            "{source:?}"
+        );
     }
 
     #[tokio::test]
@@ -521,7 +530,13 @@ mod connection_tests {
             .unwrap_err()
             .into_error(t.address(), "sys/health");
         assert!(
-            matches!(error, Error::Transport { kind: TransportKind::Connect, .. }),
+            matches!(
+                error,
+                Error::Transport {
+                    kind: TransportKind::Connect,
+                    ..
+                }
+            ),
             "{error:?}"
         );
         assert!(error.source().is_some());

@@ -256,7 +256,11 @@ mod tests {
             }
         }
         for v in resolution() {
-            assert!(union.contains(v.name), "`{}` is marked but never read", v.name);
+            assert!(
+                union.contains(v.name),
+                "`{}` is marked but never read",
+                v.name
+            );
         }
     }
 

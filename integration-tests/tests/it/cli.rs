@@ -314,7 +314,12 @@ async fn get_version_reads_an_older_version_and_conflicts_with_a_path_version() 
     assert_eq!(run.expect_code(0).stdout, "one");
 
     let run = cli
-        .run(&["get", &format!("{mount}/v?version=1"), "--secret-version", "2"])
+        .run(&[
+            "get",
+            &format!("{mount}/v?version=1"),
+            "--secret-version",
+            "2",
+        ])
         .await;
     run.expect_code(2);
     assert!(run.stderr.contains("--secret-version"), "{run:?}");
@@ -722,7 +727,10 @@ async fn exec_without_the_separator_says_to_put_it_before_the_command() {
         .run(&["exec", "--secret", "A=secret/app#a", "env"])
         .await;
     run.expect_code(2);
-    assert!(run.stderr.contains("put `--` before the command"), "{run:?}");
+    assert!(
+        run.stderr.contains("put `--` before the command"),
+        "{run:?}"
+    );
 }
 
 #[tokio::test]

@@ -17,8 +17,8 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 
 use crate::cli_binary;
-use crate::harness::{self, Admin, unique};
 use crate::harness::KubeFixture;
+use crate::harness::{self, Admin, unique};
 use crate::support::{approle_credentials, read_policy};
 
 /// What `~/.vault-token` is in a case's home directory.
@@ -794,10 +794,16 @@ async fn credentials_as_variables_and_the_secret_winning_over_them() {
         base("Kubernetes keys as variables", 0, "app-user")
             .var("VAULT_KUBE_AUTH_ROLE", "vars-role")
             .var("VAULT_KUBE_AUTH_PATH", &k8s)
-            .var("VAULT_KUBE_TOKEN_FILE", kube.token_path().display().to_string()),
+            .var(
+                "VAULT_KUBE_TOKEN_FILE",
+                kube.token_path().display().to_string(),
+            ),
         // The secret's (good) token wins: the (bad) variables are never tried.
         base("the secret wins over the variables", 0, "app-user")
-            .var("VAULT_CREDENTIALS", json!({ "VAULT_TOKEN": token }).to_string())
+            .var(
+                "VAULT_CREDENTIALS",
+                json!({ "VAULT_TOKEN": token }).to_string(),
+            )
             .var("VAULT_ROLE_ID", "not-a-role")
             .var("VAULT_SECRET_ID", "not-a-secret"),
         // The secret has half of AppRole, the variables the other half.

@@ -197,7 +197,9 @@ pub(crate) fn hint(error: &Error) -> Option<String> {
             ),
         },
         Error::Credentials { secret, .. } => {
-            format!("{secret} must be a JSON mapping, e.g. export {secret}='{{\"VAULT_TOKEN\":\"...\"}}'")
+            format!(
+                "{secret} must be a JSON mapping, e.g. export {secret}='{{\"VAULT_TOKEN\":\"...\"}}'"
+            )
         }
         Error::NoCredentials { .. } => "export VAULT_TOKEN=<token>; or VAULT_ROLE_ID and \
              VAULT_SECRET_ID for AppRole; or VAULT_KUBE_AUTH_ROLE for Kubernetes; or all in \
@@ -239,9 +241,11 @@ fn transport_hint(kind: TransportKind) -> String {
         TransportKind::NotTls => "this port speaks plain HTTP: use http:// in VAULT_ADDR \
              (or the port of the HTTPS listener)"
             .into(),
-        TransportKind::Tls => "for a server with a private CA, export VAULT_CACERT=/path/to/ca.pem; \
+        TransportKind::Tls => {
+            "for a server with a private CA, export VAULT_CACERT=/path/to/ca.pem; \
              if its certificate names another host, export VAULT_TLS_SERVER_NAME=<that name>"
-            .into(),
+                .into()
+        }
         TransportKind::Timeout => "the server did not answer in time: check that it is up, or \
              raise VAULT_CLIENT_TIMEOUT"
             .into(),
@@ -251,9 +255,13 @@ fn transport_hint(kind: TransportKind) -> String {
 
 /// Whether `name` is one of the variables the address is read from.
 pub(crate) fn is_address_variable(name: &str) -> bool {
-    [var::VAULT_AGENT_ADDR, var::VAULT_ADDR, var::VAULT_ADDR_LOWERCASE]
-        .iter()
-        .any(|v| v.name == name)
+    [
+        var::VAULT_AGENT_ADDR,
+        var::VAULT_ADDR,
+        var::VAULT_ADDR_LOWERCASE,
+    ]
+    .iter()
+    .any(|v| v.name == name)
 }
 
 /// What to do about a bad setting, by the variable (or file, or option) it
@@ -293,9 +301,9 @@ fn config_hint(name: &str, kind: ConfigKind) -> Option<String> {
         }
         "VAULT_MAX_RETRIES" => "VAULT_MAX_RETRIES takes a whole number from 0 to 100".into(),
         "VAULT_SKIP_VERIFY" => "VAULT_SKIP_VERIFY takes true or false".into(),
-        "VAULT_ROLE_ID" | "VAULT_SECRET_ID" => format!(
-            "{name} must hold the id alone, on one line, with no control characters"
-        ),
+        "VAULT_ROLE_ID" | "VAULT_SECRET_ID" => {
+            format!("{name} must hold the id alone, on one line, with no control characters")
+        }
         _ => return None,
     })
 }
