@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::Error;
 
@@ -15,12 +15,18 @@ use crate::Error;
 #[derive(Clone, Default)]
 pub struct Env {
     map: Option<Arc<HashMap<String, OsString>>>,
+    /// The names asked, when recording (shared by clones, so a chain built
+    /// from this `Env` records into the same list).
+    asked: Option<Arc<Mutex<Vec<String>>>>,
 }
 
 impl Env {
     /// The process environment.
     pub fn process() -> Self {
-        Env { map: None }
+        Env {
+            map: None,
+            asked: None,
+        }
     }
 
     /// A fixed set of variables.
@@ -36,13 +42,35 @@ impl Env {
                     .map(|(k, v)| (k.into(), v.into()))
                     .collect(),
             )),
+            asked: None,
         }
+    }
+
+    /// This environment, also recording every name asked (by it and its
+    /// clones), for tests that check which variables a piece of code reads.
+    pub fn recording(mut self) -> Self {
+        self.asked = Some(Arc::default());
+        self
+    }
+
+    /// The names asked so far, in order, repeats included (empty unless
+    /// [`recording`](Self::recording)).
+    pub fn names_asked(&self) -> Vec<String> {
+        self.asked.as_ref().map_or_else(Vec::new, |asked| {
+            asked.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        })
     }
 
     /// A variable's value; `Ok(None)` when unset, an error naming the variable
     /// when its name cannot exist or its value is not UTF-8.
     pub fn get(&self, variable: &str) -> Result<Option<String>, Error> {
         check_variable_name(variable)?;
+        if let Some(asked) = &self.asked {
+            asked
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(variable.to_owned());
+        }
         let raw = match &self.map {
             Some(map) => map.get(variable).cloned(),
             None => std::env::var_os(variable),
@@ -137,6 +165,16 @@ mod tests {
     fn process_env_is_read() {
         // PATH is set in any environment that runs cargo.
         assert!(Env::process().get("PATH").unwrap().is_some());
+    }
+
+    #[test]
+    fn a_recording_env_and_its_clones_record_every_name_asked() {
+        let env = Env::from_map([("A", "1")]).recording();
+        let clone = env.clone();
+        env.get("A").unwrap();
+        clone.get("B").unwrap();
+        assert_eq!(env.names_asked(), ["A", "B"]);
+        assert!(Env::from_map([("A", "1")]).names_asked().is_empty());
     }
 
     #[test]

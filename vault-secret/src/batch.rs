@@ -38,6 +38,11 @@ pub(crate) fn select(r: &SecretRef, data: &Value) -> Result<SecretValue, Error> 
             return Err(Error::FieldNotFound {
                 path: r.path.clone(),
                 field: field.clone(),
+                // Field names are not secret; they help with a typo.
+                available: data
+                    .as_object()
+                    .map(|m| m.keys().cloned().collect())
+                    .unwrap_or_default(),
             });
         }
         Some(Value::String(text)) => SecretValue::text(text.clone()),

@@ -278,31 +278,31 @@ impl Settings {
             None => VaultConfig::from_env(env)?,
         };
         if let Some(ns) = &self.namespace {
-            config = config.namespace(Some(ns));
+            config = config.with_namespace(Some(ns));
         }
         if let Some(file) = &self.ca_cert {
-            config = config.ca_cert(file);
+            config = config.with_ca_cert(file);
         }
         if let Some(dir) = &self.ca_path {
-            config = config.ca_path(dir);
+            config = config.with_ca_path(dir);
         }
         if let Some((cert, key)) = &self.client_cert {
-            config = config.client_cert(cert, key);
+            config = config.with_client_cert(cert, key);
         }
         if let Some(skip) = self.skip_verify {
-            config = config.skip_verify(skip);
+            config = config.with_skip_verify(skip);
         }
         if let Some(name) = &self.tls_server_name {
-            config = config.tls_server_name(name)?;
+            config = config.with_tls_server_name(name)?;
         }
         if let Some(timeout) = self.timeout {
-            config = config.timeout(timeout);
+            config = config.with_timeout(timeout);
         }
         if let Some(deadline) = self.deadline {
-            config = config.deadline(deadline);
+            config = config.with_deadline(deadline);
         }
         if let Some(retries) = self.max_retries {
-            config = config.max_retries(retries);
+            config = config.with_max_retries(retries);
         }
         Ok(config)
     }
@@ -332,9 +332,9 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(config.address().host_str(), Some("from-builder"));
-        assert_eq!(config.namespace_name(), Some("team"));
-        assert_eq!(config.retries(), 0);
-        assert_eq!(config.request_timeout(), Duration::from_secs(3));
+        assert_eq!(config.namespace(), Some("team"));
+        assert_eq!(config.max_retries(), 0);
+        assert_eq!(config.timeout(), Duration::from_secs(3));
         // Typed credentials replace the environment's as a whole.
         let methods: Vec<_> = credentials
             .methods()
@@ -346,8 +346,8 @@ mod tests {
         assert_eq!(credentials.approle_mount, "ci-approle");
         // What is not set comes from the environment.
         let (config, _) = VaultClient::builder().env(env).resolve().await.unwrap();
-        assert_eq!(config.namespace_name(), Some("env-team"));
-        assert_eq!(config.retries(), 7);
+        assert_eq!(config.namespace(), Some("env-team"));
+        assert_eq!(config.max_retries(), 7);
     }
 
     #[tokio::test]

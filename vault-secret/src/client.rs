@@ -88,7 +88,7 @@ impl fmt::Debug for VaultClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VaultClient")
             .field("address", &self.config().base())
-            .field("namespace", &self.config().namespace_name())
+            .field("namespace", &self.config().namespace())
             .field("credentials", &self.credentials_origin())
             .field("cache", &self.inner.cache.as_ref().map(Cache::options))
             .finish_non_exhaustive()
@@ -287,7 +287,7 @@ impl VaultClient {
     async fn read_server(&self, r: &SecretRef, kv: Option<KvVersion>) -> Result<Value, Error> {
         let span = tracing::debug_span!("vault_read", path = %r.path);
         let inner = &*self.inner;
-        let namespace = self.config().namespace_name();
+        let namespace = self.config().namespace();
         inner
             .tokens
             .with_token(&inner.transport, |authed| async move {

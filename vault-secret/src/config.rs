@@ -1,5 +1,6 @@
-//! Where Vault is and how to talk to it: address, namespace, TLS and timeout,
-//! read from the environment through an injectable [`Env`].
+//! Where Vault is and how to talk to it: address, namespace, TLS, timeout
+//! and retries, read from the environment through an injectable [`Env`].
+//! The HTTP client these settings make is built in [`crate::tls`].
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -7,34 +8,50 @@ use std::time::Duration;
 use secret_core::Env;
 use url::Url;
 
-use crate::Error;
-use crate::input;
+use crate::error::ConfigKind;
+use crate::variables::{self as var, Variable};
+use crate::{Error, input};
 
 /// The default request timeout, as Vault's CLI (`VAULT_CLIENT_TIMEOUT`).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The longest request timeout `VAULT_CLIENT_TIMEOUT` may set: a day.
-const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+/// The default number of retries, as Vault's CLI (`VAULT_MAX_RETRIES`).
+pub const DEFAULT_MAX_RETRIES: u32 = 2;
+
+/// What a whole call (its retries and waits included) may take beyond one
+/// request's timeout, unless [`VaultConfig::with_deadline`] says otherwise.
+const RETRY_ALLOWANCE: Duration = Duration::from_secs(30);
+
+/// The variables the address is read from, first set wins (as Vault's CLI:
+/// a local agent or proxy, when named, takes the requests).
+const ADDRESS_VARIABLES: [Variable; 3] = [
+    var::VAULT_AGENT_ADDR,
+    var::VAULT_ADDR,
+    var::VAULT_ADDR_LOWERCASE,
+];
 
 /// How to reach a Vault server.
 ///
-/// [`VaultConfig::from_env`] reads:
+/// [`VaultConfig::from_env`] reads the variables [`crate::variables::ALL`]
+/// declares (all but the credentials'):
 ///
 /// | variable | meaning | default |
 /// |---|---|---|
-/// | `VAULT_ADDR`, else `vault_addr` | the server's URL (`http` or `https`) | none: an error naming both |
+/// | `VAULT_AGENT_ADDR`, else `VAULT_ADDR`, else `vault_addr` | the server's URL (`http` or `https`); the agent's, when set, takes the requests | none: an error naming them |
 /// | `VAULT_NAMESPACE` | the namespace (Vault Enterprise, OpenBao) | none |
 /// | `VAULT_CACERT` | a PEM file of CA certificates to trust | the system's roots |
 /// | `VAULT_CAPATH` | a directory of PEM CA certificates to trust | none |
 /// | `VAULT_CLIENT_CERT`, `VAULT_CLIENT_KEY` | a PEM client certificate and key (both or neither) | none |
 /// | `VAULT_SKIP_VERIFY` | `true` to skip TLS verification (never in production) | `false` |
-/// | `VAULT_CLIENT_TIMEOUT` | request timeout: seconds, or `30s`, `2m`, `500ms` | 60 s |
-/// | `VAULT_AGENT_ADDR` | a local Vault Agent or proxy; when set, requests go there instead of `VAULT_ADDR` | none |
 /// | `VAULT_TLS_SERVER_NAME` | the name the server's certificate is verified against (and sent as SNI), when the address's host is not on it | the address's host |
+/// | `VAULT_CLIENT_TIMEOUT` | request timeout: seconds, or `30s`, `2m`, `500ms` | 60 s |
 /// | `VAULT_MAX_RETRIES` | retries of a call after a connection error, 412, 429 or 5xx (0: none) | 2 |
+///
+/// Each setting has a getter and a `with_` setter of the same name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct VaultConfig {
     address: Url,
+    address_variable: Option<&'static str>,
     namespace: Option<String>,
     ca_cert: Option<PathBuf>,
     ca_path: Option<PathBuf>,
@@ -46,22 +63,16 @@ pub struct VaultConfig {
     tls_server_name: Option<String>,
 }
 
-/// The default number of retries, as Vault's CLI (`VAULT_MAX_RETRIES`).
-pub const DEFAULT_MAX_RETRIES: u32 = 2;
-
-/// What a whole call (its retries and waits included) may take beyond one
-/// request's timeout, unless [`VaultConfig::deadline`] says otherwise.
-const RETRY_ALLOWANCE: Duration = Duration::from_secs(30);
-
 impl VaultConfig {
     /// A configuration for `address`, with defaults for everything else.
     pub fn new(address: &str) -> Result<Self, Error> {
-        Ok(Self::with_address(parse_address("address", address)?))
+        Ok(Self::with_url(parse_address("address", address)?, None))
     }
 
-    fn with_address(address: Url) -> Self {
+    fn with_url(address: Url, address_variable: Option<&'static str>) -> Self {
         VaultConfig {
             address,
+            address_variable,
             namespace: None,
             ca_cert: None,
             ca_path: None,
@@ -76,162 +87,176 @@ impl VaultConfig {
 
     /// Reads the configuration from `env` (see the table above).
     pub fn from_env(env: &Env) -> Result<Self, Error> {
-        // As Vault's CLI: a local agent or proxy, when named, takes the requests.
-        let (variable, raw) = ["VAULT_AGENT_ADDR", "VAULT_ADDR", "vault_addr"]
-            .into_iter()
-            .find_map(|v| match env.get(v) {
-                Ok(Some(value)) if !value.trim().is_empty() => Some(Ok((v, value))),
-                Ok(_) => None,
-                Err(e) => Some(Err(e)),
-            })
-            .transpose()?
-            .ok_or(Error::MissingAddress)?;
-        let mut config = Self::with_address(parse_address(variable, &raw)?);
+        let mut found = None;
+        for variable in ADDRESS_VARIABLES {
+            if let Some(value) = read(env, &variable)? {
+                found = Some((variable.name, value));
+                break;
+            }
+        }
+        let (variable, raw) = found.ok_or(Error::MissingAddress)?;
+        let mut config = Self::with_url(parse_address(variable, &raw)?, Some(variable));
         config.apply_env(env)?;
         Ok(config)
     }
 
     /// Reads everything but the address from `env`.
     pub(crate) fn apply_env(&mut self, env: &Env) -> Result<(), Error> {
-        let get = |name: &str| -> Result<Option<String>, Error> {
-            Ok(env.get(name)?.filter(|v| !v.trim().is_empty()))
-        };
-        if let Some(ns) = get("VAULT_NAMESPACE")? {
+        if let Some(ns) = read(env, &var::VAULT_NAMESPACE)? {
             self.namespace =
-                input::namespace(&ns).map_err(|e| e.for_variable("VAULT_NAMESPACE"))?;
+                input::namespace(&ns).map_err(|e| e.for_variable(var::VAULT_NAMESPACE.name))?;
         }
-        let path = |name: &str| -> Result<Option<PathBuf>, Error> {
-            get(name)?
-                .map(|v| {
-                    input::file_path(&v)
-                        .map(PathBuf::from)
-                        .map_err(|e| e.for_variable(name))
-                })
-                .transpose()
-        };
-        self.ca_cert = path("VAULT_CACERT")?;
-        self.ca_path = path("VAULT_CAPATH")?;
-        self.client_cert = match (path("VAULT_CLIENT_CERT")?, path("VAULT_CLIENT_KEY")?) {
-            (Some(cert), Some(key)) => Some((cert, key)),
-            (None, None) => None,
-            (Some(_), None) => {
-                return Err(Error::config(
-                    "VAULT_CLIENT_KEY",
-                    "must be set when VAULT_CLIENT_CERT is",
-                ));
-            }
-            (None, Some(_)) => {
-                return Err(Error::config(
-                    "VAULT_CLIENT_CERT",
-                    "must be set when VAULT_CLIENT_KEY is",
-                ));
-            }
-        };
-        if let Some(v) = get("VAULT_SKIP_VERIFY")? {
-            self.skip_verify = parse_bool("VAULT_SKIP_VERIFY", &v)?;
+        self.ca_cert = read_path(env, &var::VAULT_CACERT)?;
+        self.ca_path = read_path(env, &var::VAULT_CAPATH)?;
+        let cert = read_path(env, &var::VAULT_CLIENT_CERT)?;
+        let key = read_path(env, &var::VAULT_CLIENT_KEY)?;
+        self.client_cert = client_pair(cert, key)?;
+        if let Some(v) = read(env, &var::VAULT_SKIP_VERIFY)? {
+            self.skip_verify =
+                input::boolean(&v).map_err(|e| e.for_variable(var::VAULT_SKIP_VERIFY.name))?;
         }
-        if let Some(v) = get("VAULT_CLIENT_TIMEOUT")? {
-            self.timeout = parse_duration("VAULT_CLIENT_TIMEOUT", &v)?;
+        if let Some(v) = read(env, &var::VAULT_CLIENT_TIMEOUT)? {
+            self.timeout =
+                input::duration(&v).map_err(|e| e.for_variable(var::VAULT_CLIENT_TIMEOUT.name))?;
         }
-        if let Some(v) = get("VAULT_MAX_RETRIES")? {
-            self.max_retries = v
-                .trim()
-                .parse::<u32>()
-                .ok()
-                .filter(|n| *n <= 100)
-                .ok_or_else(|| {
-                    Error::config(
-                        "VAULT_MAX_RETRIES",
-                        format!("`{}` is not a number of retries from 0 to 100", v.trim()),
-                    )
-                })?;
+        if let Some(v) = read(env, &var::VAULT_MAX_RETRIES)? {
+            self.max_retries =
+                input::retries(&v).map_err(|e| e.for_variable(var::VAULT_MAX_RETRIES.name))?;
         }
-        if let Some(name) = get("VAULT_TLS_SERVER_NAME")? {
+        if let Some(name) = read(env, &var::VAULT_TLS_SERVER_NAME)? {
             self.tls_server_name = Some(tls_server_name(&name)?);
         }
         Ok(())
     }
 
+    /// The server's URL.
+    pub fn address(&self) -> &Url {
+        &self.address
+    }
+
+    /// The variable the address came from (`VAULT_AGENT_ADDR`, `VAULT_ADDR`
+    /// or `vault_addr`); `None` when it was given in code.
+    pub fn address_variable(&self) -> Option<&'static str> {
+        self.address_variable
+    }
+
+    /// The namespace, if any (`VAULT_NAMESPACE`).
+    pub fn namespace(&self) -> Option<&str> {
+        self.namespace.as_deref()
+    }
+
     /// Sets the namespace (`None` for the root namespace).
     #[must_use]
-    pub fn namespace(mut self, namespace: Option<&str>) -> Self {
+    pub fn with_namespace(mut self, namespace: Option<&str>) -> Self {
         self.namespace = namespace
-            .map(normalize_namespace)
+            .map(|ns| ns.trim().trim_matches('/').to_owned())
             .filter(|ns| !ns.is_empty());
         self
     }
 
-    /// Trusts the CA certificates in this PEM file.
+    /// The CA certificate file trusted (`VAULT_CACERT`), if any.
+    pub fn ca_cert(&self) -> Option<&Path> {
+        self.ca_cert.as_deref()
+    }
+
+    /// Trusts the CA certificates in this PEM file (`VAULT_CACERT`).
     #[must_use]
-    pub fn ca_cert(mut self, path: impl Into<PathBuf>) -> Self {
-        self.ca_cert = Some(path.into());
+    pub fn with_ca_cert(mut self, file: impl Into<PathBuf>) -> Self {
+        self.ca_cert = Some(file.into());
         self
     }
 
-    /// Trusts the PEM CA certificates in this directory.
+    /// The CA certificate directory trusted (`VAULT_CAPATH`), if any.
+    pub fn ca_path(&self) -> Option<&Path> {
+        self.ca_path.as_deref()
+    }
+
+    /// Trusts the PEM CA certificates in this directory (`VAULT_CAPATH`).
     #[must_use]
-    pub fn ca_path(mut self, dir: impl Into<PathBuf>) -> Self {
+    pub fn with_ca_path(mut self, dir: impl Into<PathBuf>) -> Self {
         self.ca_path = Some(dir.into());
         self
     }
 
-    /// Presents this PEM client certificate and key.
+    /// The client certificate and key files (`VAULT_CLIENT_CERT`, `VAULT_CLIENT_KEY`), if any.
+    pub fn client_cert(&self) -> Option<(&Path, &Path)> {
+        self.client_cert
+            .as_ref()
+            .map(|(cert, key)| (cert.as_path(), key.as_path()))
+    }
+
+    /// Presents this PEM client certificate and key (`VAULT_CLIENT_CERT`, `VAULT_CLIENT_KEY`).
     #[must_use]
-    pub fn client_cert(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+    pub fn with_client_cert(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
         self.client_cert = Some((cert.into(), key.into()));
         self
     }
 
-    /// Skips TLS verification (never in production).
+    /// Whether TLS certificates go unverified (`VAULT_SKIP_VERIFY`).
+    pub fn skip_verify(&self) -> bool {
+        self.skip_verify
+    }
+
+    /// Skips (`true`) or makes TLS certificate verification (`VAULT_SKIP_VERIFY`; never in production).
     #[must_use]
-    pub fn skip_verify(mut self, skip: bool) -> Self {
+    pub fn with_skip_verify(mut self, skip: bool) -> Self {
         self.skip_verify = skip;
         self
     }
 
-    /// Sets the request timeout.
-    #[must_use]
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// Sets how many times a failed call is retried (`VAULT_MAX_RETRIES`; 0 for none).
-    #[must_use]
-    pub fn max_retries(mut self, retries: u32) -> Self {
-        self.max_retries = retries;
-        self
-    }
-
-    /// Sets the most a whole call may take, its retries and waits included
-    /// (default: the request timeout plus 30 s).
-    #[must_use]
-    pub fn deadline(mut self, deadline: Duration) -> Self {
-        self.deadline = Some(deadline);
-        self
-    }
-
-    /// How many times a failed call is retried.
-    pub fn retries(&self) -> u32 {
-        self.max_retries
-    }
-
-    /// The most a whole call may take, its retries and waits included.
-    pub fn call_deadline(&self) -> Duration {
-        self.deadline
-            .unwrap_or_else(|| self.timeout.saturating_add(RETRY_ALLOWANCE))
+    /// The name the server's certificate is verified against (`VAULT_TLS_SERVER_NAME`), if set.
+    pub fn tls_server_name(&self) -> Option<&str> {
+        self.tls_server_name.as_deref()
     }
 
     /// Verifies the server's certificate against `name` (`VAULT_TLS_SERVER_NAME`)
     /// rather than the address's host, which is still where requests connect.
-    pub fn tls_server_name(mut self, name: &str) -> Result<Self, Error> {
+    pub fn with_tls_server_name(mut self, name: &str) -> Result<Self, Error> {
         self.tls_server_name = Some(tls_server_name(name)?);
         Ok(self)
     }
 
+    /// The request timeout (`VAULT_CLIENT_TIMEOUT`).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Sets the request timeout (`VAULT_CLIENT_TIMEOUT`).
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How many times a failed call is retried (`VAULT_MAX_RETRIES`).
+    pub fn max_retries(&self) -> u32 {
+        self.max_retries
+    }
+
+    /// Sets how many times a failed call is retried (`VAULT_MAX_RETRIES`; 0 for none).
+    #[must_use]
+    pub fn with_max_retries(mut self, retries: u32) -> Self {
+        self.max_retries = retries;
+        self
+    }
+
+    /// The most a whole call may take, its retries and waits included
+    /// (unless set: the request timeout plus 30 s).
+    pub fn deadline(&self) -> Duration {
+        self.deadline
+            .unwrap_or_else(|| self.timeout.saturating_add(RETRY_ALLOWANCE))
+    }
+
+    /// Sets the most a whole call may take, its retries and waits included.
+    #[must_use]
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
     /// The base URL requests are sent to: the address, with its host
     /// replaced by the TLS server name when one is set (the connection
-    /// still goes to the address's host: see [`ServerName`]).
+    /// still goes to the address's host: see [`crate::tls`]).
     pub(crate) fn request_base(&self) -> String {
         match (&self.tls_server_name, self.address.scheme()) {
             (Some(name), "https") => {
@@ -245,226 +270,64 @@ impl VaultConfig {
         }
     }
 
-    /// The server's URL.
-    pub fn address(&self) -> &Url {
-        &self.address
-    }
-
-    /// The namespace, if any.
-    pub fn namespace_name(&self) -> Option<&str> {
-        self.namespace.as_deref()
-    }
-
-    /// Whether TLS certificates go unverified (`VAULT_SKIP_VERIFY`).
-    pub fn tls_skip_verify(&self) -> bool {
-        self.skip_verify
-    }
-
-    /// The CA certificate file trusted (`VAULT_CACERT`), if any.
-    pub fn ca_cert_file(&self) -> Option<&std::path::Path> {
-        self.ca_cert.as_deref()
-    }
-
-    /// The CA certificate directory trusted (`VAULT_CAPATH`), if any.
-    pub fn ca_cert_dir(&self) -> Option<&std::path::Path> {
-        self.ca_path.as_deref()
-    }
-
     /// The address as a string without a trailing slash, for messages and the client.
     pub(crate) fn base(&self) -> &str {
         self.address.as_str().trim_end_matches('/')
     }
 
-    /// The request timeout (`VAULT_CLIENT_TIMEOUT`).
-    pub fn request_timeout(&self) -> Duration {
-        self.timeout
-    }
-
     /// Checks what a builder may have set without checks (the namespace),
     /// so that nothing unusable reaches a request.
-    fn check(&self) -> Result<(), Error> {
+    pub(crate) fn check(&self) -> Result<(), Error> {
         if let Some(ns) = &self.namespace {
             input::namespace(ns).map_err(|e| e.for_variable("namespace"))?;
         }
         Ok(())
     }
+}
 
-    /// The HTTP client: the configured TLS, the timeout, and no redirects,
-    /// because reqwest would resend `X-Vault-Token` to whatever host a
-    /// redirect names.
-    pub(crate) fn http_client(&self) -> Result<reqwest::Client, Error> {
-        self.check()?;
-        let mut builder = reqwest::Client::builder()
-            .tls_backend_rustls()
-            .redirect(reqwest::redirect::Policy::none())
-            // The per-request timeout is the transport's (capped by the call's deadline).
-            .connect_timeout(self.timeout.min(Duration::from_secs(10)));
-        if self.address.scheme() == "http" {
-            // Plain HTTP needs no roots; loading them can fail on minimal systems (reqwest#2988).
-            builder = builder.tls_certs_only(Vec::new());
-        } else {
-            if let (Some(name), Some(host)) = (&self.tls_server_name, self.address.host_str()) {
-                // Requests name the server by `name` (so TLS verifies and
-                // sends it as SNI); this resolver connects them to the
-                // address's own host.
-                builder = builder.dns_resolver(ServerName {
-                    name: name.clone(),
-                    host: host
-                        .trim_start_matches('[')
-                        .trim_end_matches(']')
-                        .to_owned(),
-                });
-            }
-            builder = builder.tls_danger_accept_invalid_certs(self.skip_verify);
-            for (variable, file) in self.ca_files()? {
-                let pem = input::read_file(variable, &file, input::MAX_PEM_FILE_LEN)?;
-                let shown = input::shown(&file.display().to_string());
-                let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                    Error::config(
-                        variable,
-                        format!("`{shown}` is not a PEM certificate bundle: {}", chain(&e)),
-                    )
-                })?;
-                if certs.is_empty() {
-                    return Err(Error::config(
-                        variable,
-                        format!("`{shown}` holds no PEM certificate (-----BEGIN CERTIFICATE-----)"),
-                    ));
-                }
-                builder = builder.tls_certs_merge(certs);
-            }
-            if let Some((cert, key)) = &self.client_cert {
-                builder = builder.identity(client_identity(cert, key)?);
-            }
-        }
-        builder.build().map_err(|e| {
-            let (name, what) = match &self.client_cert {
-                Some(_) => (
-                    "VAULT_CLIENT_CERT",
-                    "the client certificate and key cannot be used together",
-                ),
-                None => ("TLS", "cannot build the HTTP client"),
-            };
-            Error::config(name, format!("{what}: {}", chain(&e)))
+/// `variable`'s value, `None` when unset or blank.
+fn read(env: &Env, variable: &Variable) -> Result<Option<String>, Error> {
+    Ok(env.get(variable.name)?.filter(|v| !v.trim().is_empty()))
+}
+
+/// A file or directory path from `variable`, checked as [`input::file_path`].
+fn read_path(env: &Env, variable: &Variable) -> Result<Option<PathBuf>, Error> {
+    read(env, variable)?
+        .map(|v| {
+            input::file_path(&v)
+                .map(PathBuf::from)
+                .map_err(|e| e.for_variable(variable.name))
         })
-    }
-
-    fn ca_files(&self) -> Result<Vec<(&'static str, PathBuf)>, Error> {
-        let mut files = Vec::new();
-        if let Some(file) = &self.ca_cert {
-            files.push(("VAULT_CACERT", file.clone()));
-        }
-        if let Some(dir) = &self.ca_path {
-            let shown = input::shown(&dir.display().to_string());
-            let fail = |reason: String| Error::config("VAULT_CAPATH", reason);
-            let entries = std::fs::read_dir(dir).map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => {
-                    fail(format!("the directory `{shown}` does not exist"))
-                }
-                std::io::ErrorKind::NotADirectory => fail(format!(
-                    "`{shown}` is not a directory (a single CA file goes in VAULT_CACERT)"
-                )),
-                _ => fail(format!("cannot read the directory `{shown}`: {e}")),
-            })?;
-            let mut found: Vec<PathBuf> = entries
-                .filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.is_file())
-                .collect();
-            if found.is_empty() {
-                return Err(fail(format!(
-                    "the directory `{shown}` holds no certificate files"
-                )));
-            }
-            found.sort();
-            files.extend(found.into_iter().map(|p| ("VAULT_CAPATH", p)));
-        }
-        Ok(files)
-    }
+        .transpose()
 }
 
-/// The client certificate and key, each checked on its own first so that a
-/// message names the file at fault rather than saying "builder error".
-fn client_identity(cert: &Path, key: &Path) -> Result<reqwest::Identity, Error> {
-    let cert_pem = input::read_file("VAULT_CLIENT_CERT", cert, input::MAX_PEM_FILE_LEN)?;
-    let key_pem = input::read_file("VAULT_CLIENT_KEY", key, input::MAX_PEM_FILE_LEN)?;
-    let shown_cert = input::shown(&cert.display().to_string());
-    let shown_key = input::shown(&key.display().to_string());
-    match reqwest::Certificate::from_pem_bundle(&cert_pem) {
-        Ok(certs) if !certs.is_empty() => {}
-        _ => {
-            return Err(Error::config(
-                "VAULT_CLIENT_CERT",
-                format!("`{shown_cert}` holds no PEM certificate (-----BEGIN CERTIFICATE-----)"),
-            ));
-        }
-    }
-    let has_key = key_pem
-        .windows(b"PRIVATE KEY-----".len())
-        .any(|w| w == b"PRIVATE KEY-----");
-    if !has_key {
-        return Err(Error::config(
-            "VAULT_CLIENT_KEY",
-            format!("`{shown_key}` holds no PEM private key (-----BEGIN ... PRIVATE KEY-----)"),
-        ));
-    }
-    let mut pem = zeroize::Zeroizing::new(Vec::with_capacity(cert_pem.len() + key_pem.len() + 1));
-    pem.extend_from_slice(&cert_pem);
-    pem.push(b'\n');
-    pem.extend_from_slice(&key_pem);
-    reqwest::Identity::from_pem(&pem).map_err(|e| {
-        Error::config(
-            "VAULT_CLIENT_KEY",
-            format!(
-                "`{shown_key}` and the certificate `{shown_cert}` are not a usable pair: {}",
-                chain(&e)
-            ),
-        )
-    })
-}
-
-/// An error and its sources on one line ("builder error" alone says nothing).
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !text.contains(&s_text) {
-            text.push_str(": ");
-            text.push_str(&s_text);
-        }
-        source = s.source();
-    }
-    text
-}
-
-/// Resolves the TLS server name to the address's host; any other name as usual.
-#[derive(Debug)]
-struct ServerName {
-    name: String,
-    host: String,
-}
-
-impl reqwest::dns::Resolve for ServerName {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let target = if name.as_str().eq_ignore_ascii_case(&self.name) {
-            self.host.clone()
-        } else {
-            name.as_str().to_owned()
-        };
-        Box::pin(async move {
-            let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((target.as_str(), 0))
-                .await?
-                .collect();
-            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
-        })
+/// The client certificate and key: both or neither.
+fn client_pair(
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+) -> Result<Option<(PathBuf, PathBuf)>, Error> {
+    let (cert_name, key_name) = (var::VAULT_CLIENT_CERT.name, var::VAULT_CLIENT_KEY.name);
+    match (cert, key) {
+        (Some(cert), Some(key)) => Ok(Some((cert, key))),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(Error::config_kind(
+            key_name,
+            ConfigKind::HalfPair,
+            format!("must be set when {cert_name} is"),
+        )),
+        (None, Some(_)) => Err(Error::config_kind(
+            cert_name,
+            ConfigKind::HalfPair,
+            format!("must be set when {key_name} is"),
+        )),
     }
 }
 
 /// A DNS name to verify the server's certificate against.
 fn tls_server_name(raw: &str) -> Result<String, Error> {
+    let variable = var::VAULT_TLS_SERVER_NAME.name;
     let name = input::name("a server name", raw)
-        .map_err(|e| e.for_variable("VAULT_TLS_SERVER_NAME"))?
+        .map_err(|e| e.for_variable(variable))?
         .to_ascii_lowercase();
     let valid = name.split('.').all(|label| {
         !label.is_empty()
@@ -472,8 +335,9 @@ fn tls_server_name(raw: &str) -> Result<String, Error> {
             && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
     });
     if !valid || name.len() > 253 {
-        return Err(Error::config(
-            "VAULT_TLS_SERVER_NAME",
+        return Err(Error::config_kind(
+            variable,
+            ConfigKind::NotAName,
             format!(
                 "`{}` is not a DNS name (letters, digits, dashes and dots, e.g. vault.example.com)",
                 input::shown(&name)
@@ -481,10 +345,6 @@ fn tls_server_name(raw: &str) -> Result<String, Error> {
         ));
     }
     Ok(name)
-}
-
-fn normalize_namespace(ns: &str) -> String {
-    ns.trim().trim_matches('/').to_owned()
 }
 
 /// An `http(s)` URL with a host and maybe a path prefix (a Vault behind a
@@ -499,7 +359,7 @@ pub(crate) fn parse_address(variable: &str, raw: &str) -> Result<Url, Error> {
         .map_err(|e| e.for_variable(variable))?;
     // Built only for an error message.
     let shown = || input::shown_address(raw);
-    let fail = |reason: String| Error::config(variable, reason);
+    let fail = |reason: String| Error::config_kind(variable, ConfigKind::NotAUrl, reason);
     if !raw.contains("://") {
         return Err(fail(format!(
             "`{}` does not start with http:// or https://; {EXAMPLE}",
@@ -507,38 +367,9 @@ pub(crate) fn parse_address(variable: &str, raw: &str) -> Result<Url, Error> {
         )));
     }
     let mut url = Url::parse(raw)
-        .map_err(|e| fail(format!("`{}` is not a URL ({e}); {EXAMPLE}", shown())))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(fail(format!(
-            "`{}` does not start with http:// or https://; {EXAMPLE}",
-            shown()
-        )));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(fail(format!("`{}` has no host; {EXAMPLE}", shown())));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(fail(
-            "must not carry a user name or password (`user:password@`); give credentials \
-             in VAULT_TOKEN or the credentials secret"
-                .into(),
-        ));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(fail(format!(
-            "`{}` must not have a query (`?...`) or fragment (`#...`)",
-            shown()
-        )));
-    }
+        .map_err(|e| fail(format!("`{}` is not a URL ({e}); {EXAMPLE}", shown())).caused_by(e))?;
+    check_url_parts(&url, fail, shown)?;
     let path = url.path().trim_end_matches('/').to_owned();
-    if path.contains('@') {
-        // `http://user:pa/ss@host`: a password with a `/` parses as a path.
-        return Err(fail(
-            "has `@` after the host: a user name or password? give credentials in \
-             VAULT_TOKEN or the credentials secret, never in the address"
-                .into(),
-        ));
-    }
     // Vault's CLI users write the API prefix in; requests add it themselves.
     let prefix = match path.strip_suffix("/v1") {
         Some(prefix) => {
@@ -561,67 +392,150 @@ pub(crate) fn parse_address(variable: &str, raw: &str) -> Result<Url, Error> {
     }
 }
 
-/// Go's `strconv.ParseBool`, as Vault reads its boolean variables.
-fn parse_bool(variable: &str, raw: &str) -> Result<bool, Error> {
-    match raw.trim() {
-        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
-        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
-        other => Err(Error::config(
-            variable,
-            format!(
-                "`{}` is not a boolean (use true or false)",
-                input::shown(other)
-            ),
-        )),
+/// Refuses a scheme other than `http(s)`, no host, user info, a query or
+/// fragment, and an `@` in the path.
+fn check_url_parts(
+    url: &Url,
+    fail: impl Fn(String) -> Error,
+    shown: impl Fn() -> String,
+) -> Result<(), Error> {
+    const EXAMPLE: &str = "expected e.g. https://vault.example.com:8200";
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(fail(format!(
+            "`{}` does not start with http:// or https://; {EXAMPLE}",
+            shown()
+        )));
     }
-}
-
-/// Seconds (`30`) or a number with a unit (`500ms`, `30s`, `2m`, `1h`); must be positive.
-pub(crate) fn parse_duration(variable: &str, raw: &str) -> Result<Duration, Error> {
-    let raw = raw.trim();
-    let shown = input::shown(raw);
-    let split = raw
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(raw.len());
-    let (number, unit) = raw.split_at(split);
-    let bad = || {
-        Error::config(
-            variable,
-            format!("`{shown}` is not a duration (use e.g. 30, 30s, 2m or 500ms)"),
-        )
-    };
-    let n: f64 = number.parse().map_err(|_| bad())?;
-    let seconds = match unit {
-        "" | "s" => n,
-        "ms" => n / 1000.0,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(bad()),
-    };
-    if seconds <= 0.0 {
-        return Err(Error::config(
-            variable,
-            format!("`{shown}` must be a positive duration"),
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(fail(format!("`{}` has no host; {EXAMPLE}", shown())));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(fail(
+            "must not carry a user name or password (`user:password@`); give credentials \
+             in VAULT_TOKEN or the credentials secret"
+                .into(),
         ));
     }
-    if seconds > MAX_TIMEOUT.as_secs_f64() {
-        return Err(Error::config(
-            variable,
-            format!(
-                "`{shown}` is longer than the longest accepted, {}h",
-                MAX_TIMEOUT.as_secs() / 3600
-            ),
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(fail(format!(
+            "`{}` must not have a query (`?...`) or fragment (`#...`)",
+            shown()
+        )));
+    }
+    if url.path().contains('@') {
+        // `http://user:pa/ss@host`: a password with a `/` parses as a path.
+        return Err(fail(
+            "has `@` after the host: a user name or password? give credentials in \
+             VAULT_TOKEN or the credentials secret, never in the address"
+                .into(),
         ));
     }
-    Ok(Duration::from_secs_f64(seconds))
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    impl VaultConfig {
+        fn http_client_for_test(&self) -> Result<reqwest::Client, Error> {
+            crate::tls::http_client(self)
+        }
+    }
+
     fn env(vars: &[(&str, &str)]) -> Env {
         Env::from_map(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    #[test]
+    fn the_config_remembers_which_variable_gave_the_address() {
+        for (vars, from) in [
+            (
+                &[("VAULT_ADDR", "http://a:1"), ("vault_addr", "http://b:1")][..],
+                "VAULT_ADDR",
+            ),
+            (
+                &[("VAULT_ADDR", " "), ("vault_addr", "http://b:1")],
+                "vault_addr",
+            ),
+            (
+                &[
+                    ("VAULT_ADDR", "http://a:1"),
+                    ("VAULT_AGENT_ADDR", "http://c:1"),
+                ],
+                "VAULT_AGENT_ADDR",
+            ),
+        ] {
+            let c = VaultConfig::from_env(&env(vars)).unwrap();
+            assert_eq!(c.address_variable(), Some(from), "{vars:?}");
+        }
+        assert_eq!(
+            VaultConfig::new("http://a:1").unwrap().address_variable(),
+            None
+        );
+    }
+
+    #[test]
+    fn a_url_error_is_the_source_and_kinds_name_what_is_wrong() {
+        let err = VaultConfig::new("http://[::1").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Config {
+                    kind: ConfigKind::NotAUrl,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let source = std::error::Error::source(&err).expect("a source");
+        assert!(
+            source.downcast_ref::<url::ParseError>().is_some(),
+            "{source:?}"
+        );
+        let half = VaultConfig::from_env(&env(&[
+            ("VAULT_ADDR", "https://v:1"),
+            ("VAULT_CLIENT_CERT", "/c.pem"),
+        ]))
+        .unwrap_err();
+        assert!(
+            matches!(
+                half,
+                Error::Config {
+                    kind: ConfigKind::HalfPair,
+                    ..
+                }
+            ),
+            "{half}"
+        );
+    }
+
+    #[test]
+    fn every_setting_has_a_setter_named_like_its_getter() {
+        let c = VaultConfig::new("https://v:1")
+            .unwrap()
+            .with_namespace(Some("team"))
+            .with_ca_cert("/ca.pem")
+            .with_ca_path(PathBuf::from("/cas"))
+            .with_client_cert("/c.pem", "/k.pem")
+            .with_skip_verify(true)
+            .with_timeout(Duration::from_secs(5))
+            .with_max_retries(0)
+            .with_deadline(Duration::from_secs(9))
+            .with_tls_server_name("vault.example.com")
+            .unwrap();
+        assert_eq!(c.namespace(), Some("team"));
+        assert_eq!(c.ca_cert(), Some(Path::new("/ca.pem")));
+        assert_eq!(c.ca_path(), Some(Path::new("/cas")));
+        assert_eq!(
+            c.client_cert(),
+            Some((Path::new("/c.pem"), Path::new("/k.pem")))
+        );
+        assert!(c.skip_verify());
+        assert_eq!(c.timeout(), Duration::from_secs(5));
+        assert_eq!(c.max_retries(), 0);
+        assert_eq!(c.deadline(), Duration::from_secs(9));
+        assert_eq!(c.tls_server_name(), Some("vault.example.com"));
     }
 
     #[test]
@@ -678,9 +592,9 @@ mod tests {
             ("VAULT_CLIENT_TIMEOUT", "2m"),
         ]))
         .unwrap();
-        assert_eq!(c.namespace_name(), Some("team"));
+        assert_eq!(c.namespace(), Some("team"));
         assert!(c.skip_verify);
-        assert_eq!(c.request_timeout(), Duration::from_secs(120));
+        assert_eq!(c.timeout(), Duration::from_secs(120));
     }
 
     #[test]
@@ -775,32 +689,34 @@ mod tests {
             ("VAULT_NAMESPACE", " team/app \r\n"),
         ]))
         .unwrap();
-        assert_eq!(c.namespace_name(), Some("team/app"));
+        assert_eq!(c.namespace(), Some("team/app"));
         // A builder takes any string; the check comes before any request.
         let c = VaultConfig::new("http://v:8200")
             .unwrap()
-            .namespace(Some("te\tam"));
-        assert!(c.http_client().unwrap_err().to_string().contains("tab"));
+            .with_namespace(Some("te\tam"));
+        assert!(
+            c.http_client_for_test()
+                .unwrap_err()
+                .to_string()
+                .contains("tab")
+        );
         let c = VaultConfig::new("http://v:8200")
             .unwrap()
-            .namespace(Some("/"));
-        assert_eq!(c.namespace_name(), None);
+            .with_namespace(Some("/"));
+        assert_eq!(c.namespace(), None);
     }
 
     #[test]
     fn timeouts_are_bounded_with_a_message_for_each_side() {
         assert!(
-            parse_duration("x", "0")
+            input::duration("0")
                 .unwrap_err()
-                .to_string()
+                .reason
                 .contains("positive")
         );
-        let msg = parse_duration("x", "99999999999").unwrap_err().to_string();
+        let msg = input::duration("99999999999").unwrap_err().reason;
         assert!(msg.contains("longest accepted, 24h"), "{msg}");
-        assert_eq!(
-            parse_duration("x", "24h").unwrap(),
-            Duration::from_secs(86_400)
-        );
+        assert_eq!(input::duration("24h").unwrap(), Duration::from_secs(86_400));
     }
 
     #[test]
@@ -869,7 +785,7 @@ mod tests {
             all.extend(vars.iter().copied());
             let err = VaultConfig::from_env(&env(&all))
                 .unwrap()
-                .http_client()
+                .http_client_for_test()
                 .unwrap_err();
             let msg = err.to_string();
             assert!(
@@ -897,28 +813,28 @@ mod tests {
         assert_eq!(c.request_base(), "https://vault.example.com:8200");
         let plain = VaultConfig::new("http://10.0.0.5:8200")
             .unwrap()
-            .tls_server_name("vault.example.com")
+            .with_tls_server_name("vault.example.com")
             .unwrap();
         assert_eq!(plain.request_base(), "http://10.0.0.5:8200");
     }
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("x", "30").unwrap(), Duration::from_secs(30));
+        assert_eq!(input::duration("30").unwrap(), Duration::from_secs(30));
         assert_eq!(
-            parse_duration("x", "500ms").unwrap(),
+            input::duration("500ms").unwrap(),
             Duration::from_millis(500)
         );
-        assert!(parse_duration("x", "-1").is_err());
-        assert!(parse_duration("x", "1d").is_err());
+        assert!(input::duration("-1").is_err());
+        assert!(input::duration("1d").is_err());
     }
 
     #[test]
     fn missing_ca_file_is_an_error_naming_the_variable() {
         let c = VaultConfig::new("https://v:8200")
             .unwrap()
-            .ca_cert("/nonexistent/ca.pem");
-        let err = c.http_client().unwrap_err();
+            .with_ca_cert("/nonexistent/ca.pem");
+        let err = c.http_client_for_test().unwrap_err();
         assert!(
             err.to_string().starts_with("invalid `VAULT_CACERT`"),
             "{err}"

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use secrecy::{ExposeSecret, SecretString};
 use secret_core::{Env, SecretChain};
 
+use crate::error::ConfigKind;
+use crate::variables::{self as var, Variable};
 use crate::{Error, input};
 
 /// How errors about `~/.vault-token` name it.
@@ -16,22 +18,63 @@ pub const DEFAULT_CREDENTIALS_SECRET: &str = "VAULT_CREDENTIALS";
 /// The default Kubernetes service-account token file.
 pub const DEFAULT_KUBE_TOKEN_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 
-const KNOWN_KEYS: [&str; 7] = [
-    "VAULT_TOKEN",
-    "VAULT_ROLE_ID",
-    "VAULT_SECRET_ID",
-    "VAULT_APPROLE_PATH",
-    "VAULT_KUBE_AUTH_ROLE",
-    "VAULT_KUBE_AUTH_PATH",
-    "VAULT_KUBE_TOKEN_FILE",
+/// The keys of the credentials secret, each also read as the variable of
+/// the same name when there is no secret.
+const KEYS: [Variable; 7] = [
+    var::VAULT_TOKEN,
+    var::VAULT_ROLE_ID,
+    var::VAULT_SECRET_ID,
+    var::VAULT_APPROLE_PATH,
+    var::VAULT_KUBE_AUTH_ROLE,
+    var::VAULT_KUBE_AUTH_PATH,
+    var::VAULT_KUBE_TOKEN_FILE,
 ];
+
+/// The keys' names.
+const KNOWN_KEYS: [&str; 7] = [
+    KEYS[0].name,
+    KEYS[1].name,
+    KEYS[2].name,
+    KEYS[3].name,
+    KEYS[4].name,
+    KEYS[5].name,
+    KEYS[6].name,
+];
+
+/// Where the keys were looked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// The credentials secret of this name (it wins as a whole); the
+    /// variables of the keys set beside it, which were not read.
+    Secret {
+        name: String,
+        ignored: Vec<&'static str>,
+    },
+    /// The environment variables (no credentials secret exists), the token
+    /// maybe from `~/.vault-token`.
+    Environment { secret: String, token_file: bool },
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Secret { name, .. } => write!(f, "the secret `{name}`"),
+            Origin::Environment {
+                token_file: true, ..
+            } => f.write_str("the environment variables, the token from `~/.vault-token`"),
+            Origin::Environment { .. } => f.write_str("the environment variables"),
+        }
+    }
+}
 
 /// The configured authentication material. `Debug` shows which keys are
 /// present, never their values (they are `SecretString`s).
 #[derive(Debug, Clone)]
 pub(crate) struct Credentials {
-    /// Where they came from, for messages: a secret's name, `VAULT_TOKEN` or `~/.vault-token`.
+    /// Where they came from, for messages ("the secret `VAULT_CREDENTIALS`").
     pub(crate) origin: String,
+    /// Where the keys were looked for.
+    pub(crate) keys_from: Origin,
     pub(crate) token: Option<SecretString>,
     pub(crate) role_id: Option<SecretString>,
     pub(crate) secret_id: Option<SecretString>,
@@ -68,9 +111,10 @@ impl Method<'_> {
 }
 
 impl Credentials {
-    fn empty(origin: impl Into<String>) -> Self {
+    fn empty(origin: Origin) -> Self {
         Credentials {
-            origin: origin.into(),
+            origin: origin.to_string(),
+            keys_from: origin,
             token: None,
             role_id: None,
             secret_id: None,
@@ -82,40 +126,98 @@ impl Credentials {
     }
 
     /// Reads the credentials secret `name` through `chain`; where no source
-    /// has it, falls back to `VAULT_TOKEN`, then `~/.vault-token`, as Vault's CLI does.
+    /// has it, reads each key from the variable of the same name, and the
+    /// token, when `VAULT_TOKEN` is unset, from `~/.vault-token`, as Vault's
+    /// CLI does. The secret, when it exists, wins as a whole.
     ///
     /// Every value goes through [`input`]: trimmed, and refused (naming the
     /// variable, file or key, never the value) when it holds a control
     /// character or is too long, so none reaches a request that would panic on it.
     pub(crate) async fn load(chain: &SecretChain, name: &str, env: &Env) -> Result<Self, Error> {
         if let Some(value) = chain.get_optional(name).await? {
-            return Self::from_mapping(name, &value);
-        }
-        if let Some(raw) = env
-            .get("VAULT_TOKEN")?
-            .map(zeroize::Zeroizing::new)
-            .filter(|t| !t.trim().is_empty())
-        {
-            let mut creds = Credentials::empty("the environment variable `VAULT_TOKEN`");
-            creds.token = Some(input::token("VAULT_TOKEN", &raw)?);
+            let mut creds = Self::from_mapping(name, &value)?;
+            // Named in messages only: the secret wins, these are not read.
+            let mut ignored = Vec::new();
+            for key in KEYS {
+                if env.get(key.name)?.is_some_and(|v| !v.trim().is_empty()) {
+                    ignored.push(key.name);
+                }
+            }
+            creds.keys_from = Origin::Secret {
+                name: name.to_owned(),
+                ignored,
+            };
             return Ok(creds);
         }
-        if let Some(home) = env.get("HOME")?.filter(|h| !h.trim().is_empty()) {
-            let file = PathBuf::from(home).join(".vault-token");
-            // Absent is fine (no token there); anything else about it is checked.
-            if std::fs::symlink_metadata(&file).is_ok() {
-                let text = input::read_token_file(VAULT_TOKEN_FILE, &file)?;
-                let mut creds = Credentials::empty(format!(
-                    "the token file `{}`",
-                    input::shown(&file.display().to_string())
-                ));
-                creds.token = Some(input::token(VAULT_TOKEN_FILE, &text)?);
-                return Ok(creds);
+        Self::from_env(name, env)
+    }
+
+    /// The keys from the variables of the same names; the token, when
+    /// `VAULT_TOKEN` is unset, from `~/.vault-token`.
+    fn from_env(secret: &str, env: &Env) -> Result<Self, Error> {
+        let mut creds = Credentials::empty(Origin::Environment {
+            secret: secret.to_owned(),
+            token_file: false,
+        });
+        let read = |v: &Variable| -> Result<Option<zeroize::Zeroizing<String>>, Error> {
+            Ok(env
+                .get(v.name)?
+                .map(zeroize::Zeroizing::new)
+                .filter(|t| !t.trim().is_empty()))
+        };
+        let named = |v: &'static Variable| move |e: input::Invalid| e.for_variable(v.name);
+        creds.token = read(&var::VAULT_TOKEN)?
+            .map(|raw| input::token(var::VAULT_TOKEN.name, &raw))
+            .transpose()?;
+        creds.role_id = read(&var::VAULT_ROLE_ID)?
+            .map(|raw| input::credential("a role id", &raw).map_err(named(&var::VAULT_ROLE_ID)))
+            .transpose()?;
+        creds.secret_id = read(&var::VAULT_SECRET_ID)?
+            .map(|raw| input::credential("a secret id", &raw).map_err(named(&var::VAULT_SECRET_ID)))
+            .transpose()?;
+        if let Some(mount) = read(&var::VAULT_APPROLE_PATH)? {
+            creds.approle_mount = input::mount(&mount).map_err(named(&var::VAULT_APPROLE_PATH))?;
+        }
+        creds.kube_role = read(&var::VAULT_KUBE_AUTH_ROLE)?
+            .map(|role| {
+                input::name("a role name", &role)
+                    .map(str::to_owned)
+                    .map_err(named(&var::VAULT_KUBE_AUTH_ROLE))
+            })
+            .transpose()?;
+        creds.kube_mount = read(&var::VAULT_KUBE_AUTH_PATH)?
+            .map(|mount| input::mount(&mount).map_err(named(&var::VAULT_KUBE_AUTH_PATH)))
+            .transpose()?;
+        if let Some(file) = read(&var::VAULT_KUBE_TOKEN_FILE)? {
+            creds.kube_token_file = input::file_path(&file)
+                .map(PathBuf::from)
+                .map_err(named(&var::VAULT_KUBE_TOKEN_FILE))?;
+        }
+        let mut set = Vec::new();
+        for key in KEYS {
+            if read(&key)?.is_some() {
+                set.push(format!("`{}`", key.name));
             }
         }
-        Ok(Credentials::empty(format!(
-            "nowhere (no secret `{name}`, no `VAULT_TOKEN`, no `~/.vault-token`)"
-        )))
+        creds.origin = match set.len() {
+            0 => "nowhere".to_owned(),
+            1 => format!("the environment variable {}", set[0]),
+            _ => format!("the environment variables {}", set.join(", ")),
+        };
+        if creds.token.is_none()
+            && let Some((token, file)) = token_file(env)?
+        {
+            creds.token = Some(token);
+            creds.keys_from = Origin::Environment {
+                secret: secret.to_owned(),
+                token_file: true,
+            };
+            creds.origin = match set.is_empty() {
+                true => format!("the token file `{file}`"),
+                false => format!("{} and the token file `{file}`", creds.origin),
+            };
+        }
+        Ok(creds)
     }
 
     /// Parses the credentials mapping; errors name the secret and key, never a value.
@@ -123,13 +225,21 @@ impl Credentials {
         name: &str,
         value: &secret_core::SecretValue,
     ) -> Result<Self, Error> {
-        let invalid = |reason: String| Error::Credentials {
+        let invalid = |kind, source: Option<crate::Cause>| Error::Credentials {
             secret: name.to_owned(),
-            reason,
+            key: None,
+            kind,
+            reason: r#"it must be a JSON mapping, such as {"VAULT_TOKEN": "..."}"#.into(),
+            source,
         };
-        let mut map = value.to_mapping().map_err(|_| {
-            invalid(r#"it must be a JSON mapping, such as {"VAULT_TOKEN": "..."}"#.into())
-        })?;
+        // A syntax error never quotes the text (a type error could), so it
+        // can be the source; the shape is checked apart.
+        if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(value.expose_secret()) {
+            return Err(invalid(ConfigKind::NotAMapping, Some(Box::new(e))));
+        }
+        let mut map = value
+            .to_mapping()
+            .map_err(|_| invalid(ConfigKind::NotAMapping, None))?;
         let parsed = Self::from_map(name, &mut map);
         // Wipe what is left of the parsed mapping, whatever happened.
         map.values_mut().for_each(secret_core::zeroize_json);
@@ -147,18 +257,26 @@ impl Credentials {
                 Some(serde_json::Value::String(s)) => {
                     let s = zeroize::Zeroizing::new(s);
                     if s.trim().is_empty() {
-                        return Err(input::Invalid("is empty".into()).for_key(name, key));
+                        return Err(
+                            input::Invalid::new(ConfigKind::Empty, "is empty").for_key(name, key)
+                        );
                     }
                     Ok(Some(s))
                 }
                 Some(mut other) => {
                     secret_core::zeroize_json(&mut other);
-                    Err(input::Invalid("must be a string".into()).for_key(name, key))
+                    Err(
+                        input::Invalid::new(ConfigKind::NotAString, "must be a string")
+                            .for_key(name, key),
+                    )
                 }
             }
         };
         let key_error = |key: &'static str| move |e: input::Invalid| e.for_key(name, key);
-        let mut creds = Credentials::empty(format!("the secret `{name}`"));
+        let mut creds = Credentials::empty(Origin::Secret {
+            name: name.to_owned(),
+            ignored: Vec::new(),
+        });
         let credential =
             |key: &'static str, what: &str, raw: Option<zeroize::Zeroizing<String>>| {
                 raw.map(|raw| input::credential(what, &raw).map_err(key_error(key)))
@@ -232,14 +350,32 @@ impl Credentials {
         }
         if methods.is_empty() {
             return Err(Error::NoCredentials {
-                detail: format!(
-                    "credentials read from {}; {}",
-                    self.origin,
-                    missing.join("; ")
-                ),
+                detail: format!("{}: {}", self.looked_in(), missing.join("; ")),
             });
         }
         Ok(methods)
+    }
+
+    /// Where the keys were looked for, for messages.
+    fn looked_in(&self) -> String {
+        match &self.keys_from {
+            Origin::Secret { name, ignored } if ignored.is_empty() => {
+                format!("looked in the secret `{name}`")
+            }
+            Origin::Secret { name, ignored } => format!(
+                "looked in the secret `{name}`, which wins as a whole: the variables {} \
+                 are set but not read",
+                ignored
+                    .iter()
+                    .map(|v| format!("`{v}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Origin::Environment { secret, .. } => format!(
+                "looked in the environment variables and `~/.vault-token` (there is no \
+                 secret `{secret}`)"
+            ),
+        }
     }
 
     /// Feeds everything that identifies these credentials into `hasher`
@@ -261,6 +397,21 @@ impl Credentials {
         )
             .hash(hasher);
     }
+}
+
+/// The token in `~/.vault-token` and the file, shown, when `HOME` is set and the file exists.
+fn token_file(env: &Env) -> Result<Option<(SecretString, String)>, Error> {
+    let Some(home) = env.get(var::HOME.name)?.filter(|h| !h.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let file = PathBuf::from(home).join(".vault-token");
+    // Absent is fine (no token there); anything else about it is checked.
+    if std::fs::symlink_metadata(&file).is_err() {
+        return Ok(None);
+    }
+    let text = input::read_token_file(VAULT_TOKEN_FILE, &file)?;
+    let token = input::token(VAULT_TOKEN_FILE, &text)?;
+    Ok(Some((token, input::shown(&file.display().to_string()))))
 }
 
 #[cfg(test)]
@@ -454,6 +605,102 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn every_method_reads_its_keys_from_variables_without_a_secret() {
+        let chain = SecretChain::empty();
+        let env = Env::from_map([
+            ("VAULT_ROLE_ID", " r\n"),
+            ("VAULT_SECRET_ID", "s"),
+            ("VAULT_APPROLE_PATH", "/ar/"),
+            ("VAULT_KUBE_AUTH_ROLE", "k"),
+            ("VAULT_KUBE_AUTH_PATH", "k8s"),
+            ("VAULT_KUBE_TOKEN_FILE", "/tmp/t"),
+        ]);
+        let c = Credentials::load(&chain, "VAULT_CREDENTIALS", &env)
+            .await
+            .unwrap();
+        match &c.methods().unwrap()[..] {
+            [
+                Method::AppRole { mount, role_id, .. },
+                Method::Kubernetes {
+                    mount: km,
+                    role,
+                    token_file,
+                },
+            ] => {
+                assert_eq!((*mount, role_id.expose_secret()), ("ar", "r"));
+                assert_eq!((*km, *role), ("k8s", "k"));
+                assert_eq!(token_file.to_str(), Some("/tmp/t"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let env = Env::from_map([("VAULT_ROLE_ID", "r\n2")]);
+        let err = Credentials::load(&chain, "VAULT_CREDENTIALS", &env)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::Config { name, .. } if name == "VAULT_ROLE_ID"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_incomplete_method_says_where_its_keys_were_looked_for() {
+        let env = Env::from_map([("VAULT_SECRET_ID", "s"), ("HOME", "/nonexistent")]);
+        let err = Credentials::load(&SecretChain::empty(), "VAULT_CREDENTIALS", &env)
+            .await
+            .unwrap()
+            .methods()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("looked in the environment variables"), "{err}");
+        assert!(
+            err.contains("`VAULT_SECRET_ID` given without `VAULT_ROLE_ID`"),
+            "{err}"
+        );
+
+        let local = LocalContext::builder()
+            .secret(
+                "VAULT_CREDENTIALS",
+                SecretValue::text(r#"{"VAULT_ROLE_ID":"r"}"#),
+            )
+            .build()
+            .unwrap();
+        let chain = SecretChain::first_try("local", local);
+        let err = Credentials::load(&chain, "VAULT_CREDENTIALS", &env)
+            .await
+            .unwrap()
+            .methods()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("looked in the secret `VAULT_CREDENTIALS`"),
+            "{err}"
+        );
+        assert!(
+            err.contains("`VAULT_SECRET_ID` are set but not read"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_secret_that_is_not_json_keeps_the_syntax_error_as_source() {
+        let err = parse("not json").unwrap_err();
+        assert!(matches!(
+            err,
+            Error::Credentials {
+                kind: ConfigKind::NotAMapping,
+                key: None,
+                ..
+            }
+        ));
+        let source = std::error::Error::source(&err).expect("a source");
+        assert!(
+            source.downcast_ref::<serde_json::Error>().is_some(),
+            "{source:?}"
+        );
+    }
+
+    #[tokio::test]
     async fn secret_wins_over_vault_token() {
         let local = LocalContext::builder()
             .secret(
@@ -467,6 +714,10 @@ mod tests {
         let c = Credentials::load(&chain, "CREDS", &env).await.unwrap();
         assert_eq!(c.token.unwrap().expose_secret(), "from-secret");
         assert_eq!(c.origin, "the secret `CREDS`");
+        let err = Credentials::load(&chain, "CREDS", &Env::from_map([("VAULT_ROLE_ID", "r")]))
+            .await
+            .unwrap();
+        assert!(err.methods().is_ok(), "the secret's token is used");
     }
 }
 
@@ -520,7 +771,8 @@ mod proptests {
         prop_oneof![
             3 => text(12).prop_map(Value::String),
             3 => (padding(), clean(), padding()).prop_map(|(p, c, q)| Value::String(format!("{p}x{c}{q}"))),
-            1 => json(),
+            // Without the marker: a role or mount name is not a credential and may be shown.
+            1 => json().prop_filter("no marker", |v| !v.to_string().contains(MARK)),
         ]
     }
 

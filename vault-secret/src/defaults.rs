@@ -34,25 +34,6 @@ pub(crate) const CAPACITY: usize = 32;
 /// How long settings resolved from unchanged variables are reused.
 pub(crate) const RESOLVED_FOR: Duration = Duration::from_secs(1);
 
-/// The variables resolving a client's configuration and credentials reads
-/// (besides the credentials secret's own, through the chain).
-const RESOLUTION_INPUTS: [&str; 14] = [
-    "VAULT_AGENT_ADDR",
-    "VAULT_ADDR",
-    "vault_addr",
-    "VAULT_NAMESPACE",
-    "VAULT_CACERT",
-    "VAULT_CAPATH",
-    "VAULT_CLIENT_CERT",
-    "VAULT_CLIENT_KEY",
-    "VAULT_SKIP_VERIFY",
-    "VAULT_CLIENT_TIMEOUT",
-    "VAULT_MAX_RETRIES",
-    "VAULT_TLS_SERVER_NAME",
-    "VAULT_TOKEN",
-    "HOME",
-];
-
 #[derive(Default)]
 struct Clients {
     /// Each client, by a hash of its settings and credentials, and when it was last handed out.
@@ -190,8 +171,9 @@ fn revoke_detached(client: VaultClient) {
     }
 }
 
-/// A hash of everything resolution reads from the environment, for a
-/// builder that reads only the environment; `None` when it cannot be told
+/// A hash of everything resolution reads from the environment (the
+/// variables [`crate::variables`] declares for it, and the credentials
+/// secret's own names), for a builder that reads only the environment; `None` when it cannot be told
 /// (a chain or configuration of the caller's own, typed credentials, a
 /// variable that is not UTF-8).
 fn fingerprint(builder: &ClientBuilder) -> Option<u64> {
@@ -209,9 +191,8 @@ fn fingerprint(builder: &ClientBuilder) -> Option<u64> {
         ),
         builder.credentials_secret.clone(),
     ];
-    for name in RESOLUTION_INPUTS
-        .iter()
-        .copied()
+    for name in crate::variables::resolution()
+        .map(|v| v.name)
         .chain(through_chain.iter().map(String::as_str))
     {
         name.hash(&mut hasher);

@@ -13,13 +13,19 @@ pub enum Error {
     #[error("no Vault address: set `VAULT_ADDR` (or the secret/variable `vault_addr`)")]
     MissingAddress,
 
-    /// A setting (an environment variable or a builder option) has a bad value.
+    /// A setting (an environment variable, a file it names, or a builder
+    /// option) has a bad value.
     #[error("invalid `{name}`: {reason}")]
     Config {
-        /// The variable or option.
+        /// The variable, file or option.
         name: String,
-        /// What is wrong with it (never its value when it is a credential).
+        /// What is wrong, to match on.
+        kind: ConfigKind,
+        /// What is wrong, in words (never the value when it is a credential).
         reason: String,
+        /// The underlying error (an I/O or URL error), when there is one.
+        #[source]
+        source: Option<Cause>,
     },
 
     /// The credentials secret exists but cannot be used.
@@ -27,8 +33,15 @@ pub enum Error {
     Credentials {
         /// The secret's name (`VAULT_CREDENTIALS` by default).
         secret: String,
-        /// What is wrong with it (key names only).
+        /// The key at fault; `None` when the secret as a whole is (not a JSON mapping).
+        key: Option<String>,
+        /// What is wrong, to match on.
+        kind: ConfigKind,
+        /// What is wrong, in words (key names only).
         reason: String,
+        /// The underlying error (the JSON syntax error), when there is one.
+        #[source]
+        source: Option<Cause>,
     },
 
     /// No authentication method has all its keys.
@@ -70,12 +83,14 @@ pub enum Error {
     },
 
     /// The secret has no such field.
-    #[error("secret `{path}` has no field `{field}`")]
+    #[error("secret `{path}` has no field `{field}` ({})", Fields(available))]
     FieldNotFound {
         /// The path.
         path: String,
         /// The missing field.
         field: String,
+        /// The fields the secret has, sorted (field names are not secret).
+        available: Vec<String>,
     },
 
     /// The requested KV v2 version was soft-deleted (it can be undeleted).
@@ -100,9 +115,10 @@ pub enum Error {
 
     /// The token may not read the path.
     #[error(
-        "access forbidden: `{path}` (the token needs `read` on {}){}",
+        "access forbidden: `{path}` (the token needs `read` on {}){}{}",
         OneOf(policy_paths),
-        InNamespace(namespace)
+        InNamespace(namespace),
+        Guessed(*mount_guessed, path)
     )]
     PermissionDenied {
         /// The path as given.
@@ -112,6 +128,9 @@ pub enum Error {
         policy_paths: Vec<String>,
         /// The namespace read in (`VAULT_NAMESPACE`), a possible cause.
         namespace: Option<String>,
+        /// The mount was taken from the path's first segment because the
+        /// token may not look mounts up: a misspelled mount looks like this.
+        mount_guessed: bool,
     },
 
     /// The server is sealed.
@@ -139,8 +158,13 @@ pub enum Error {
     Transport {
         /// The server's address.
         address: String,
-        /// What failed (connection refused, timeout, TLS, bad response...).
+        /// What failed, to match on.
+        kind: TransportKind,
+        /// What failed, in words (connection refused, timeout, TLS, bad response...).
         reason: String,
+        /// The underlying error (`reqwest`'s), when there is one.
+        #[source]
+        source: Option<Cause>,
     },
 
     /// A lookup through the secret chain failed.
@@ -148,11 +172,120 @@ pub enum Error {
     Secret(#[from] secret_core::Error),
 }
 
+/// The underlying error of a variant that has one: `reqwest`'s, `std::io`'s,
+/// `serde_json`'s (a syntax error, which never quotes the text) or `url`'s.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What is wrong with a setting or a key of the credentials secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ConfigKind {
+    /// Not set where it is needed.
+    Missing,
+    /// Set, but empty (or only whitespace).
+    Empty,
+    /// Holds a control character (a line break, a tab, NUL...).
+    ControlCharacter,
+    /// Longer than accepted.
+    TooLong,
+    /// Not a number.
+    NotANumber,
+    /// A number or duration outside the accepted range.
+    OutOfRange,
+    /// Not a boolean (`true`, `false`, `1`, `0`...).
+    NotABoolean,
+    /// Not a duration (`30`, `30s`, `2m`, `500ms`).
+    NotADuration,
+    /// Not a usable `http(s)` URL (or one with user info, a query...).
+    NotAUrl,
+    /// Not a name of the expected form (a DNS name, a mount, a namespace).
+    NotAName,
+    /// The file it names does not exist.
+    FileMissing,
+    /// It names a directory where a file is expected.
+    IsADirectory,
+    /// It names something that is not a directory where one is expected.
+    NotADirectory,
+    /// The file or directory cannot be read (permissions, I/O).
+    Unreadable,
+    /// The file is larger than accepted.
+    TooLarge,
+    /// The file is not UTF-8 text.
+    NotUtf8,
+    /// The file holds no usable PEM certificate or key.
+    NotPem,
+    /// One half of a pair is set without the other (client certificate and key).
+    HalfPair,
+    /// A value of the wrong JSON type (a number where a string is expected).
+    NotAString,
+    /// The credentials secret is not a JSON mapping.
+    NotAMapping,
+    /// Anything else (the message says what).
+    Invalid,
+}
+
+/// What failed between this process and the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TransportKind {
+    /// No connection (refused, unreachable, DNS).
+    Connect,
+    /// No answer within the request timeout or the call's deadline.
+    Timeout,
+    /// The TLS handshake failed (an unknown CA, a name mismatch...).
+    Tls,
+    /// An `https://` address whose port speaks plain HTTP.
+    NotTls,
+    /// The answer could not be read (cut short, larger than accepted).
+    Body,
+    /// The request could not be built or sent for a local reason.
+    Request,
+    /// Anything else (the message says what).
+    Other,
+}
+
 impl Error {
+    /// A bad setting of no more precise kind.
     pub(crate) fn config(name: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::config_kind(name, ConfigKind::Invalid, reason)
+    }
+
+    /// A bad setting of kind `kind`.
+    pub(crate) fn config_kind(
+        name: impl Into<String>,
+        kind: ConfigKind,
+        reason: impl Into<String>,
+    ) -> Self {
         Error::Config {
             name: name.into(),
+            kind,
             reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// Attaches `cause` as the `source()` of a `Config`, `Credentials` or
+    /// `Transport` error (any other variant is returned as it is).
+    pub(crate) fn caused_by(mut self, cause: impl Into<Cause>) -> Self {
+        if let Error::Config { source, .. }
+        | Error::Credentials { source, .. }
+        | Error::Transport { source, .. } = &mut self
+        {
+            *source = Some(cause.into());
+        }
+        self
+    }
+
+    /// The mount a [`PermissionDenied`](Error::PermissionDenied) guessed
+    /// (the path's first segment), when it was guessed.
+    pub fn guessed_mount(&self) -> Option<&str> {
+        match self {
+            Error::PermissionDenied {
+                path,
+                mount_guessed: true,
+                ..
+            } => Some(first_segment(path)),
+            _ => None,
         }
     }
 
@@ -246,6 +379,72 @@ impl fmt::Display for OneOf<'_> {
     }
 }
 
+struct Fields<'a>(&'a [String]);
+
+impl fmt::Display for Fields<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("it has no fields");
+        }
+        f.write_str("fields: ")?;
+        join(f, self.0, ", ", |f, k| f.write_str(k))
+    }
+}
+
+/// The mount part of a `PermissionDenied` message, when it was guessed.
+struct Guessed<'a>(bool, &'a str);
+
+impl fmt::Display for Guessed<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.0 {
+            return Ok(());
+        }
+        write!(
+            f,
+            "; the mount `{}/` was guessed from the path (the token may not look mounts up): \
+             if its name is misspelled, the secret is elsewhere",
+            first_segment(self.1)
+        )
+    }
+}
+
+/// A path's first segment: the mount guessed when the token may not look mounts up.
+fn first_segment(path: &str) -> &str {
+    path.split('/').next().unwrap_or(path)
+}
+
+/// An error and its sources on one line, each source once (a source whose
+/// text is already there is skipped): "builder error" alone says nothing.
+pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    for cause in causes(error).skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
+/// `error` and every error under it. An `io::Error` that wraps another error
+/// yields that error too (its own `source()` skips it), so a TLS error
+/// inside a connection's I/O error is found.
+pub(crate) fn causes<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    let mut next = Some(error);
+    std::iter::from_fn(move || {
+        let current = next?;
+        let inner = current
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|e| e as &(dyn std::error::Error + 'static));
+        next = inner.or_else(|| current.source());
+        Some(current)
+    })
+}
+
 struct Detail<'a>(&'a Option<String>);
 
 impl fmt::Display for Detail<'_> {
@@ -312,11 +511,54 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_field_lists_the_fields_there_are() {
+        let e = Error::FieldNotFound {
+            path: "secret/app".into(),
+            field: "pasword".into(),
+            available: vec!["password".into(), "user".into()],
+        };
+        assert_eq!(
+            e.to_string(),
+            "secret `secret/app` has no field `pasword` (fields: password, user)"
+        );
+    }
+
+    #[test]
+    fn a_guessed_mount_is_named_as_a_possible_misspelling() {
+        let e = Error::PermissionDenied {
+            path: "secrets/test/path".into(),
+            policy_paths: vec!["secrets/data/test/path".into(), "secrets/test/path".into()],
+            namespace: None,
+            mount_guessed: true,
+        };
+        assert_eq!(e.guessed_mount(), Some("secrets"));
+        let text = e.to_string();
+        assert!(
+            text.contains("the mount `secrets/` was guessed")
+                && text.contains("if its name is misspelled"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_chain_walker_sees_an_error_inside_an_io_error() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("inner")]
+        struct Inner;
+        let io = std::io::Error::other(Inner);
+        let found: Vec<String> = causes(&io).map(|e| e.to_string()).collect();
+        assert_eq!(found, ["inner", "inner"]);
+        assert!(causes(&io).any(|e| e.downcast_ref::<Inner>().is_some()));
+        assert_eq!(chain(&io), "inner");
+    }
+
+    #[test]
     fn permission_denied_names_each_policy_path() {
         let one = Error::PermissionDenied {
             path: "secret/app".into(),
             policy_paths: vec!["secret/data/app".into()],
             namespace: None,
+            mount_guessed: false,
         };
         assert_eq!(
             one.to_string(),
@@ -326,6 +568,7 @@ mod tests {
             path: "kv/app".into(),
             policy_paths: vec!["kv/data/app".into(), "kv/app".into()],
             namespace: Some("team".into()),
+            mount_guessed: false,
         };
         assert_eq!(
             two.to_string(),

@@ -12,11 +12,13 @@
 
 use std::io::Read as _;
 use std::path::Path;
+use std::time::Duration;
 
 use secrecy::SecretString;
 use zeroize::Zeroizing;
 
 use crate::Error;
+use crate::error::ConfigKind;
 
 /// The longest token, role id or secret id accepted (Vault's service tokens
 /// are about 100 bytes, batch tokens a few hundred).
@@ -44,19 +46,32 @@ const SHOWN_CHARS: usize = 120;
 /// Why a value was refused: a phrase that follows the value's name ("is
 /// empty", "contains a tab ..."), never the value itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Invalid(pub(crate) String);
+pub(crate) struct Invalid {
+    pub(crate) kind: ConfigKind,
+    pub(crate) reason: String,
+}
 
 impl Invalid {
+    pub(crate) fn new(kind: ConfigKind, reason: impl Into<String>) -> Self {
+        Invalid {
+            kind,
+            reason: reason.into(),
+        }
+    }
+
     /// The error for an environment variable, file or option `name`.
     pub(crate) fn for_variable(self, name: &str) -> Error {
-        Error::config(name, self.0)
+        Error::config_kind(name, self.kind, self.reason)
     }
 
     /// The error for key `key` of the credentials secret `secret`.
     pub(crate) fn for_key(self, secret: &str, key: &str) -> Error {
         Error::Credentials {
             secret: secret.to_owned(),
-            reason: format!("key `{key}` {}", self.0),
+            key: Some(key.to_owned()),
+            kind: self.kind,
+            reason: format!("key `{key}` {}", self.reason),
+            source: None,
         }
     }
 }
@@ -78,20 +93,26 @@ fn describe(c: char) -> String {
 fn checked<'a>(what: &str, raw: &'a str, max: usize) -> Result<&'a str, Invalid> {
     let value = raw.trim();
     if value.is_empty() {
-        return Err(Invalid("is empty".into()));
+        return Err(Invalid::new(ConfigKind::Empty, "is empty"));
     }
     if value.len() > max {
-        return Err(Invalid(format!(
-            "is {} bytes long; {what} of more than {max} bytes is refused",
-            value.len()
-        )));
+        return Err(Invalid::new(
+            ConfigKind::TooLong,
+            format!(
+                "is {} bytes long; {what} of more than {max} bytes is refused",
+                value.len()
+            ),
+        ));
     }
     if let Some(c) = value.chars().find(|c| c.is_control()) {
-        return Err(Invalid(format!(
-            "contains {}, which {what} cannot hold (look for a stray line break or \
-             a second line where the value was pasted or templated)",
-            describe(c)
-        )));
+        return Err(Invalid::new(
+            ConfigKind::ControlCharacter,
+            format!(
+                "contains {}, which {what} cannot hold (look for a stray line break or \
+                 a second line where the value was pasted or templated)",
+                describe(c)
+            ),
+        ));
     }
     Ok(value)
 }
@@ -129,8 +150,9 @@ pub(crate) fn namespace(raw: &str) -> Result<Option<String>, Invalid> {
     }
     let value = header_value("a namespace", trimmed, MAX_NAME_LEN)?;
     if value.split('/').any(|s| s.trim().is_empty()) {
-        return Err(Invalid(
-            "has an empty segment (`//`); nested namespaces are written `parent/child`".into(),
+        return Err(Invalid::new(
+            ConfigKind::NotAName,
+            "has an empty segment (`//`); nested namespaces are written `parent/child`",
         ));
     }
     Ok(Some(value.to_owned()))
@@ -143,17 +165,103 @@ pub(crate) fn mount(raw: &str) -> Result<String, Invalid> {
     let value = checked("a mount", raw.trim().trim_matches('/'), MAX_NAME_LEN)?;
     for segment in value.split('/') {
         match segment.trim() {
-            "" => return Err(Invalid("has an empty segment (`//`)".into())),
-            "." | ".." => return Err(Invalid("has a `.` or `..` segment".into())),
+            "" => {
+                return Err(Invalid::new(
+                    ConfigKind::NotAName,
+                    "has an empty segment (`//`)",
+                ));
+            }
+            "." | ".." => {
+                return Err(Invalid::new(
+                    ConfigKind::NotAName,
+                    "has a `.` or `..` segment",
+                ));
+            }
             _ => {}
         }
     }
     if value.contains(['?', '#']) {
-        return Err(Invalid(
-            "contains `?` or `#`, which a mount path cannot".into(),
+        return Err(Invalid::new(
+            ConfigKind::NotAName,
+            "contains `?` or `#`, which a mount path cannot",
         ));
     }
     Ok(value.to_owned())
+}
+
+/// The longest request timeout `VAULT_CLIENT_TIMEOUT` may set: a day.
+const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+/// The most retries `VAULT_MAX_RETRIES` may ask for.
+const MAX_RETRIES: u32 = 100;
+
+/// Go's `strconv.ParseBool`, as Vault reads its boolean variables.
+pub(crate) fn boolean(raw: &str) -> Result<bool, Invalid> {
+    match raw.trim() {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+        other => Err(Invalid::new(
+            ConfigKind::NotABoolean,
+            format!("`{}` is not a boolean (use true or false)", shown(other)),
+        )),
+    }
+}
+
+/// Seconds (`30`) or a number with a unit (`500ms`, `30s`, `2m`, `1h`);
+/// positive, at most a day.
+pub(crate) fn duration(raw: &str) -> Result<Duration, Invalid> {
+    let raw = raw.trim();
+    let shown = shown(raw);
+    let split = raw
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(raw.len());
+    let (number, unit) = raw.split_at(split);
+    let bad = || {
+        Invalid::new(
+            ConfigKind::NotADuration,
+            format!("`{shown}` is not a duration (use e.g. 30, 30s, 2m or 500ms)"),
+        )
+    };
+    let n: f64 = number.parse().map_err(|_| bad())?;
+    let seconds = match unit {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(bad()),
+    };
+    if seconds <= 0.0 {
+        return Err(Invalid::new(
+            ConfigKind::OutOfRange,
+            format!("`{shown}` must be a positive duration"),
+        ));
+    }
+    if seconds > MAX_TIMEOUT.as_secs_f64() {
+        return Err(Invalid::new(
+            ConfigKind::OutOfRange,
+            format!(
+                "`{shown}` is longer than the longest accepted, {}h",
+                MAX_TIMEOUT.as_secs() / 3600
+            ),
+        ));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// A number of retries, from 0 to [`MAX_RETRIES`].
+pub(crate) fn retries(raw: &str) -> Result<u32, Invalid> {
+    let raw = raw.trim();
+    let reason = || {
+        format!(
+            "`{}` is not a number of retries from 0 to {MAX_RETRIES}",
+            shown(raw)
+        )
+    };
+    match raw.parse::<u64>() {
+        Ok(n) if n <= u64::from(MAX_RETRIES) => Ok(n as u32),
+        Ok(_) => Err(Invalid::new(ConfigKind::OutOfRange, reason())),
+        Err(_) => Err(Invalid::new(ConfigKind::NotANumber, reason())),
+    }
 }
 
 /// A file path given in a variable or key: trimmed, non-empty, no control character.
@@ -170,32 +278,54 @@ pub(crate) fn read_file(
     max: u64,
 ) -> Result<Zeroizing<Vec<u8>>, Error> {
     let shown = shown(&path.display().to_string());
-    let fail = |reason: String| Error::config(variable, reason);
-    let io = |e: std::io::Error| match e.kind() {
-        std::io::ErrorKind::NotFound => fail(format!("the file `{shown}` does not exist")),
-        std::io::ErrorKind::PermissionDenied => fail(format!(
-            "the file `{shown}` cannot be read (permission denied)"
-        )),
-        _ => fail(format!("the file `{shown}` cannot be read: {e}")),
-    };
+    let fail = |kind, reason: String| Error::config_kind(variable, kind, reason);
+    let io = |e: std::io::Error| io_error(variable, &format!("the file `{shown}`"), e);
     let metadata = std::fs::metadata(path).map_err(io)?;
     if metadata.is_dir() {
-        return Err(fail(format!(
-            "`{shown}` is a directory; it must name a file"
-        )));
+        return Err(fail(
+            ConfigKind::IsADirectory,
+            format!("`{shown}` is a directory; it must name a file"),
+        ));
     }
     let file = std::fs::File::open(path).map_err(io)?;
     let mut content = Zeroizing::new(Vec::new());
     file.take(max + 1).read_to_end(&mut content).map_err(io)?;
     if content.len() as u64 > max {
-        return Err(fail(format!(
-            "the file `{shown}` is larger than {max} bytes, too large for what it should hold"
-        )));
+        return Err(fail(
+            ConfigKind::TooLarge,
+            format!(
+                "the file `{shown}` is larger than {max} bytes, too large for what it should hold"
+            ),
+        ));
     }
     if content.iter().all(u8::is_ascii_whitespace) {
-        return Err(fail(format!("the file `{shown}` is empty")));
+        return Err(fail(
+            ConfigKind::Empty,
+            format!("the file `{shown}` is empty"),
+        ));
     }
     Ok(content)
+}
+
+/// The error for an I/O failure on `what` ("the file `x`", "the directory
+/// `x`") named by `variable`, keeping the I/O error as its source.
+pub(crate) fn io_error(variable: &str, what: &str, e: std::io::Error) -> Error {
+    let (kind, reason) = match e.kind() {
+        std::io::ErrorKind::NotFound => (ConfigKind::FileMissing, format!("{what} does not exist")),
+        std::io::ErrorKind::PermissionDenied => (
+            ConfigKind::Unreadable,
+            format!("{what} cannot be read (permission denied)"),
+        ),
+        std::io::ErrorKind::NotADirectory => (
+            ConfigKind::NotADirectory,
+            format!("{what} is not a directory"),
+        ),
+        _ => (
+            ConfigKind::Unreadable,
+            format!("{what} cannot be read: {e}"),
+        ),
+    };
+    Error::config_kind(variable, kind, reason).caused_by(e)
 }
 
 /// Reads a token file (`~/.vault-token`, a Kubernetes service-account
@@ -205,15 +335,17 @@ pub(crate) fn read_token_file(variable: &str, path: &Path) -> Result<Zeroizing<S
     let bytes = read_file(variable, path, MAX_TOKEN_FILE_LEN)?;
     let shown = shown(&path.display().to_string());
     let text = std::str::from_utf8(&bytes).map_err(|_| {
-        Error::config(
+        Error::config_kind(
             variable,
+            ConfigKind::NotUtf8,
             format!("the file `{shown}` is not text (it is not valid UTF-8)"),
         )
     })?;
     let token = checked("a token file", text, MAX_CREDENTIAL_LEN * 4).map_err(|e| {
-        Error::config(
+        Error::config_kind(
             variable,
-            format!("the content of the file `{shown}` {}", e.0),
+            e.kind,
+            format!("the content of the file `{shown}` {}", e.reason),
         )
     })?;
     Ok(Zeroizing::new(token.to_owned()))
@@ -315,14 +447,66 @@ mod tests {
     }
 
     #[test]
+    fn values_are_refused_with_their_kind() {
+        assert_eq!(boolean("maybe").unwrap_err().kind, ConfigKind::NotABoolean);
+        assert_eq!(duration("soon").unwrap_err().kind, ConfigKind::NotADuration);
+        assert_eq!(duration("0").unwrap_err().kind, ConfigKind::OutOfRange);
+        assert_eq!(retries("x").unwrap_err().kind, ConfigKind::NotANumber);
+        assert_eq!(retries("101").unwrap_err().kind, ConfigKind::OutOfRange);
+        assert_eq!(retries(" 7 ").unwrap(), 7);
+        assert_eq!(
+            token("T", "").unwrap_err().to_string(),
+            "invalid `T`: is empty"
+        );
+        assert!(matches!(
+            token("T", "a\nb").unwrap_err(),
+            Error::Config {
+                kind: ConfigKind::ControlCharacter,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn io_failures_keep_the_io_error_as_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = read_file("VAULT_CACERT", &dir.path().join("nope"), 10).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Config {
+                    kind: ConfigKind::FileMissing,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let source = std::error::Error::source(&err).expect("a source");
+        let io = source
+            .downcast_ref::<std::io::Error>()
+            .expect("an io::Error");
+        assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+    }
+
+    #[test]
     fn namespaces() {
         assert_eq!(
             namespace(" /team/app/ \n").unwrap().as_deref(),
             Some("team/app")
         );
         assert_eq!(namespace(" / ").unwrap(), None);
-        assert!(namespace("te\nam").unwrap_err().0.contains("line feed"));
-        assert!(namespace("a//b").unwrap_err().0.contains("empty segment"));
+        assert!(
+            namespace("te\nam")
+                .unwrap_err()
+                .reason
+                .contains("line feed")
+        );
+        assert!(
+            namespace("a//b")
+                .unwrap_err()
+                .reason
+                .contains("empty segment")
+        );
         assert!(namespace(&"n".repeat(MAX_NAME_LEN + 1)).is_err());
     }
 

@@ -264,6 +264,7 @@ impl Reader<'_> {
             path: self.r.path.clone(),
             policy_paths,
             namespace: self.cx.namespace.map(str::to_owned),
+            mount_guessed: self.mount.guessed,
         }
     }
 
@@ -303,13 +304,13 @@ impl Reader<'_> {
                 version,
             }),
             Read::Denied => Err(self.denied(vec![api_path()])),
-            Read::WrongApiForV2 => Err(Error::Config {
-                name: "kv_version".into(),
-                reason: format!(
+            Read::WrongApiForV2 => Err(Error::config(
+                "kv_version",
+                format!(
                     "`{}` is a KV v2 engine, but KV v1 was requested",
                     self.mount.path
                 ),
-            }),
+            )),
             Read::TokenRejected => Ok(Attempt::TokenRejected),
         }
     }

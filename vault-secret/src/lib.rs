@@ -78,6 +78,7 @@ mod config_source;
 mod credentials;
 mod defaults;
 mod error;
+mod failure;
 #[cfg(feature = "figment")]
 mod figment_provider;
 mod input;
@@ -90,8 +91,10 @@ mod source;
 // Testing code that reads Vault: a dev server and a mock (documented inside).
 #[cfg(feature = "testing")]
 pub mod testing;
+mod tls;
 mod token;
 mod transport;
+pub mod variables;
 
 pub use builder::ClientBuilder;
 pub use cache::{CacheOptions, CacheStats};
@@ -100,7 +103,7 @@ pub use config::{DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, VaultConfig};
 #[cfg(feature = "config")]
 pub use config_source::VaultConfigSource;
 pub use credentials::{DEFAULT_CREDENTIALS_SECRET, DEFAULT_KUBE_TOKEN_FILE};
-pub use error::{AuthAttempt, Error};
+pub use error::{AuthAttempt, Cause, ConfigKind, Error, TransportKind};
 #[cfg(feature = "figment")]
 pub use figment_provider::VaultProvider;
 pub use inspect::{Health, TokenInfo};

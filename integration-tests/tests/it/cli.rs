@@ -307,17 +307,22 @@ async fn get_version_reads_an_older_version_and_conflicts_with_a_path_version() 
     let run = cli.run(&["get", &format!("{mount}/v#n")]).await;
     assert_eq!(run.expect_code(0).stdout, "two");
     let run = cli
-        .run(&["get", &format!("{mount}/v#n"), "--version", "1"])
+        .run(&["get", &format!("{mount}/v#n"), "--secret-version", "1"])
         .await;
     assert_eq!(run.expect_code(0).stdout, "one");
     let run = cli.run(&["get", &format!("{mount}/v?version=1#n")]).await;
     assert_eq!(run.expect_code(0).stdout, "one");
 
     let run = cli
-        .run(&["get", &format!("{mount}/v?version=1"), "--version", "2"])
+        .run(&[
+            "get",
+            &format!("{mount}/v?version=1"),
+            "--secret-version",
+            "2",
+        ])
         .await;
     run.expect_code(2);
-    assert!(run.stderr.contains("--version"), "{run:?}");
+    assert!(run.stderr.contains("--secret-version"), "{run:?}");
     assert_eq!(run.stdout, "");
 }
 
@@ -676,7 +681,7 @@ async fn exit_code_2_for_usage_errors() {
         &["get"][..],
         &["no-such-subcommand"],
         &["get", "secret/app", "--format", "yaml"],
-        &["get", "secret/app", "--version", "0"],
+        &["get", "secret/app", "--secret-version", "0"],
         &[
             "exec",
             "--secret",
@@ -695,12 +700,115 @@ async fn exit_code_2_for_usage_errors() {
 }
 
 #[tokio::test]
-async fn help_lists_the_exit_codes() {
+async fn help_lists_the_exit_codes_once_and_every_declared_variable() {
     let run = Cli::bare().run(&["--help"]).await;
     run.expect_code(0);
     for line in ["Exit codes:", "  3 ", "  4 ", "  5 ", "  6 ", "  7 "] {
         assert!(run.stdout.contains(line), "{line:?} missing: {run:?}");
     }
+    for variable in vault_secret::variables::ALL {
+        let listed = run
+            .stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with(&format!("{} ", variable.name)));
+        assert!(listed, "{} missing from --help: {run:?}", variable.name);
+    }
+    for sub in ["get", "exec", "doctor"] {
+        let run = Cli::bare().run(&[sub, "--help"]).await;
+        run.expect_code(0);
+        assert!(!run.stdout.contains("  4    authentication"), "{run:?}");
+        assert!(run.stdout.contains("vault-secret --help"), "{run:?}");
+    }
+}
+
+#[tokio::test]
+async fn exec_without_the_separator_says_to_put_it_before_the_command() {
+    let run = Cli::bare()
+        .run(&["exec", "--secret", "A=secret/app#a", "env"])
+        .await;
+    run.expect_code(2);
+    assert!(
+        run.stderr.contains("put `--` before the command"),
+        "{run:?}"
+    );
+}
+
+#[tokio::test]
+async fn doctor_names_vault_agent_addr_when_it_gives_the_address() {
+    let server = harness::server().await;
+    let run = Cli::with_token(&server, server.root_token())
+        .set("VAULT_AGENT_ADDR", server.addr())
+        .set("VAULT_ADDR", "http://127.0.0.1:1")
+        .run(&["doctor"])
+        .await;
+    let line = run.check_line("address");
+    assert!(line.contains("(from VAULT_AGENT_ADDR)"), "{run:?}");
+    assert!(run.check_line("server").starts_with("[ ok ]"), "{run:?}");
+}
+
+#[tokio::test]
+async fn a_field_typo_lists_the_fields_there_are() {
+    let server = harness::server().await;
+    let admin = server.admin();
+    let mount = kv2(&admin).await;
+    let password = unique("pw");
+    admin
+        .kv2_put(&mount, "db", json!({"password": password, "user": "u"}))
+        .await;
+    let run = Cli::with_token(&server, server.root_token())
+        .run(&["get", &format!("{mount}/db#pasword")])
+        .await;
+    run.expect_error(5, "fields: password, user")
+        .expect_absent(&password);
+    assert!(
+        run.hint().is_some_and(|h| h.contains("password, user")),
+        "{run:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_mount_typo_under_a_least_privilege_token_names_the_guessed_mount() {
+    let server = harness::server().await;
+    let admin = server.admin();
+    let mount = kv2(&admin).await;
+    admin.kv2_put(&mount, "app", json!({"k": "v"})).await;
+    let token = token_reading_only(&admin, &mount, "app").await;
+    let typo = format!("{mount}x");
+    let run = Cli::with_token(&server, &token)
+        .run(&["get", &format!("{typo}/app")])
+        .await;
+    run.expect_error(6, &format!("the mount `{typo}/` was guessed"))
+        .expect_absent(&token);
+    assert!(
+        run.hint()
+            .is_some_and(|h| h.contains(&format!("`{typo}/`")) && h.contains("misspelled")),
+        "{run:?}"
+    );
+}
+
+#[tokio::test]
+async fn https_to_a_plain_http_port_hints_at_http_not_a_ca() {
+    use tokio::io::AsyncWriteExt as _;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let serve = tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let _ = socket
+                .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+                .await;
+        }
+    });
+    let run = Cli::bare()
+        .set("VAULT_ADDR", format!("https://127.0.0.1:{port}"))
+        .set("VAULT_TOKEN", "whatever")
+        .set("VAULT_MAX_RETRIES", "0")
+        .run(&["get", "secret/app"])
+        .await;
+    serve.abort();
+    run.expect_error(7, "does not speak TLS");
+    let hint = run.hint().unwrap_or_default();
+    assert!(hint.contains("use http://"), "{run:?}");
+    assert!(!hint.contains("VAULT_CACERT"), "{run:?}");
 }
 
 #[tokio::test]
@@ -752,7 +860,7 @@ async fn exit_code_5_for_a_missing_secret_field_or_version() {
     cli.run(&["get", &format!("{mount}/app#nope")])
         .await
         .expect_error(5, "`nope`");
-    cli.run(&["get", &format!("{mount}/app"), "--version", "9"])
+    cli.run(&["get", &format!("{mount}/app"), "--secret-version", "9"])
         .await
         .expect_error(5, "not found");
 }

@@ -17,8 +17,9 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 
 use crate::cli_binary;
+use crate::harness::KubeFixture;
 use crate::harness::{self, Admin, unique};
-use crate::support::read_policy;
+use crate::support::{approle_credentials, read_policy};
 
 /// What `~/.vault-token` is in a case's home directory.
 #[derive(Debug, Clone)]
@@ -700,13 +701,8 @@ async fn every_bad_input_gives_its_error_class_without_panic_or_echo() {
     );
 }
 
-/// `doctor` in a namespace where `get` works.
-///
-/// NEEDS THE LEAD'S TRANSPORT CHANGE: `sys/health` must go without the
-/// `X-Vault-Namespace` header (OpenBao answers it 400 "operation unavailable
-/// in namespaces" otherwise, and doctor skips everything after it). This
-/// branch's part, the namespace checked by the token lookup made inside it
-/// and named in the login hint, is what the assertions below look at.
+/// `doctor` in a namespace where `get` works: `sys/health` goes without the
+/// namespace header, the namespace is checked by the token lookup made in it.
 #[tokio::test]
 async fn doctor_passes_in_a_namespace_where_get_works() {
     let server = harness::server().await;
@@ -761,4 +757,80 @@ async fn doctor_passes_in_a_namespace_where_get_works() {
     if let Err(why) = missing.check().await {
         panic!("{why}");
     }
+}
+
+/// Credentials as variables: where no `VAULT_CREDENTIALS` secret exists,
+/// each method's keys are read from the variables of the same names; when
+/// it exists, it wins as a whole; an incomplete method says where its keys
+/// were looked for.
+#[tokio::test]
+async fn credentials_as_variables_and_the_secret_winning_over_them() {
+    let server = harness::server().await;
+    let admin = server.admin();
+    let (mount, password, token) = fixture(&admin).await;
+    let policy = read_policy(&admin, "vars-pol", &format!("{mount}/*")).await;
+    let approle = approle_credentials(&admin, "vars-approle", "r", &[&policy]).await;
+    let kube = KubeFixture::start("apps", "vars").await;
+    let k8s = unique("vars-k8s");
+    kube.configure(&admin, &k8s, "vars-role", &[&policy]).await;
+    let user = format!("{mount}/app#user");
+    let get = ["get", user.as_str()];
+    let base = |what: &str, code: i32, phrase: &str| {
+        let mut case = Case::new(what, &get, code, phrase)
+            .var("VAULT_ADDR", server.addr())
+            .secret(&password)
+            .secret(&token);
+        if let Some(ca) = server.ca_cert_path() {
+            case = case.var("VAULT_CACERT", ca.display().to_string());
+        }
+        case
+    };
+    let key = |k: &str| approle[k].as_str().expect("a string").to_owned();
+    let cases = [
+        base("AppRole keys as variables", 0, "app-user")
+            .var("VAULT_ROLE_ID", key("VAULT_ROLE_ID"))
+            .var("VAULT_SECRET_ID", key("VAULT_SECRET_ID"))
+            .var("VAULT_APPROLE_PATH", key("VAULT_APPROLE_PATH")),
+        base("Kubernetes keys as variables", 0, "app-user")
+            .var("VAULT_KUBE_AUTH_ROLE", "vars-role")
+            .var("VAULT_KUBE_AUTH_PATH", &k8s)
+            .var(
+                "VAULT_KUBE_TOKEN_FILE",
+                kube.token_path().display().to_string(),
+            ),
+        // The secret's (good) token wins: the (bad) variables are never tried.
+        base("the secret wins over the variables", 0, "app-user")
+            .var(
+                "VAULT_CREDENTIALS",
+                json!({ "VAULT_TOKEN": token }).to_string(),
+            )
+            .var("VAULT_ROLE_ID", "not-a-role")
+            .var("VAULT_SECRET_ID", "not-a-secret"),
+        // The secret has half of AppRole, the variables the other half.
+        base(
+            "half in the secret, half in the variables",
+            3,
+            "looked in the secret `VAULT_CREDENTIALS`",
+        )
+        .also("`VAULT_SECRET_ID` are set but not read")
+        .var(
+            "VAULT_CREDENTIALS",
+            json!({ "VAULT_ROLE_ID": key("VAULT_ROLE_ID") }).to_string(),
+        )
+        .var("VAULT_SECRET_ID", key("VAULT_SECRET_ID")),
+        base(
+            "half of AppRole in the variables",
+            3,
+            "looked in the environment variables",
+        )
+        .also("`VAULT_SECRET_ID` given without `VAULT_ROLE_ID`")
+        .var("VAULT_SECRET_ID", key("VAULT_SECRET_ID")),
+    ];
+    let mut failures = Vec::new();
+    for case in &cases {
+        if let Err(e) = case.check().await {
+            failures.push(format!("{}: {e}", case.what));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

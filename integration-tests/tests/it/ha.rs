@@ -10,7 +10,7 @@ use reqwest::Method;
 use secret_core::Env;
 use serde_json::json;
 use vault_secret::testing::DevCluster;
-use vault_secret::{VaultSecret, VaultClient};
+use vault_secret::{VaultClient, VaultSecret};
 
 use crate::harness::unique;
 use crate::support::{approle_credentials, read_policy};

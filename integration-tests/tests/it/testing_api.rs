@@ -6,7 +6,7 @@
 use secret_core::Env;
 use serde_json::{Value, json};
 use vault_secret::testing::{Credentials, DevVault, ErrorKind, MockVault, Token};
-use vault_secret::{Error, KvVersion, VaultSecret, VaultClient};
+use vault_secret::{Error, KvVersion, VaultClient, VaultSecret};
 
 async fn read(env: Env, path: &str) -> Result<String, Error> {
     VaultSecret::new(path)

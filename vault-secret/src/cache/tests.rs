@@ -84,7 +84,9 @@ fn wiped(cache: &Cache) -> Vec<Value> {
 fn transport() -> Error {
     Error::Transport {
         address: "http://127.0.0.1:8200".into(),
+        kind: crate::TransportKind::Connect,
         reason: "connection refused".into(),
+        source: None,
     }
 }
 
@@ -108,6 +110,7 @@ fn permission_denied() -> Error {
         path: "secret/app".into(),
         policy_paths: vec!["secret/data/app".into()],
         namespace: None,
+        mount_guessed: false,
     }
 }
 
@@ -126,7 +129,9 @@ fn transient_errors() -> Vec<(&'static str, Error)> {
             "timeout",
             Error::Transport {
                 address: "http://127.0.0.1:8200".into(),
+                kind: crate::TransportKind::Timeout,
                 reason: "operation timed out".into(),
+                source: None,
             },
         ),
         ("sealed", sealed()),

@@ -191,7 +191,7 @@ async fn checks(args: DoctorArgs, held: &mut Option<VaultClient>) -> Result<u8, 
         }
     };
     held.clone_from(&session);
-    let namespace = config.as_ref().and_then(|c| c.namespace_name());
+    let namespace = config.as_ref().and_then(|c| c.namespace());
     let login = match (&session, unsealed) {
         (Some(session), true) => check_login(r, session, namespace).await?,
         _ => {
@@ -211,14 +211,6 @@ async fn checks(args: DoctorArgs, held: &mut Option<VaultClient>) -> Result<u8, 
         check_path(r, session.as_ref().filter(|_| login.is_some()), path).await?;
     }
     report.verdict()
-}
-
-/// The variable the address is read from, as the library picks it.
-fn address_variable(env: &Env) -> &'static str {
-    match env.get("VAULT_ADDR") {
-        Ok(Some(v)) if !v.trim().is_empty() => "VAULT_ADDR",
-        _ => "vault_addr",
-    }
 }
 
 async fn check_server(r: &mut Report, config: &VaultConfig) -> Result<Option<Health>, Failure> {
@@ -246,19 +238,15 @@ async fn check_server(r: &mut Report, config: &VaultConfig) -> Result<Option<Hea
 fn check_address(r: &mut Report, env: &Env) -> Result<Option<VaultConfig>, Failure> {
     match VaultConfig::from_env(env) {
         Ok(config) => {
-            r.ok(
-                "address",
-                &format!("{} (from {})", shown(&config), address_variable(env)),
-            )?;
+            let from = config.address_variable().unwrap_or("the configuration");
+            r.ok("address", &format!("{} (from {from})", shown(&config)))?;
             Ok(Some(config))
         }
         Err(e) => {
             // Not the address itself: another setting (TLS files, timeout...).
             let check = match &e {
                 Error::MissingAddress => "address",
-                Error::Config { name, .. } if name == "VAULT_ADDR" || name == "vault_addr" => {
-                    "address"
-                }
+                Error::Config { name, .. } if exit::is_address_variable(name) => "address",
                 _ => "settings",
             };
             r.fail_with(check, &e)?;
@@ -275,14 +263,14 @@ fn check_tls(r: &mut Report, config: &VaultConfig) -> Result<(), Failure> {
             Some("fine for a local dev server; use an https address anywhere else".into()),
         );
     }
-    if config.tls_skip_verify() {
+    if config.skip_verify() {
         return r.warn(
             "TLS",
             "https, but the server's certificate is NOT verified (VAULT_SKIP_VERIFY)",
             Some("unset VAULT_SKIP_VERIFY and export VAULT_CACERT=/path/to/ca.pem".into()),
         );
     }
-    let roots = match (config.ca_cert_file(), config.ca_cert_dir()) {
+    let roots = match (config.ca_cert(), config.ca_path()) {
         (Some(file), _) => format!("the CA in VAULT_CACERT ({})", file.display()),
         (None, Some(dir)) => format!("the CAs in VAULT_CAPATH ({})", dir.display()),
         (None, None) => "the system's roots".to_owned(),
@@ -483,7 +471,11 @@ async fn check_path(
                          (its KV version is found by the read)",
                         mount.mount
                     ),
-                    Some("fine for a least-privilege token; Vault's CLI does the same".into()),
+                    Some(format!(
+                        "fine for a least-privilege token (Vault's CLI does the same); but if \
+                         `{}` is misspelled, the read is refused as if forbidden",
+                        mount.mount
+                    )),
                 )?;
             }
             mount
@@ -603,13 +595,5 @@ mod tests {
         assert_eq!(human(Duration::from_secs(598)), "9m 58s");
         assert_eq!(human(Duration::from_secs(3 * 3600 + 720)), "3h 12m");
         assert_eq!(human(Duration::from_secs(32 * 86_400)), "32d 0h");
-    }
-
-    #[test]
-    fn the_address_variable_is_the_one_the_library_reads() {
-        let env = Env::from_map([("VAULT_ADDR", "http://a"), ("vault_addr", "http://b")]);
-        assert_eq!(address_variable(&env), "VAULT_ADDR");
-        let env = Env::from_map([("VAULT_ADDR", " "), ("vault_addr", "http://b")]);
-        assert_eq!(address_variable(&env), "vault_addr");
     }
 }

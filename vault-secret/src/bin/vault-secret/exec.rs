@@ -50,6 +50,14 @@ pub(crate) struct ExecArgs {
     command: Vec<OsString>,
 }
 
+/// Whether `error` is clap's answer to a command given to `exec` without
+/// the `--` before it (`exec --secret A=s/p ./app`).
+pub(crate) fn forgot_separator(error: &clap::Error, args: &[OsString]) -> bool {
+    error.kind() == clap::error::ErrorKind::UnknownArgument
+        && args.iter().any(|a| a == "exec")
+        && !args.iter().any(|a| a == "--")
+}
+
 /// `--secret NAME=PATH`.
 #[derive(Debug, Clone)]
 struct SecretVar {

@@ -3,7 +3,8 @@
 
 use std::process::ExitCode;
 
-use vault_secret::Error;
+use vault_secret::variables as var;
+use vault_secret::{ConfigKind, Error, TransportKind};
 
 /// The exit-code table, shown after `--help`.
 pub(crate) const EXIT_CODES_HELP: &str = "\
@@ -173,24 +174,36 @@ impl From<Error> for Failure {
     }
 }
 
-/// What to do about a library error, when there is something useful to say.
+/// What to do about a library error, when there is something useful to
+/// say; decided from the variant and its kind and names, never its text.
 pub(crate) fn hint(error: &Error) -> Option<String> {
     Some(match error {
         Error::MissingAddress => {
             "export VAULT_ADDR=https://vault.example.com:8200 (your server's URL)".into()
         }
-        Error::Config { name, .. } => return config_hint(name),
-        Error::Credentials { secret, reason } if reason.starts_with("key `") => format!(
-            "fix that key in the secret `{secret}`: values are trimmed, and may not hold \
-             control characters (a line break inside, a tab, NUL)"
-        ),
-        Error::Credentials { secret, .. } => format!(
-            "{secret} must be a JSON mapping, e.g. \
-             PREFECT__CONTEXT__SECRETS__{secret}='{{\"VAULT_TOKEN\":\"...\"}}'"
-        ),
-        Error::NoCredentials { .. } => "export VAULT_TOKEN=<token>, or set \
-             PREFECT__CONTEXT__SECRETS__VAULT_CREDENTIALS='{\"VAULT_TOKEN\":\"...\"}' \
-             (or '{\"VAULT_ROLE_ID\":\"...\",\"VAULT_SECRET_ID\":\"...\"}' for AppRole)"
+        Error::Config { name, kind, .. } => return config_hint(name, *kind),
+        Error::Credentials {
+            secret,
+            key: Some(key),
+            kind,
+            ..
+        } => match kind {
+            ConfigKind::NotAString => {
+                format!("the key `{key}` of the secret `{secret}` must be a JSON string")
+            }
+            _ => format!(
+                "fix the key `{key}` in the secret `{secret}`: values are trimmed, and may \
+                 not hold control characters (a line break inside, a tab, NUL)"
+            ),
+        },
+        Error::Credentials { secret, .. } => {
+            format!(
+                "{secret} must be a JSON mapping, e.g. export {secret}='{{\"VAULT_TOKEN\":\"...\"}}'"
+            )
+        }
+        Error::NoCredentials { .. } => "export VAULT_TOKEN=<token>; or VAULT_ROLE_ID and \
+             VAULT_SECRET_ID for AppRole; or VAULT_KUBE_AUTH_ROLE for Kubernetes; or all in \
+             one variable: export VAULT_CREDENTIALS='{\"VAULT_TOKEN\":\"...\"}'"
             .into(),
         Error::AuthFailed { .. } => "the server turned the credentials down: check them \
              (an expired or revoked token, a wrong role or secret id, a missing auth mount)"
@@ -198,29 +211,75 @@ pub(crate) fn hint(error: &Error) -> Option<String> {
         Error::InvalidPath { .. } => {
             "a path is <mount>/<path>[?version=N][#field], e.g. secret/app#password".into()
         }
+        Error::FieldNotFound { available, .. } if available.is_empty() => {
+            "the secret has no fields; drop the `#field` to see it whole".into()
+        }
+        Error::FieldNotFound { available, .. } => {
+            format!("use one of its fields after `#`: {}", available.join(", "))
+        }
         Error::VersionDeleted { path, version, .. } => {
             format!("it can be restored: vault kv undelete -versions={version} {path}")
         }
-        Error::PermissionDenied { policy_paths, .. } => policy_hint(policy_paths),
+        Error::PermissionDenied { policy_paths, .. } => match error.guessed_mount() {
+            Some(mount) => format!(
+                "the mount `{mount}/` was guessed, as the token may not look mounts up; if its \
+                 name is misspelled, fix the path (`vault secrets list` shows the mounts); \
+                 otherwise {}",
+                policy_hint(policy_paths)
+            ),
+            None => policy_hint(policy_paths),
+        },
         Error::Sealed { .. } => "unseal it: vault operator unseal (or bao operator unseal)".into(),
-        Error::Transport { reason, .. } => {
-            let lower = reason.to_lowercase();
-            if lower.contains("certificate") || lower.contains("tls") {
-                "for a server with a private CA, export VAULT_CACERT=/path/to/ca.pem".into()
-            } else {
-                "check VAULT_ADDR and that the server is up".into()
-            }
-        }
+        Error::Transport { kind, .. } => transport_hint(*kind),
         _ => return None,
     })
 }
 
-/// What to do about a bad setting, by the variable (or file, or option) it names.
-fn config_hint(name: &str) -> Option<String> {
-    Some(match name {
-        "VAULT_ADDR" | "vault_addr" => {
-            format!("{name} must be an http(s) URL, e.g. https://vault.example.com:8200")
+/// What to do about a failure to talk to the server, by its kind.
+fn transport_hint(kind: TransportKind) -> String {
+    match kind {
+        TransportKind::NotTls => "this port speaks plain HTTP: use http:// in VAULT_ADDR \
+             (or the port of the HTTPS listener)"
+            .into(),
+        TransportKind::Tls => {
+            "for a server with a private CA, export VAULT_CACERT=/path/to/ca.pem; \
+             if its certificate names another host, export VAULT_TLS_SERVER_NAME=<that name>"
+                .into()
         }
+        TransportKind::Timeout => "the server did not answer in time: check that it is up, or \
+             raise VAULT_CLIENT_TIMEOUT"
+            .into(),
+        _ => "check VAULT_ADDR and that the server is up".into(),
+    }
+}
+
+/// Whether `name` is one of the variables the address is read from.
+pub(crate) fn is_address_variable(name: &str) -> bool {
+    [
+        var::VAULT_AGENT_ADDR,
+        var::VAULT_ADDR,
+        var::VAULT_ADDR_LOWERCASE,
+    ]
+    .iter()
+    .any(|v| v.name == name)
+}
+
+/// What to do about a bad setting, by the variable (or file, or option) it
+/// names and what is wrong with it.
+fn config_hint(name: &str, kind: ConfigKind) -> Option<String> {
+    if is_address_variable(name) {
+        return Some(format!(
+            "{name} must be an http(s) URL, e.g. https://vault.example.com:8200"
+        ));
+    }
+    if kind == ConfigKind::HalfPair {
+        return Some(format!(
+            "set both {} and {}, or neither",
+            var::VAULT_CLIENT_CERT.name,
+            var::VAULT_CLIENT_KEY.name
+        ));
+    }
+    Some(match name {
         "VAULT_TOKEN" | "~/.vault-token" => format!(
             "{name} must hold the token alone, on one line, with no control characters; \
              write it again from the token itself"
@@ -228,16 +287,22 @@ fn config_hint(name: &str) -> Option<String> {
         "VAULT_NAMESPACE" | "namespace" => "a namespace is a name such as `team` or \
              `team/app`, with no control characters; unset VAULT_NAMESPACE for the root namespace"
             .into(),
-        "VAULT_KUBE_TOKEN_FILE" => "VAULT_KUBE_TOKEN_FILE (a key of the credentials secret) \
-             must name a readable, non-empty service-account token file; the default is \
-             /var/run/secrets/kubernetes.io/serviceaccount/token inside a pod"
-            .into(),
+        "VAULT_KUBE_TOKEN_FILE" => format!(
+            "VAULT_KUBE_TOKEN_FILE must name a readable, non-empty service-account token \
+             file; the default is {} inside a pod",
+            vault_secret::DEFAULT_KUBE_TOKEN_FILE
+        ),
         "VAULT_CACERT" | "VAULT_CLIENT_CERT" | "VAULT_CLIENT_KEY" => {
             format!("{name} must name a readable PEM file")
         }
         "VAULT_CAPATH" => "VAULT_CAPATH must name a directory of PEM CA files".into(),
         "VAULT_CLIENT_TIMEOUT" => {
             "VAULT_CLIENT_TIMEOUT takes seconds or a unit, e.g. 30, 30s, 2m (at most 24h)".into()
+        }
+        "VAULT_MAX_RETRIES" => "VAULT_MAX_RETRIES takes a whole number from 0 to 100".into(),
+        "VAULT_SKIP_VERIFY" => "VAULT_SKIP_VERIFY takes true or false".into(),
+        "VAULT_ROLE_ID" | "VAULT_SECRET_ID" => {
+            format!("{name} must hold the id alone, on one line, with no control characters")
         }
         _ => return None,
     })
@@ -299,6 +364,7 @@ mod tests {
                     path: "a/b".into(),
                     policy_paths: vec!["a/data/b".into()],
                     namespace: None,
+                    mount_guessed: false,
                 },
                 6,
             ),
@@ -311,7 +377,9 @@ mod tests {
             (
                 Error::Transport {
                     address: "http://x".into(),
+                    kind: TransportKind::Connect,
                     reason: "refused".into(),
+                    source: None,
                 },
                 7,
             ),
@@ -331,6 +399,19 @@ mod tests {
             policy_hint(&["kv/data/app".into(), "kv/app".into()]),
             r#"the token's policies need path "kv/data/app" { capabilities = ["read"] }  or  path "kv/app" { capabilities = ["read"] }"#
         );
+    }
+
+    #[test]
+    fn transport_hints_follow_the_kind() {
+        let https_to_http = hint(&Error::Transport {
+            address: "https://x:8200".into(),
+            kind: TransportKind::NotTls,
+            reason: String::new(),
+            source: None,
+        })
+        .unwrap();
+        assert!(https_to_http.contains("use http://"), "{https_to_http}");
+        assert!(!https_to_http.contains("VAULT_CACERT"), "{https_to_http}");
     }
 
     #[test]

@@ -18,9 +18,9 @@ pub(crate) struct GetArgs {
     #[arg(value_name = "PATH")]
     path: String,
 
-    /// Read this KV v2 version (the same as `?version=N` in the path).
+    /// Read this KV v2 version of the secret (the same as `?version=N` in the path).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    version: Option<u64>,
+    secret_version: Option<u64>,
 
     /// Output format [default: json for a whole secret, raw for a field].
     #[arg(long, value_enum, value_name = "FORMAT")]
@@ -61,12 +61,12 @@ fn path_parts(path: &str) -> PathParts {
 /// Reads the secret as `VaultSecret::run()` does and prints it.
 pub(crate) async fn run(args: GetArgs) -> Result<u8, Failure> {
     let parts = path_parts(&args.path);
-    if args.version.is_some() && parts.has_version {
+    if args.secret_version.is_some() && parts.has_version {
         return Err(Failure::usage(
             "get",
             ErrorKind::ArgumentConflict,
             format!(
-                "the argument '--version <N>' cannot be used with a path that has \
+                "the argument '--secret-version <N>' cannot be used with a path that has \
                  `?version=` (`{}`); give the version once",
                 args.path
             ),
@@ -81,7 +81,7 @@ pub(crate) async fn run(args: GetArgs) -> Result<u8, Failure> {
         ));
     }
     let mut secret = VaultSecret::new(args.path.as_str());
-    if let Some(version) = args.version {
+    if let Some(version) = args.secret_version {
         secret = secret.version(version);
     }
     let value = secret.run().await?;

@@ -24,16 +24,14 @@ use clap::{Parser, Subcommand};
 
 use crate::exit::{EXIT_CODES_HELP, Exit, Failure};
 
+/// Where a subcommand's help sends the reader for exit codes (the table is
+/// in the top-level help only).
+const SEE_EXIT_CODES: &str = "Exit codes: see `vault-secret --help`.";
+
 /// Read secrets from HashiCorp Vault or OpenBao (KV v1 and v2; token, AppRole
 /// and Kubernetes auth).
 #[derive(Debug, Parser)]
-#[command(
-    name = "vault-secret",
-    version,
-    about,
-    long_about = LONG_ABOUT,
-    after_help = EXIT_CODES_HELP,
-)]
+#[command(name = "vault-secret", version, about, after_help = EXIT_CODES_HELP)]
 struct Cli {
     /// Log more on stderr: -v info, -vv debug, -vvv trace. `RUST_LOG`, when
     /// set, replaces these levels. Logs never hold tokens or secret values.
@@ -44,25 +42,38 @@ struct Cli {
     command: Command,
 }
 
-const LONG_ABOUT: &str = "\
-Read secrets from HashiCorp Vault or OpenBao (KV v1 and v2; token, AppRole and Kubernetes auth).
-
-Settings come from the environment, as for the library:
-  VAULT_ADDR (else vault_addr)     the server, e.g. https://vault.example.com:8200
-  VAULT_CREDENTIALS secret         a JSON mapping found through the local context, e.g.
-                                   PREFECT__CONTEXT__SECRETS__VAULT_CREDENTIALS='{\"VAULT_TOKEN\":\"...\"}'
-                                   or '{\"VAULT_ROLE_ID\":\"...\",\"VAULT_SECRET_ID\":\"...\"}'
-  VAULT_TOKEN, then ~/.vault-token used when there is no VAULT_CREDENTIALS secret
-  VAULT_NAMESPACE, VAULT_CACERT, VAULT_CAPATH, VAULT_CLIENT_CERT, VAULT_CLIENT_KEY,
-  VAULT_SKIP_VERIFY, VAULT_CLIENT_TIMEOUT   as for Vault's own CLI";
+/// The top-level `--help` text: what the tool does and every variable the
+/// library reads, from the library's one declaration of them.
+fn long_about() -> String {
+    let mut text = String::from(
+        "Read secrets from HashiCorp Vault or OpenBao (KV v1 and v2; token, AppRole and \
+         Kubernetes auth).\n\n\
+         Settings come from the environment, as for the library. Credentials: \
+         VAULT_CREDENTIALS='{\"VAULT_TOKEN\":\"...\"}' (or AppRole's or Kubernetes' keys) \
+         as a JSON mapping, else each key as a variable of its own name, else \
+         ~/.vault-token.\n",
+    );
+    let width = vault_secret::variables::ALL
+        .iter()
+        .map(|v| v.name.len())
+        .max()
+        .unwrap_or(0);
+    for v in vault_secret::variables::ALL {
+        text.push_str(&format!(
+            "\n  {:width$}  {} [default: {}]",
+            v.name, v.meaning, v.default
+        ));
+    }
+    text
+}
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Print a secret: its key/value mapping (JSON), or one field (`#field`).
-    #[command(after_help = EXIT_CODES_HELP)]
+    #[command(after_help = SEE_EXIT_CODES)]
     Get(get::GetArgs),
     /// Run a command with secrets in its environment only.
-    #[command(after_help = EXIT_CODES_HELP)]
+    #[command(after_help = SEE_EXIT_CODES)]
     Exec(exec::ExecArgs),
     /// Check a set-up step by step, and say what to fix.
     ///
@@ -70,14 +81,17 @@ enum Command {
     /// credentials, the login, the token's lifetime and, given a path, its
     /// mount and KV version, the token's capabilities on it and the read.
     /// Exits 0 when no check failed (a warning is a pass), else 1.
-    #[command(after_help = EXIT_CODES_HELP)]
+    #[command(after_help = SEE_EXIT_CODES)]
     Doctor(doctor::DoctorArgs),
 }
 
 fn main() -> ExitCode {
     report_panics();
     // Usage errors exit 2 (clap's code), --help and --version exit 0.
-    let cli = Cli::try_parse().unwrap_or_else(|e| e.exit());
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(failure) => return failure.report(),
+    };
     logging::init(cli.verbose);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -108,9 +122,28 @@ fn main() -> ExitCode {
     }
 }
 
-/// The `clap` command, for usage errors raised after parsing.
+/// The `clap` command, with the help generated from the library's declarations.
 fn command() -> clap::Command {
-    <Cli as clap::CommandFactory>::command()
+    <Cli as clap::CommandFactory>::command().long_about(long_about())
+}
+
+/// The arguments, or the usage failure to report.
+fn parse() -> Result<Cli, Failure> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let parsed = command()
+        .try_get_matches_from(&args)
+        .and_then(|matches| <Cli as clap::FromArgMatches>::from_arg_matches(&matches));
+    parsed.map_err(|e| {
+        if exec::forgot_separator(&e, &args) {
+            return Failure::usage(
+                "exec",
+                clap::error::ErrorKind::UnknownArgument,
+                "put `--` before the command to run, e.g. \
+                 vault-secret exec --secret DB_PASS=secret/db#password -- ./app",
+            );
+        }
+        e.exit()
+    })
 }
 
 /// A panic is a bug; it must not look like a crash with a backtrace, nor

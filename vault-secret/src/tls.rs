@@ -1,0 +1,193 @@
+//! Building the HTTP client a [`VaultConfig`] describes: TLS roots, client
+//! certificate, server name, timeouts and no redirects.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::error::{ConfigKind, chain};
+use crate::variables as var;
+use crate::{Error, VaultConfig, input};
+
+/// The HTTP client: the configured TLS, the timeout, and no redirects,
+/// because reqwest would resend `X-Vault-Token` to whatever host a
+/// redirect names.
+pub(crate) fn http_client(config: &VaultConfig) -> Result<reqwest::Client, Error> {
+    config.check()?;
+    let mut builder = reqwest::Client::builder()
+        .tls_backend_rustls()
+        .redirect(reqwest::redirect::Policy::none())
+        // The per-request timeout is the transport's (capped by the call's deadline).
+        .connect_timeout(config.timeout().min(Duration::from_secs(10)));
+    if config.address().scheme() == "http" {
+        // Plain HTTP needs no roots; loading them can fail on minimal systems (reqwest#2988).
+        builder = builder.tls_certs_only(Vec::new());
+    } else {
+        builder = tls(builder, config)?;
+    }
+    builder.build().map_err(|e| {
+        let (name, what) = match config.client_cert() {
+            Some(_) => (
+                var::VAULT_CLIENT_CERT.name,
+                "the client certificate and key cannot be used together",
+            ),
+            None => ("TLS", "cannot build the HTTP client"),
+        };
+        Error::config(name, format!("{what}: {}", chain(&e))).caused_by(e)
+    })
+}
+
+/// The TLS settings of an `https` address: server name, verification, roots
+/// and client identity.
+fn tls(
+    mut builder: reqwest::ClientBuilder,
+    config: &VaultConfig,
+) -> Result<reqwest::ClientBuilder, Error> {
+    if let (Some(name), Some(host)) = (config.tls_server_name(), config.address().host_str()) {
+        // Requests name the server by `name` (so TLS verifies and sends it
+        // as SNI); this resolver connects them to the address's own host.
+        builder = builder.dns_resolver(ServerName {
+            name: name.to_owned(),
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
+        });
+    }
+    builder = builder.tls_danger_accept_invalid_certs(config.skip_verify());
+    for (variable, file) in ca_files(config)? {
+        let pem = input::read_file(variable, &file, input::MAX_PEM_FILE_LEN)?;
+        let shown = input::shown(&file.display().to_string());
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            Error::config_kind(
+                variable,
+                ConfigKind::NotPem,
+                format!("`{shown}` is not a PEM certificate bundle: {}", chain(&e)),
+            )
+            .caused_by(e)
+        })?;
+        if certs.is_empty() {
+            return Err(not_pem(
+                variable,
+                &shown,
+                "no PEM certificate (-----BEGIN CERTIFICATE-----)",
+            ));
+        }
+        builder = builder.tls_certs_merge(certs);
+    }
+    if let Some((cert, key)) = config.client_cert() {
+        builder = builder.identity(client_identity(cert, key)?);
+    }
+    Ok(builder)
+}
+
+fn not_pem(variable: &str, shown: &str, what: &str) -> Error {
+    Error::config_kind(
+        variable,
+        ConfigKind::NotPem,
+        format!("`{shown}` holds {what}"),
+    )
+}
+
+/// The CA files to trust: `VAULT_CACERT`, then every file in `VAULT_CAPATH`.
+fn ca_files(config: &VaultConfig) -> Result<Vec<(&'static str, PathBuf)>, Error> {
+    let mut files = Vec::new();
+    if let Some(file) = config.ca_cert() {
+        files.push((var::VAULT_CACERT.name, file.to_owned()));
+    }
+    if let Some(dir) = config.ca_path() {
+        let variable = var::VAULT_CAPATH.name;
+        let shown = input::shown(&dir.display().to_string());
+        let entries = std::fs::read_dir(dir).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotADirectory => Error::config_kind(
+                variable,
+                ConfigKind::NotADirectory,
+                format!("`{shown}` is not a directory (a single CA file goes in VAULT_CACERT)"),
+            )
+            .caused_by(e),
+            _ => input::io_error(variable, &format!("the directory `{shown}`"), e),
+        })?;
+        let mut found: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.is_file())
+            .collect();
+        if found.is_empty() {
+            return Err(Error::config_kind(
+                variable,
+                ConfigKind::Empty,
+                format!("the directory `{shown}` holds no certificate files"),
+            ));
+        }
+        found.sort();
+        files.extend(found.into_iter().map(|p| (variable, p)));
+    }
+    Ok(files)
+}
+
+/// The client certificate and key, each checked on its own first so that a
+/// message names the file at fault rather than saying "builder error".
+fn client_identity(cert: &Path, key: &Path) -> Result<reqwest::Identity, Error> {
+    let (cert_var, key_var) = (var::VAULT_CLIENT_CERT.name, var::VAULT_CLIENT_KEY.name);
+    let cert_pem = input::read_file(cert_var, cert, input::MAX_PEM_FILE_LEN)?;
+    let key_pem = input::read_file(key_var, key, input::MAX_PEM_FILE_LEN)?;
+    let shown_cert = input::shown(&cert.display().to_string());
+    let shown_key = input::shown(&key.display().to_string());
+    match reqwest::Certificate::from_pem_bundle(&cert_pem) {
+        Ok(certs) if !certs.is_empty() => {}
+        _ => {
+            return Err(not_pem(
+                cert_var,
+                &shown_cert,
+                "no PEM certificate (-----BEGIN CERTIFICATE-----)",
+            ));
+        }
+    }
+    let has_key = key_pem
+        .windows(b"PRIVATE KEY-----".len())
+        .any(|w| w == b"PRIVATE KEY-----");
+    if !has_key {
+        return Err(not_pem(
+            key_var,
+            &shown_key,
+            "no PEM private key (-----BEGIN ... PRIVATE KEY-----)",
+        ));
+    }
+    let mut pem = zeroize::Zeroizing::new(Vec::with_capacity(cert_pem.len() + key_pem.len() + 1));
+    pem.extend_from_slice(&cert_pem);
+    pem.push(b'\n');
+    pem.extend_from_slice(&key_pem);
+    reqwest::Identity::from_pem(&pem).map_err(|e| {
+        Error::config_kind(
+            key_var,
+            ConfigKind::NotPem,
+            format!(
+                "`{shown_key}` and the certificate `{shown_cert}` are not a usable pair: {}",
+                chain(&e)
+            ),
+        )
+        .caused_by(e)
+    })
+}
+
+/// Resolves the TLS server name to the address's host; any other name as usual.
+#[derive(Debug)]
+struct ServerName {
+    name: String,
+    host: String,
+}
+
+impl reqwest::dns::Resolve for ServerName {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let target = if name.as_str().eq_ignore_ascii_case(&self.name) {
+            self.host.clone()
+        } else {
+            name.as_str().to_owned()
+        };
+        Box::pin(async move {
+            let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((target.as_str(), 0))
+                .await?
+                .collect();
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}

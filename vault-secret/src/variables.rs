@@ -1,0 +1,287 @@
+//! The environment variables the library reads, declared once.
+//!
+//! The configuration and credentials readers read through these
+//! declarations; the CLI's `--help`, `doctor` and the README's table are
+//! checked against them, so no second list can drift.
+
+/// One environment variable the library reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Variable {
+    /// Its name, e.g. `VAULT_ADDR`.
+    pub name: &'static str,
+    /// What it sets, in a few words.
+    pub meaning: &'static str,
+    /// What applies when it is unset.
+    pub default: &'static str,
+    /// Read when a client's settings and credentials are resolved (so a
+    /// change to it must give other settings).
+    pub resolution: bool,
+}
+
+const fn resolved(name: &'static str, meaning: &'static str, default: &'static str) -> Variable {
+    Variable {
+        name,
+        meaning,
+        default,
+        resolution: true,
+    }
+}
+
+/// A local Vault Agent or proxy; when set, requests go there instead of `VAULT_ADDR`.
+pub const VAULT_AGENT_ADDR: Variable = resolved(
+    "VAULT_AGENT_ADDR",
+    "a local Vault Agent or proxy: when set, requests go there instead of VAULT_ADDR",
+    "unset",
+);
+/// The server's URL.
+pub const VAULT_ADDR: Variable = resolved(
+    "VAULT_ADDR",
+    "the server's URL (http or https), e.g. https://vault.example.com:8200",
+    "vault_addr",
+);
+/// The server's URL, when `VAULT_ADDR` is unset (the workflow library's spelling).
+pub const VAULT_ADDR_LOWERCASE: Variable = resolved(
+    "vault_addr",
+    "the server's URL, when VAULT_ADDR is unset",
+    "none: an error naming both",
+);
+/// The namespace (Vault Enterprise, OpenBao).
+pub const VAULT_NAMESPACE: Variable = resolved(
+    "VAULT_NAMESPACE",
+    "the namespace (Vault Enterprise, OpenBao)",
+    "the root namespace",
+);
+/// A PEM file of CA certificates to trust.
+pub const VAULT_CACERT: Variable = resolved(
+    "VAULT_CACERT",
+    "a PEM file of CA certificates to trust",
+    "the system's roots",
+);
+/// A directory of PEM CA certificates to trust.
+pub const VAULT_CAPATH: Variable = resolved(
+    "VAULT_CAPATH",
+    "a directory of PEM CA certificates to trust",
+    "none",
+);
+/// A PEM client certificate (with `VAULT_CLIENT_KEY`).
+pub const VAULT_CLIENT_CERT: Variable = resolved(
+    "VAULT_CLIENT_CERT",
+    "a PEM client certificate (with VAULT_CLIENT_KEY)",
+    "none",
+);
+/// The client certificate's PEM private key (with `VAULT_CLIENT_CERT`).
+pub const VAULT_CLIENT_KEY: Variable = resolved(
+    "VAULT_CLIENT_KEY",
+    "the client certificate's PEM private key (with VAULT_CLIENT_CERT)",
+    "none",
+);
+/// `true` skips TLS verification.
+pub const VAULT_SKIP_VERIFY: Variable = resolved(
+    "VAULT_SKIP_VERIFY",
+    "true skips TLS verification (never in production)",
+    "false",
+);
+/// The name the server's certificate is verified against.
+pub const VAULT_TLS_SERVER_NAME: Variable = resolved(
+    "VAULT_TLS_SERVER_NAME",
+    "the name the server's certificate is verified against (and sent as SNI)",
+    "the address's host",
+);
+/// The timeout of each request.
+pub const VAULT_CLIENT_TIMEOUT: Variable = resolved(
+    "VAULT_CLIENT_TIMEOUT",
+    "the timeout of each request: 30, 30s, 2m, 500ms (at most 24h)",
+    "60s",
+);
+/// Retries after a connection error, 412, 429 or 5xx.
+pub const VAULT_MAX_RETRIES: Variable = resolved(
+    "VAULT_MAX_RETRIES",
+    "retries after a connection error, 412, 429 or 5xx (0: none, at most 100)",
+    "2",
+);
+/// The credentials secret: a JSON mapping of the keys below.
+pub const VAULT_CREDENTIALS: Variable = resolved(
+    "VAULT_CREDENTIALS",
+    "the credentials: a JSON mapping of the keys below; when it exists, it wins as a whole",
+    "the variables below",
+);
+/// The credentials secret as the local context (the workflow library's layout) spells it.
+pub const PREFECT_VAULT_CREDENTIALS: Variable = resolved(
+    "PREFECT__CONTEXT__SECRETS__VAULT_CREDENTIALS",
+    "compatibility: VAULT_CREDENTIALS as the workflow library's local context spells it",
+    "unset",
+);
+/// A token.
+pub const VAULT_TOKEN: Variable = resolved(
+    "VAULT_TOKEN",
+    "a token, when there is no VAULT_CREDENTIALS",
+    "~/.vault-token",
+);
+/// AppRole's role id.
+pub const VAULT_ROLE_ID: Variable = resolved(
+    "VAULT_ROLE_ID",
+    "AppRole's role id (with VAULT_SECRET_ID), when there is no VAULT_CREDENTIALS",
+    "none",
+);
+/// AppRole's secret id.
+pub const VAULT_SECRET_ID: Variable = resolved(
+    "VAULT_SECRET_ID",
+    "AppRole's secret id (with VAULT_ROLE_ID), when there is no VAULT_CREDENTIALS",
+    "none",
+);
+/// AppRole's auth mount.
+pub const VAULT_APPROLE_PATH: Variable = resolved(
+    "VAULT_APPROLE_PATH",
+    "AppRole's auth mount, when there is no VAULT_CREDENTIALS",
+    "approle",
+);
+/// The Kubernetes auth role.
+pub const VAULT_KUBE_AUTH_ROLE: Variable = resolved(
+    "VAULT_KUBE_AUTH_ROLE",
+    "the Kubernetes auth role, when there is no VAULT_CREDENTIALS",
+    "none",
+);
+/// The Kubernetes auth mount.
+pub const VAULT_KUBE_AUTH_PATH: Variable = resolved(
+    "VAULT_KUBE_AUTH_PATH",
+    "the Kubernetes auth mount, when there is no VAULT_CREDENTIALS",
+    "kubernetes",
+);
+/// The Kubernetes service-account token file.
+pub const VAULT_KUBE_TOKEN_FILE: Variable = resolved(
+    "VAULT_KUBE_TOKEN_FILE",
+    "the Kubernetes service-account token file, when there is no VAULT_CREDENTIALS",
+    crate::credentials::DEFAULT_KUBE_TOKEN_FILE,
+);
+/// The home directory.
+pub const HOME: Variable = resolved(
+    "HOME",
+    "finds ~/.vault-token and ~/.prefect/config.toml",
+    "none: neither file is read",
+);
+
+/// Every variable the library reads, in the order `--help` and the README list them.
+pub const ALL: &[Variable] = &[
+    VAULT_ADDR,
+    VAULT_ADDR_LOWERCASE,
+    VAULT_AGENT_ADDR,
+    VAULT_NAMESPACE,
+    VAULT_CACERT,
+    VAULT_CAPATH,
+    VAULT_CLIENT_CERT,
+    VAULT_CLIENT_KEY,
+    VAULT_SKIP_VERIFY,
+    VAULT_TLS_SERVER_NAME,
+    VAULT_CLIENT_TIMEOUT,
+    VAULT_MAX_RETRIES,
+    VAULT_CREDENTIALS,
+    PREFECT_VAULT_CREDENTIALS,
+    VAULT_TOKEN,
+    VAULT_ROLE_ID,
+    VAULT_SECRET_ID,
+    VAULT_APPROLE_PATH,
+    VAULT_KUBE_AUTH_ROLE,
+    VAULT_KUBE_AUTH_PATH,
+    VAULT_KUBE_TOKEN_FILE,
+    HOME,
+];
+
+/// The variables resolving a client's settings and credentials reads (with
+/// the default credentials secret name).
+pub fn resolution() -> impl Iterator<Item = &'static Variable> {
+    ALL.iter().filter(|v| v.resolution)
+}
+
+/// The declaration of `name`, if the library reads it.
+pub fn find(name: &str) -> Option<&'static Variable> {
+    ALL.iter().find(|v| v.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use secret_core::Env;
+
+    use super::*;
+    use crate::VaultClient;
+
+    #[test]
+    fn names_are_declared_once() {
+        let names: BTreeSet<&str> = ALL.iter().map(|v| v.name).collect();
+        assert_eq!(names.len(), ALL.len());
+    }
+
+    /// Resolves settings and credentials through a recording `Env` holding
+    /// `vars` and a scratch `HOME`, and returns every name asked.
+    async fn names_asked(vars: &[(&str, &str)]) -> Vec<String> {
+        let home = tempfile::tempdir().unwrap();
+        let mut all: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        all.push(("HOME".into(), home.path().display().to_string()));
+        let env = Env::from_map(all).recording();
+        // Resolution only: logging in waits for the first read.
+        let _ = VaultClient::builder().env(env.clone()).build().await;
+        env.names_asked()
+    }
+
+    #[tokio::test]
+    async fn resolution_reads_only_declared_variables_and_all_it_marks() {
+        let mut union = BTreeSet::new();
+        for vars in [
+            &[("VAULT_ADDR", "http://127.0.0.1:1")][..],
+            &[
+                ("VAULT_AGENT_ADDR", "http://127.0.0.1:1"),
+                ("VAULT_TOKEN", "t"),
+            ],
+            &[("vault_addr", "http://127.0.0.1:1"), ("VAULT_ROLE_ID", "r")],
+            &[
+                ("VAULT_ADDR", "https://127.0.0.1:1"),
+                ("VAULT_CREDENTIALS", r#"{"VAULT_TOKEN":"t"}"#),
+            ],
+        ] {
+            let asked = names_asked(vars).await;
+            assert!(asked.len() > 10, "{vars:?}: only {asked:?}");
+            for name in asked {
+                let declared = find(&name).unwrap_or_else(|| panic!("`{name}` is not declared"));
+                assert!(declared.resolution, "`{name}` is read but not marked");
+                union.insert(name);
+            }
+        }
+        for v in resolution() {
+            assert!(
+                union.contains(v.name),
+                "`{}` is marked but never read",
+                v.name
+            );
+        }
+    }
+
+    #[test]
+    fn the_readme_table_lists_exactly_these_variables() {
+        let readme = include_str!("../../README.md");
+        let table = readme
+            .split("## Environment variables")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .expect("the README has an Environment variables section");
+        let mut listed = BTreeSet::new();
+        for row in table.lines().filter(|l| l.starts_with("| `")) {
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            // | variable | read by | meaning | default |
+            if !cells.get(2).is_some_and(|c| c.contains("vault-secret")) {
+                continue;
+            }
+            for (i, part) in cells[1].split('`').enumerate() {
+                if i % 2 == 1 {
+                    listed.insert(part.to_owned());
+                }
+            }
+        }
+        let declared: BTreeSet<String> = ALL.iter().map(|v| v.name.to_owned()).collect();
+        assert_eq!(listed, declared);
+    }
+}
