@@ -1,13 +1,11 @@
 //! Every Vault call the crate makes, and the response types it reads.
 //!
-//! Requests are rustify `Endpoint`s (vaultrs' style); answers are parsed
-//! into types of our own that require only what the caller uses: `data` for
-//! a read, `auth.client_token` for a login. `request_id`, `lease_id`,
-//! `renewable`, `lease_duration`, `accessor`, `policies`, `metadata`,
-//! `warnings` and `wrap_info` are optional or ignored, because older Vault
-//! versions, Vault-compatible servers and proxies leave them out (vaultrs'
-//! envelope types require them, which is why the crate no longer uses its
-//! executors).
+//! Requests are rustify `Endpoint`s; answers are parsed into types of our
+//! own that require only what the caller uses: `data` for a read,
+//! `auth.client_token` for a login. `request_id`, `lease_id`, `renewable`,
+//! `lease_duration`, `accessor`, `policies`, `metadata`, `warnings` and
+//! `wrap_info` are optional or ignored, because older Vault versions,
+//! Vault-compatible servers and proxies leave them out.
 
 use std::time::Duration;
 

@@ -7,8 +7,8 @@
 //! role and secret ids, namespaces, mounts and names; lengths are bounded;
 //! files are read with a size limit. A refusal names the variable or key and
 //! says what is wrong, never what the value is: a control character cannot
-//! travel in an HTTP header (vaultrs, which the crate once used, panicked on
-//! one), and a message must not show a credential.
+//! travel in an HTTP header (some HTTP stacks panic on one), and a message
+//! must not show a credential.
 
 use std::io::Read as _;
 use std::path::Path;

@@ -1,42 +1,52 @@
-//! Read secrets from HashiCorp Vault (or OpenBao): KV v1 and v2, any mount,
-//! token, AppRole and Kubernetes authentication.
+//! Read secrets from HashiCorp Vault (or OpenBao): KV v1 and v2, any mount;
+//! token, AppRole and Kubernetes authentication; a client a service holds,
+//! a one-liner, and adapters for secret-core chains, figment and config-rs.
 //!
 //! ```no_run
-//! use vault_secret::VaultSecret;
+//! use vault_secret::VaultClient;
 //!
-//! # async fn demo() -> Result<(), vault_secret::Error> {
-//! // VAULT_ADDR=https://vault.example.com:8200
-//! // PREFECT__CONTEXT__SECRETS__VAULT_CREDENTIALS='{"VAULT_ROLE_ID": "...", "VAULT_SECRET_ID": "..."}'
-//! let secret = VaultSecret::new("secret/test/path").run().await?;
-//! let mapping = secret.to_mapping()?; // the key/value pairs
-//! let password = VaultSecret::new("secret/test/path#password").run().await?;
-//! println!("{}", password.expose_secret().len());
-//! # Ok(()) }
+//! #[tokio::main]
+//! async fn main() -> Result<(), vault_secret::Error> {
+//!     // VAULT_ADDR=https://vault.example.com:8200
+//!     // VAULT_ROLE_ID=... VAULT_SECRET_ID=...  (or VAULT_TOKEN, or
+//!     // VAULT_CREDENTIALS='{"VAULT_ROLE_ID": "...", "VAULT_SECRET_ID": "..."}')
+//!     let vault = VaultClient::from_env().await?; // build once, clone freely
+//!     let mapping = vault.read("secret/test/path").await?.to_mapping()?;
+//!     let password = vault.read("secret/test/path#password").await?;
+//!     println!("{} keys, {} bytes", mapping.len(), password.expose_secret().len());
+//!     vault.shutdown().await // revokes the token it logged in with
+//! }
 //! ```
 //!
-//! - [`VaultSecret`]: one secret, read with `run().await` (or `run_blocking()`).
-//! - [`VaultClient`]: one server, one login and its state, built once and held by a
-//!   service ([`VaultClient::builder`] has a setter for every setting and typed credentials).
+//! - [`VaultClient`]: one server, one login and its state, built once and
+//!   held by a service; [`VaultClient::builder`] has a setter for every
+//!   setting and typed credentials (`.token(..)`, `.approle(..)`,
+//!   `.kubernetes(..)`), and `.cache(..)` turns on the [read cache](cache).
+//! - [`VaultSecret`]: `VaultSecret::new("secret/test/path").run().await`,
+//!   settings from the environment on each call (or `run_blocking()`).
 //! - [`VaultSource`]: Vault as a [`secret_core::SecretSource`], to put in a
 //!   [`SecretChain`](secret_core::SecretChain) after the local context.
-//! - [`VaultConfig`]: the address, namespace, TLS and timeout (its docs list every variable read).
-//! - `VaultProvider` (feature `figment`): secrets in a figment `Figment`.
-//! - `VaultConfigSource` (feature `config`): secrets in a config-rs `Config`
-//!   (sync and async builders).
+//! - `VaultProvider` (feature `figment`) and `VaultConfigSource` (feature
+//!   `config`): secrets in a figment `Figment` or a config-rs `Config`.
+//! - [`VaultConfig`]: the address, namespace, TLS and timeouts;
+//!   [`variables`] lists every environment variable read.
+//! - `testing` (feature `testing`): a throwaway dev server and a mock for
+//!   your own tests.
 //!
 //! # Credentials
 //!
-//! The secret `VAULT_CREDENTIALS` (name configurable), looked up through the
-//! local chain, is a JSON mapping. Methods are tried in this order; the first
-//! whose keys are all present is used, and when the server rejects it the next
-//! configured one is tried:
+//! Each method's keys come from the variables of the same names, or all of
+//! them from one variable, `VAULT_CREDENTIALS`, holding a JSON mapping of
+//! those keys (it wins as a whole when it exists; it is looked up through
+//! the local chain, name configurable), or from the builder's typed
+//! setters. Methods are tried in this order; the first whose keys are all
+//! present is used, and when the server rejects it the next configured one
+//! is tried:
 //!
-//! 1. token: `VAULT_TOKEN`;
+//! 1. token: `VAULT_TOKEN` (as a variable, else `~/.vault-token`);
 //! 2. AppRole: `VAULT_ROLE_ID`, `VAULT_SECRET_ID` (mount `VAULT_APPROLE_PATH`, default `approle`);
 //! 3. Kubernetes: `VAULT_KUBE_AUTH_ROLE`, `VAULT_KUBE_AUTH_PATH` (mount, default
 //!    `kubernetes`), `VAULT_KUBE_TOKEN_FILE` (default the pod's service-account token).
-//!
-//! Without that secret, the `VAULT_TOKEN` variable, then `~/.vault-token`, is used.
 //!
 //! # Behaviour under failure
 //!
@@ -47,16 +57,9 @@
 //! by a deadline. A token obtained by login is renewed at two thirds of its
 //! TTL and replaced by a new login near its max TTL; [`VaultClient::shutdown`]
 //! revokes it. A token the user supplied is never renewed nor revoked.
-//!
-//! # Protocol
-//!
-//! Every call is a rustify `Endpoint` (vaultrs' style) sent by the crate's
-//! own transport, which parses answers into types that require only what is
-//! used (`data` for a read, `auth.client_token` for a login). vaultrs itself
-//! is not used: its executors require envelope fields that older Vault
-//! versions, Vault-compatible servers and proxies omit, log every non-2xx
-//! answer at ERROR, and drop the headers (`Retry-After`, `Content-Type`) the
-//! retry and error rules need.
+//! Answers are parsed only as far as each call needs, so older Vault
+//! versions, Vault-compatible servers and proxies that leave envelope
+//! fields out are read alike.
 
 // Layers, each using only those above it in this list: config, input,
 // credentials -> transport -> api -> auth -> token -> mounts, kv, inspect
@@ -113,6 +116,6 @@ pub use source::VaultSource;
 
 /// The README's examples, compiled as doc tests so they stay true (with
 /// the adapters' features, whose examples need them; CI runs every feature).
-#[cfg(all(doctest, feature = "figment", feature = "config"))]
+#[cfg(all(doctest, feature = "figment", feature = "config", feature = "testing"))]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeExamples;

@@ -4,12 +4,11 @@
 //! Requests are described with rustify's `Endpoint` (see [`crate::api`]):
 //! their method, path, query and body are built once per call, and each
 //! attempt sends them with reqwest, which hands back the whole response
-//! (status, headers, body) without judging it. What vaultrs' executors
-//! would do after that (require `request_id`, `lease_id`, ...; log every
-//! non-2xx answer at ERROR) is done here instead, tolerantly and quietly:
-//! the status decides, the body is parsed only as far as the caller needs,
-//! and what is retried follows Vault's own Go client (`api/client.go`):
-//! connection errors, 412, 429 and 500/502/503/504, for every call.
+//! (status, headers, body) without judging it. Here the status decides,
+//! quietly (an expected failure is the caller's to report, not a log
+//! line's), the body is parsed only as far as the caller needs, and what is
+//! retried follows Vault's own Go client (`api/client.go`): connection
+//! errors, 412, 429 and 500/502/503/504, for every call.
 
 use std::fmt;
 use std::hash::{BuildHasher, RandomState};
