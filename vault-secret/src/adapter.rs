@@ -8,6 +8,55 @@ use serde_json::{Map, Value};
 use crate::path::SecretRef;
 use crate::{ClientBuilder, Error, VaultClient};
 
+/// The setters both adapters have, each forwarding to their [`SecretLoad`]
+/// (a type with a `load: SecretLoad` field).
+macro_rules! load_setters {
+    () => {
+        /// Puts the values under the dotted key `key` (`database` gives
+        /// `database.<key>` for each key of the secret, or `database.<field>`).
+        pub fn under(mut self, key: impl Into<String>) -> Self {
+            self.load.under(key.into());
+            self
+        }
+
+        /// Puts the value itself (the field, or the whole secret as a
+        /// mapping) at the dotted key `key` (`secret/db#password` at
+        /// `database.password`).
+        pub fn at(mut self, key: impl Into<String>) -> Self {
+            self.load.at(key.into());
+            self
+        }
+
+        /// An absent secret or field contributes nothing instead of failing
+        /// (other failures still fail: a denied secret is not an absent one).
+        pub fn optional(mut self) -> Self {
+            self.load.optional();
+            self
+        }
+
+        /// Reads variables from `env` instead of the process environment.
+        pub fn env(mut self, env: secret_core::Env) -> Self {
+            self.load.env(env);
+            self
+        }
+
+        /// Reads with this client (and its login), which is left as it is.
+        pub fn client(mut self, client: $crate::VaultClient) -> Self {
+            self.load.client(client);
+            self
+        }
+
+        /// Builds the one-shot client with this builder's settings and
+        /// credentials (the environment for the rest); its token is revoked
+        /// once the load is over.
+        pub fn builder(mut self, builder: $crate::ClientBuilder) -> Self {
+            self.load.builder(builder);
+            self
+        }
+    };
+}
+pub(crate) use load_setters;
+
 /// One secret and where its values go.
 #[derive(Debug, Clone)]
 pub(crate) struct SecretLoad {

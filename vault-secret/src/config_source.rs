@@ -4,10 +4,8 @@ use std::future::Future;
 use std::pin::Pin;
 
 use config::{ConfigError, Map, Value, ValueKind};
-use secret_core::Env;
 
 use crate::adapter::SecretLoad;
-use crate::{ClientBuilder, VaultClient};
 
 /// A config-rs source that reads one Vault secret: [`config::AsyncSource`]
 /// for `ConfigBuilder::<AsyncState>::add_async_source`, and
@@ -61,46 +59,7 @@ impl VaultConfigSource {
         }
     }
 
-    /// Puts the values under the dotted key `key` (`database` gives
-    /// `database.<key>` for each key of the secret, or `database.<field>`).
-    pub fn under(mut self, key: impl Into<String>) -> Self {
-        self.load.under(key.into());
-        self
-    }
-
-    /// Puts the value itself (the field, or the whole secret as a table) at
-    /// the dotted key `key` (`secret/db#password` at `database.password`).
-    pub fn at(mut self, key: impl Into<String>) -> Self {
-        self.load.at(key.into());
-        self
-    }
-
-    /// An absent secret or field contributes nothing instead of failing
-    /// (other failures still fail: a denied secret is not an absent one).
-    pub fn optional(mut self) -> Self {
-        self.load.optional();
-        self
-    }
-
-    /// Reads variables from `env` instead of the process environment.
-    pub fn env(mut self, env: Env) -> Self {
-        self.load.env(env);
-        self
-    }
-
-    /// Reads with this client (and its login), which is left as it is.
-    pub fn client(mut self, client: VaultClient) -> Self {
-        self.load.client(client);
-        self
-    }
-
-    /// Builds the one-shot client with this builder's settings and
-    /// credentials (the environment for the rest); its token is revoked
-    /// once the load is over.
-    pub fn builder(mut self, builder: ClientBuilder) -> Self {
-        self.load.builder(builder);
-        self
-    }
+    crate::adapter::load_setters!();
 
     /// The loaded tree as config-rs values, each with its origin.
     fn convert(
@@ -171,6 +130,8 @@ fn config_value(value: serde_json::Value, origin: &String) -> Value {
 
 #[cfg(test)]
 mod tests {
+    use secret_core::Env;
+
     use super::*;
 
     #[test]

@@ -22,8 +22,8 @@
 //!   held by a service; [`VaultClient::builder`] has a setter for every
 //!   setting and typed credentials (`.token(..)`, `.approle(..)`,
 //!   `.kubernetes(..)`), and `.cache(..)` turns on the [read cache](cache).
-//! - [`VaultSecret`]: `VaultSecret::new("secret/test/path").run().await`,
-//!   settings from the environment on each call (or `run_blocking()`).
+//! - [`VaultSecret`], the one-liner (`VaultSecret::new("secret/test/path").run().await`,
+//!   or `run_blocking()`): settings from the environment on each call.
 //! - [`VaultSource`]: Vault as a [`secret_core::SecretSource`], to put in a
 //!   [`SecretChain`](secret_core::SecretChain) after the local context.
 //! - `VaultProvider` (feature `figment`) and `VaultConfigSource` (feature

@@ -7,25 +7,7 @@ use serde_json::json;
 use vault_secret::testing::DevVault;
 use vault_secret::{Error, KvVersion, VaultClient};
 
-/// The accessors of every live token, with the root token.
-async fn live_tokens(vault: &DevVault) -> Vec<String> {
-    let body = vault
-        .admin()
-        .list("auth/token/accessors")
-        .await
-        .expect_ok("LIST auth/token/accessors");
-    body["data"]["keys"]
-        .as_array()
-        .map(|keys| {
-            let mut keys: Vec<String> = keys
-                .iter()
-                .filter_map(|k| k.as_str().map(str::to_owned))
-                .collect();
-            keys.sort();
-            keys
-        })
-        .unwrap_or_default()
-}
+use crate::support::live_tokens;
 
 /// A client built with typed AppRole credentials for a new role holding `policy`.
 async fn approle_client(vault: &DevVault, policy: &str) -> VaultClient {
@@ -61,7 +43,7 @@ async fn two_clients_share_no_token_nor_mount_cache_and_shutdown_revokes_only_th
             &format!(r#"path "{mount}/data/b" {{ capabilities = ["read"] }}"#),
         )
         .await;
-    let before = live_tokens(&vault).await;
+    let before = live_tokens(&vault.admin()).await;
     let a = approle_client(&vault, &pa).await;
     let b = approle_client(&vault, &pb).await;
     let audit = vault.audit_requests().await;
@@ -94,7 +76,7 @@ async fn two_clients_share_no_token_nor_mount_cache_and_shutdown_revokes_only_th
         ib.policies.contains(&pb) && !ib.policies.contains(&pa),
         "{ib:?}"
     );
-    let during = live_tokens(&vault).await;
+    let during = live_tokens(&vault.admin()).await;
     assert_eq!(during.len(), before.len() + 2, "one login per client");
 
     // Separate mount caches: each client asked where the mount is, once.
@@ -122,7 +104,7 @@ async fn two_clients_share_no_token_nor_mount_cache_and_shutdown_revokes_only_th
     // shutdown() revokes the obtained tokens, checked on the server.
     a.shutdown().await.expect("a's token revoked");
     b.shutdown().await.expect("b's token revoked");
-    assert_eq!(live_tokens(&vault).await, before);
+    assert_eq!(live_tokens(&vault.admin()).await, before);
     // The next use logs in again.
     assert_eq!(
         clone

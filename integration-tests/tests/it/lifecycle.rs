@@ -33,22 +33,6 @@ async fn one_secret(admin: &Admin) -> (String, String, String) {
     (mount, password, policy)
 }
 
-/// The accessors of every live token (`LIST auth/token/accessors`).
-async fn accessors(admin: &Admin) -> Vec<String> {
-    let body = admin
-        .list("auth/token/accessors")
-        .await
-        .expect_ok("LIST auth/token/accessors");
-    body["data"]["keys"]
-        .as_array()
-        .map(|keys| {
-            keys.iter()
-                .filter_map(|k| k.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// What the server says about the tokens behind `accessors` (display name,
 /// policies, metadata; never the token), for failure messages.
 async fn describe_tokens(admin: &Admin, accessors: &[&String]) -> Vec<Value> {
@@ -117,7 +101,7 @@ async fn cold_cli_runs_with_approle_leave_no_tokens_behind() {
 
     // The count sees a login's token: one made by hand shows up, and goes
     // when revoked.
-    let before = accessors(&admin).await;
+    let before = crate::support::live_tokens(&admin).await;
     let login = admin
         .post(
             &format!("auth/{approle}/login"),
@@ -125,7 +109,10 @@ async fn cold_cli_runs_with_approle_leave_no_tokens_behind() {
         )
         .await
         .expect_ok("AppRole login");
-    assert_eq!(accessors(&admin).await.len(), before.len() + 1);
+    assert_eq!(
+        crate::support::live_tokens(&admin).await.len(),
+        before.len() + 1
+    );
     let accessor = login["auth"]["accessor"]
         .as_str()
         .expect("the login's accessor");
@@ -136,7 +123,10 @@ async fn cold_cli_runs_with_approle_leave_no_tokens_behind() {
         )
         .await
         .expect_ok("revoke the hand-made token");
-    assert_eq!(accessors(&admin).await.len(), before.len());
+    assert_eq!(
+        crate::support::live_tokens(&admin).await.len(),
+        before.len()
+    );
 
     let field = format!("{mount}/app#password");
     let started = Instant::now();
@@ -162,7 +152,7 @@ async fn cold_cli_runs_with_approle_leave_no_tokens_behind() {
         );
     }
 
-    let after = accessors(&admin).await;
+    let after = crate::support::live_tokens(&admin).await;
     eprintln!(
         "lifecycle: 20 CLI runs (10 get, 10 exec) in {:.1} s; token accessors before {}, after {}",
         started.elapsed().as_secs_f64(),

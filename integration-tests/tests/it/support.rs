@@ -150,3 +150,23 @@ pub async fn approle_credentials(
         "VAULT_APPROLE_PATH": approle,
     })
 }
+
+/// The accessors of every live token (`LIST auth/token/accessors`, with
+/// `admin`'s root token), sorted: tests compare them before and after to
+/// show that no token was left behind.
+pub async fn live_tokens(admin: &Admin) -> Vec<String> {
+    let body = admin
+        .list("auth/token/accessors")
+        .await
+        .expect_ok("LIST auth/token/accessors");
+    let mut keys: Vec<String> = body["data"]["keys"]
+        .as_array()
+        .map(|keys| {
+            keys.iter()
+                .filter_map(|k| k.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    keys.sort();
+    keys
+}
