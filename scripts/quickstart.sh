@@ -229,30 +229,30 @@ show "$export_line"
 show "VAULT_TOKEN=root vault-secret get secret/test/path"
 vs VAULT_TOKEN=root -- get secret/test/path
 
-say "2. the same token as the credentials secret, reading one field"
-show "PREFECT__CONTEXT__SECRETS__VAULT_CREDENTIALS='{\"VAULT_TOKEN\":\"root\"}' vault-secret get 'secret/test/path#password'"
-vs 'PREFECT__CONTEXT__SECRETS__VAULT_CREDENTIALS={"VAULT_TOKEN":"root"}' -- get 'secret/test/path#password'
+say "2. the same token in the credentials variable (a JSON mapping), reading one field"
+show "VAULT_CREDENTIALS='{\"VAULT_TOKEN\":\"root\"}' vault-secret get 'secret/test/path#password'"
+vs 'VAULT_CREDENTIALS={"VAULT_TOKEN":"root"}' -- get 'secret/test/path#password'
 echo
 
-say "3. AppRole credentials (role demo, policy demo-read), VAULT_TOKEN unset"
-show "PREFECT__CONTEXT__SECRETS__VAULT_CREDENTIALS='{\"VAULT_ROLE_ID\":\"<role id>\",\"VAULT_SECRET_ID\":\"<secret id>\"}' vault-secret get secret/test/path"
-vs "PREFECT__CONTEXT__SECRETS__VAULT_CREDENTIALS=$APPROLE_CREDENTIALS" -- get secret/test/path
+say "3. AppRole (role demo, policy demo-read) from two plain variables, VAULT_TOKEN unset"
+show "VAULT_ROLE_ID=<role id> VAULT_SECRET_ID=<secret id> vault-secret get secret/test/path"
+vs "VAULT_ROLE_ID=$ROLE_ID" "VAULT_SECRET_ID=$SECRET_ID" -- get secret/test/path
 
-say "4. AppRole: version 1 of the secret, as shell variables"
-show "... vault-secret get secret/test/path --version 1 --format env"
-vs "PREFECT__CONTEXT__SECRETS__VAULT_CREDENTIALS=$APPROLE_CREDENTIALS" -- get secret/test/path --version 1 --format env
+say "4. AppRole in VAULT_CREDENTIALS: version 1 of the secret, as shell variables"
+show "VAULT_CREDENTIALS='{\"VAULT_ROLE_ID\":\"<role id>\",\"VAULT_SECRET_ID\":\"<secret id>\"}' vault-secret get secret/test/path --secret-version 1 --format env"
+vs "VAULT_CREDENTIALS=$APPROLE_CREDENTIALS" -- get secret/test/path --secret-version 1 --format env
 
 say "5. AppRole: a field of the KV v1 secret"
 show "... vault-secret get 'kv1/test/path#username'"
-vs "PREFECT__CONTEXT__SECRETS__VAULT_CREDENTIALS=$APPROLE_CREDENTIALS" -- get 'kv1/test/path#username'
+vs "VAULT_CREDENTIALS=$APPROLE_CREDENTIALS" -- get 'kv1/test/path#username'
 echo
 
 say "6. AppRole: run a command with the password in its environment only"
 show "... vault-secret exec --secret DB_PASSWORD='secret/test/path#password' -- sh -c 'echo \"the command got DB_PASSWORD (\${#DB_PASSWORD} characters)\"'"
-vs "PREFECT__CONTEXT__SECRETS__VAULT_CREDENTIALS=$APPROLE_CREDENTIALS" -- \
+vs "VAULT_CREDENTIALS=$APPROLE_CREDENTIALS" -- \
 	exec --secret 'DB_PASSWORD=secret/test/path#password' -- \
 	sh -c 'echo "the command got DB_PASSWORD (${#DB_PASSWORD} characters)"'
 
 say "7. AppRole: diagnose the set-up for secret/test/path"
 show "... vault-secret doctor secret/test/path"
-vs "PREFECT__CONTEXT__SECRETS__VAULT_CREDENTIALS=$APPROLE_CREDENTIALS" -- doctor secret/test/path
+vs "VAULT_CREDENTIALS=$APPROLE_CREDENTIALS" -- doctor secret/test/path
