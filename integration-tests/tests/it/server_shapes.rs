@@ -39,7 +39,8 @@ async fn kv2_and_kv1_reads_with_nothing_but_data() {
         MockAnswer::json(200, json!({"data": {"data": {"k": "v2"}}})),
     )
     .await;
-    mock.answer(&lookup("shape1"), bare_mount("shape1", None)).await;
+    mock.answer(&lookup("shape1"), bare_mount("shape1", None))
+        .await;
     mock.answer(
         "shape1/app",
         MockAnswer::json(200, json!({"data": {"k": "v1"}})),
@@ -123,8 +124,11 @@ async fn a_server_without_the_mount_lookup_reads_kv2_and_kv1() {
         MockAnswer::json(404, json!({"error": "not found"})),
     )
     .await;
-    mock.answer("nopre1/app", MockAnswer::json(200, json!({"data": {"k": "old"}})))
-        .await;
+    mock.answer(
+        "nopre1/app",
+        MockAnswer::json(200, json!({"data": {"k": "old"}})),
+    )
+    .await;
     let v = mock.secret("nopre2/app#k").run().await.unwrap();
     assert_eq!(v.expose_secret(), "new");
     let v = mock.secret("nopre1/app#k").run().await.unwrap();
@@ -185,11 +189,7 @@ async fn a_403_in_any_form_is_a_denial_or_an_auth_failure_as_lookup_self_says() 
             mock.answer(&lookup(&mount), bare_mount(&mount, Some("2")))
                 .await;
             mock.answer(&format!("{mount}/data/app"), answer).await;
-            let err = mock
-                .secret(format!("{mount}/app"))
-                .run()
-                .await
-                .unwrap_err();
+            let err = mock.secret(format!("{mount}/app")).run().await.unwrap_err();
             match (&err, token_good) {
                 (Error::PermissionDenied { policy_paths, .. }, true) => {
                     assert_eq!(policy_paths, &[format!("{mount}/data/app")], "{form}");
@@ -222,11 +222,7 @@ async fn an_html_page_from_a_proxy_is_named_by_status_and_type_never_echoed() {
         };
         mock.answer(&lookup(mount), mount_lookup).await;
         mock.answer(&format!("{mount}/data/app"), page).await;
-        let err = mock
-            .secret(format!("{mount}/app"))
-            .run()
-            .await
-            .unwrap_err();
+        let err = mock.secret(format!("{mount}/app")).run().await.unwrap_err();
         assert!(
             matches!(err, Error::Server { status: s, .. } if s == status),
             "{err}"
