@@ -164,30 +164,12 @@ impl ApiFailure {
                 body,
                 errors,
                 ..
-            } => {
-                let mut errors: Vec<String> = errors
-                    .iter()
-                    .map(|e| crate::error::tidy_server_message(e))
-                    .collect();
-                if (300..400).contains(&code) {
-                    // A standby without request forwarding, or a proxy:
-                    // following it would send the token to whatever host it names.
-                    errors.push(
-                        "the server answered with a redirect, which is not followed because the \
-                         token would go along; point VAULT_ADDR at the server that answers itself \
-                         (the active node)"
-                            .into(),
-                    );
-                } else if errors.is_empty() {
-                    errors.push(describe_body(&[], &body));
-                }
-                Error::Server {
-                    status: code,
-                    path: api_path.to_owned(),
-                    errors,
-                    attempts,
-                }
-            }
+            } => Error::Server {
+                status: code,
+                path: api_path.to_owned(),
+                errors: status_messages(code, &errors, &body),
+                attempts,
+            },
             ApiFailure::BadAnswer {
                 status,
                 content_type,
@@ -196,7 +178,7 @@ impl ApiFailure {
                 path: api_path.to_owned(),
                 errors: vec![format!(
                     "the answer is not the JSON this call expects (content type {})",
-                    content_type.as_deref().unwrap_or("none")
+                    content_type_name(content_type.as_deref())
                 )],
                 attempts: 1,
             },
@@ -210,14 +192,7 @@ impl ApiFailure {
                 kind,
                 reason: format!(
                     "{reason}{} (`{api_path}`, {})",
-                    match kind {
-                        TransportKind::Timeout =>
-                            "; timed out (VAULT_CLIENT_TIMEOUT sets the limit per request)",
-                        TransportKind::NotTls =>
-                            " (the server does not speak TLS on this port: use http:// in \
-                             VAULT_ADDR, or the port of the HTTPS listener)",
-                        _ => "",
-                    },
+                    transport_hint(kind),
                     Attempts(attempts)
                 ),
                 source,
@@ -231,6 +206,51 @@ impl ApiFailure {
     }
 }
 
+/// The messages of an error answer with status `code`: the server's own,
+/// tidied, else what the body was; a redirect says why it is not followed.
+fn status_messages(code: u16, errors: &[String], body: &Body) -> Vec<String> {
+    let mut messages = tidy(errors);
+    if (300..400).contains(&code) {
+        // A standby without request forwarding, or a proxy: following it
+        // would send the token to whatever host it names.
+        messages.push(
+            "the server answered with a redirect, which is not followed because the token \
+             would go along; point VAULT_ADDR at the server that answers itself (the active \
+             node)"
+                .into(),
+        );
+    } else if messages.is_empty() {
+        messages.push(describe_body(&[], body));
+    }
+    messages
+}
+
+/// What a transport failure of `kind` adds to its reason: the setting or
+/// the fix, where one applies.
+fn transport_hint(kind: TransportKind) -> &'static str {
+    match kind {
+        TransportKind::Timeout => "; timed out (VAULT_CLIENT_TIMEOUT sets the limit per request)",
+        TransportKind::NotTls => {
+            " (the server does not speak TLS on this port: use http:// in VAULT_ADDR, or the \
+             port of the HTTPS listener)"
+        }
+        _ => "",
+    }
+}
+
+/// The server's messages with Vault's multi-error wrapping taken off.
+fn tidy(errors: &[String]) -> Vec<String> {
+    errors
+        .iter()
+        .map(|e| crate::error::tidy_server_message(e))
+        .collect()
+}
+
+/// A content type as messages name it.
+fn content_type_name(content_type: Option<&str>) -> &str {
+    content_type.unwrap_or("none")
+}
+
 impl fmt::Display for ApiFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -241,7 +261,7 @@ impl fmt::Display for ApiFailure {
             } => write!(
                 f,
                 "HTTP {status}: the answer is not the expected JSON (content type {})",
-                content_type.as_deref().unwrap_or("none")
+                content_type_name(content_type.as_deref())
             ),
             ApiFailure::Transport { reason, .. } => f.write_str(reason),
             ApiFailure::BadHeader { name } => {
@@ -264,18 +284,14 @@ impl fmt::Display for Attempts {
 
 fn describe_body(errors: &[String], body: &Body) -> String {
     if !errors.is_empty() {
-        return errors
-            .iter()
-            .map(|e| crate::error::tidy_server_message(e))
-            .collect::<Vec<_>>()
-            .join("; ");
+        return tidy(errors).join("; ");
     }
     match body {
         Body::Json => "no error message".into(),
         Body::Empty => "an empty answer".into(),
         Body::NotJson { content_type } => format!(
             "an answer that is not JSON (content type {}), perhaps from a proxy",
-            content_type.as_deref().unwrap_or("none")
+            content_type_name(content_type.as_deref())
         ),
     }
 }

@@ -2,16 +2,19 @@
 //! tests that must not start a process. It answers with the shapes a real
 //! server gives for the calls a reader makes: health, token lookup and
 //! renewal, mount detection (`sys/internal/ui/mounts`), KV v1 and v2 reads,
-//! AppRole login, denials and failures.
+//! AppRole login, denials and failures; and, through [`MockAnswer`], the
+//! shapes other servers and proxies give (bare envelopes, error bodies of
+//! every form, HTML pages, redirects, slow or failing answers).
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use secret_core::Env;
 use serde_json::{Value, json};
 use wiremock::matchers::{
-    body_partial_json, method, path, path_regex, query_param, query_param_is_missing,
+    body_partial_json, header, method, path, path_regex, query_param, query_param_is_missing,
 };
 use wiremock::{Mock, MockGuard, MockServer, ResponseTemplate};
 
@@ -45,9 +48,13 @@ const MOCK_TOKEN: &str = "mock-root-token";
 ///
 /// Any token is accepted. Unknown paths answer 404 `{"errors":[]}` and the
 /// mount check of an unknown mount answers 403, as a real server does for a
-/// root token.
+/// root token. [`answer`](Self::answer) makes any path answer what a test
+/// needs; [`start_under`](Self::start_under) serves the API behind a
+/// reverse proxy's path prefix.
 pub struct MockVault {
     server: MockServer,
+    /// The path the API is served under: `/v1`, or `<prefix>/v1`.
+    base: String,
     state: Mutex<State>,
 }
 
@@ -64,8 +71,144 @@ struct State {
 impl fmt::Debug for MockVault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MockVault")
-            .field("addr", &self.server.uri())
+            .field("addr", &self.addr())
             .finish_non_exhaustive()
+    }
+}
+
+/// What [`MockVault::answer`] answers on one API path: a status, a body,
+/// headers and a delay, for every request or the first few, optionally only
+/// to requests of one method, token or body.
+///
+/// ```
+/// use std::time::Duration;
+/// use serde_json::json;
+/// use vault_secret::testing::{MockAnswer, MockVault};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let vault = MockVault::start().await;
+/// // An old server, rate limited once, then answering with a bare body
+/// // (the answer given first applies while it lasts).
+/// vault
+///     .answer("old/app", MockAnswer::errors(429, &["rate limited"]).header("Retry-After", "1").times(1))
+///     .await;
+/// vault.answer("old/app", MockAnswer::json(200, json!({"data": {"k": "v"}}))).await;
+/// // A proxy's page, slowly.
+/// vault
+///     .answer("proxied/app", MockAnswer::text(502, "text/html", "<html>Bad Gateway</html>").delay(Duration::from_millis(50)))
+///     .await;
+/// # }
+/// ```
+///
+/// `Debug` shows the status and the conditions, never the body or the token.
+#[derive(Clone)]
+pub struct MockAnswer {
+    response: ResponseTemplate,
+    status: u16,
+    method: Option<String>,
+    token: Option<Token>,
+    body: Option<Value>,
+    times: Option<u64>,
+}
+
+impl fmt::Debug for MockAnswer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MockAnswer")
+            .field("status", &self.status)
+            .field("method", &self.method)
+            .field("for_token", &self.token.is_some())
+            .field("times", &self.times)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MockAnswer {
+    fn new(status: u16, response: ResponseTemplate) -> MockAnswer {
+        MockAnswer {
+            response,
+            status,
+            method: None,
+            token: None,
+            body: None,
+            times: None,
+        }
+    }
+
+    /// `status` with exactly `body` (no envelope added: the shape older
+    /// servers and proxies give).
+    pub fn json(status: u16, body: Value) -> MockAnswer {
+        MockAnswer::new(status, ResponseTemplate::new(status).set_body_json(body))
+    }
+
+    /// 200 with `data` in the full envelope Vault wraps every answer in
+    /// (`request_id`, `lease_id`, `warnings`, ...).
+    pub fn data(data: Value) -> MockAnswer {
+        MockAnswer::json(200, envelope(data, 0))
+    }
+
+    /// 200 with a KV v2 read's answer: `data` (the secret's mapping) and
+    /// the metadata of version 1, in the full envelope.
+    pub fn kv2_data(data: Value) -> MockAnswer {
+        MockAnswer::data(kv2_data(data, 1))
+    }
+
+    /// `status` with Vault's error body, `{"errors": [messages]}`.
+    pub fn errors(status: u16, messages: &[&str]) -> MockAnswer {
+        MockAnswer::json(status, errors(messages))
+    }
+
+    /// `status` with a body that is not JSON (an HTML page, plain text).
+    pub fn text(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> MockAnswer {
+        MockAnswer::new(
+            status,
+            ResponseTemplate::new(status).set_body_raw(body.into(), content_type),
+        )
+    }
+
+    /// `status` with no body at all.
+    pub fn empty(status: u16) -> MockAnswer {
+        MockAnswer::new(status, ResponseTemplate::new(status))
+    }
+
+    /// Adds a response header (`Retry-After`, `Location`, ...).
+    pub fn header(mut self, name: &str, value: impl Into<String>) -> MockAnswer {
+        self.response = self.response.insert_header(name, value.into());
+        self
+    }
+
+    /// Answers only after `delay` (a server that hangs: longer than the
+    /// client's timeout).
+    pub fn delay(mut self, delay: Duration) -> MockAnswer {
+        self.response = self.response.set_delay(delay);
+        self
+    }
+
+    /// Answers only the first `n` matching requests; later ones get what
+    /// was there before (the normal answer, or an earlier `answer`).
+    pub fn times(mut self, n: u64) -> MockAnswer {
+        self.times = Some(n);
+        self
+    }
+
+    /// Answers only requests of this method (`GET`, `POST`, ...).
+    pub fn method(mut self, method: &str) -> MockAnswer {
+        self.method = Some(method.to_owned());
+        self
+    }
+
+    /// Answers only requests carrying this token (e.g. the one a login
+    /// answered with, to check the client uses it).
+    pub fn for_token(mut self, token: &Token) -> MockAnswer {
+        self.token = Some(token.clone());
+        self
+    }
+
+    /// Answers only requests whose JSON body holds these fields (e.g. the
+    /// role id and secret id a login must send).
+    pub fn for_body(mut self, fields: Value) -> MockAnswer {
+        self.body = Some(fields);
+        self
     }
 }
 
@@ -84,6 +227,17 @@ pub struct MockRequest {
 
 fn errors(messages: &[&str]) -> Value {
     json!({ "errors": messages })
+}
+
+/// A KV v2 read's `data`: the secret's mapping and its version's metadata.
+fn kv2_data(data: Value, version: u64) -> Value {
+    json!({
+        "data": data,
+        "metadata": {
+            "created_time": "2026-01-01T00:00:00.000000000Z", "custom_metadata": null,
+            "deletion_time": "", "destroyed": false, "version": version,
+        },
+    })
 }
 
 /// A successful answer's envelope around `data`, as Vault wraps it.
@@ -149,10 +303,20 @@ impl MockVault {
     /// Starts the fake API with the answers every reader needs (health,
     /// token lookup, renewal and revocation, catch-alls).
     pub async fn start() -> MockVault {
+        MockVault::start_under("").await
+    }
+
+    /// Starts the fake API under a path prefix (`/vault`: requests go to
+    /// `/vault/v1/...`), as a reverse proxy that serves Vault below a path
+    /// does; [`addr`](Self::addr) includes the prefix.
+    pub async fn start_under(prefix: &str) -> MockVault {
         let server = MockServer::start().await;
+        let base = format!("{}/v1", prefix.trim_end_matches('/'));
+        let at = |api_path: &str| format!("{base}/{api_path}");
+        let escaped = regex_escape(&base);
         let ok = |body: Value| ResponseTemplate::new(200).set_body_json(body);
         Mock::given(method("GET"))
-            .and(path("/v1/sys/health"))
+            .and(path(at("sys/health")))
             .respond_with(ok(json!({
                 "initialized": true, "sealed": false, "standby": false,
                 "performance_standby": false, "version": "mock", "cluster_name": "mock",
@@ -160,7 +324,7 @@ impl MockVault {
             .mount(&server)
             .await;
         Mock::given(method("GET"))
-            .and(path("/v1/auth/token/lookup-self"))
+            .and(path(at("auth/token/lookup-self")))
             .respond_with(ok(envelope(
                 json!({
                     "accessor": "mock-accessor", "creation_ttl": 0, "display_name": "token",
@@ -173,24 +337,24 @@ impl MockVault {
             .mount(&server)
             .await;
         Mock::given(method("POST"))
-            .and(path("/v1/auth/token/renew-self"))
+            .and(path(at("auth/token/renew-self")))
             .respond_with(ok(auth_envelope(MOCK_TOKEN, &["root"])))
             .mount(&server)
             .await;
         Mock::given(method("POST"))
-            .and(path("/v1/auth/token/revoke-self"))
+            .and(path(at("auth/token/revoke-self")))
             .respond_with(ResponseTemplate::new(204))
             .mount(&server)
             .await;
         Mock::given(method("POST"))
-            .and(path_regex(r"^/v1/auth/[^/]+/login$"))
+            .and(path_regex(format!("^{escaped}/auth/[^/]+/login$")))
             .respond_with(
                 ResponseTemplate::new(400).set_body_json(errors(&["invalid role or secret ID"])),
             )
             .with_priority(FALLBACK - 1)
             .mount(&server)
             .await;
-        Mock::given(path_regex(r"^/v1/sys/internal/ui/mounts/(?P<rest>.+)$"))
+        Mock::given(path_regex(format!("^{escaped}/sys/internal/ui/mounts/.+$")))
             .respond_with(ResponseTemplate::new(403).set_body_json(errors(&[
                 "preflight capability check returned 403, please ensure client's policies grant access to path",
             ])))
@@ -204,13 +368,44 @@ impl MockVault {
             .await;
         MockVault {
             server,
+            base,
             state: Mutex::new(State::default()),
         }
     }
 
-    /// Base address, e.g. `http://127.0.0.1:40123`.
+    /// Base address, e.g. `http://127.0.0.1:40123` (with the prefix of
+    /// [`start_under`](Self::start_under), if any).
     pub fn addr(&self) -> String {
-        self.server.uri()
+        let prefix = self.base.strip_suffix("/v1").unwrap_or_default();
+        format!("{}{prefix}", self.server.uri())
+    }
+
+    /// The URL path of `api_path` (relative to `/v1/`).
+    fn url_path(&self, api_path: &str) -> String {
+        format!("{}/{}", self.base, api_path.trim_start_matches('/'))
+    }
+
+    /// Answers requests to `api_path` (relative to `/v1/`, e.g.
+    /// `secret/data/app` or `sys/internal/ui/mounts/secret/app`) with
+    /// `answer`, ahead of the normal answers. Among answers for the same
+    /// request, the one given first applies (until its
+    /// [`times`](MockAnswer::times) run out).
+    pub async fn answer(&self, api_path: &str, answer: MockAnswer) {
+        let mut mock = Mock::given(path(self.url_path(api_path)));
+        if let Some(m) = &answer.method {
+            mock = mock.and(method(m.as_str()));
+        }
+        if let Some(token) = &answer.token {
+            mock = mock.and(header("X-Vault-Token", token.expose_secret()));
+        }
+        if let Some(fields) = answer.body {
+            mock = mock.and(body_partial_json(fields));
+        }
+        let mut mock = mock.respond_with(answer.response).with_priority(OVERRIDE);
+        if let Some(n) = answer.times {
+            mock = mock.up_to_n_times(n);
+        }
+        mock.mount(&self.server).await;
     }
 
     /// A token to use (the mock accepts any).
@@ -238,7 +433,8 @@ impl MockVault {
         };
         Mock::given(method("GET"))
             .and(path_regex(format!(
-                "^/v1/sys/internal/ui/mounts/{}(/.*)?$",
+                "^{}/sys/internal/ui/mounts/{}(/.*)?$",
+                regex_escape(&self.base),
                 regex_escape(mount)
             )))
             .respond_with(ResponseTemplate::new(200).set_body_json(envelope(
@@ -259,8 +455,8 @@ impl MockVault {
     fn read_path(&self, kv_path: &str) -> String {
         let (mount, rest) = split(kv_path);
         match self.state().mounts.get(&mount) {
-            Some(KvVersion::V1) => format!("/v1/{mount}/{rest}"),
-            _ => format!("/v1/{mount}/data/{rest}"),
+            Some(KvVersion::V1) => self.url_path(&format!("{mount}/{rest}")),
+            _ => self.url_path(&format!("{mount}/data/{rest}")),
         }
     }
 
@@ -276,17 +472,8 @@ impl MockVault {
             *n += 1;
             *n
         };
-        let body = envelope(
-            json!({
-                "data": data,
-                "metadata": {
-                    "created_time": "2026-01-01T00:00:00.000000000Z", "custom_metadata": null,
-                    "deletion_time": "", "destroyed": false, "version": version,
-                },
-            }),
-            0,
-        );
-        let api_path = format!("/v1/{mount}/data/{rest}");
+        let body = envelope(kv2_data(data, version), 0);
+        let api_path = self.url_path(&format!("{mount}/data/{rest}"));
         Mock::given(method("GET"))
             .and(path(api_path.as_str()))
             .and(query_param("version", version.to_string()))
@@ -309,7 +496,7 @@ impl MockVault {
     pub async fn kv1(&self, kv_path: &str, data: Value) {
         let (mount, rest) = split(kv_path);
         self.mount(&mount, KvVersion::V1).await;
-        let api_path = format!("/v1/{mount}/{rest}");
+        let api_path = self.url_path(&format!("{mount}/{rest}"));
         let answer = Mock::given(method("GET"))
             .and(path(api_path.as_str()))
             .respond_with(ResponseTemplate::new(200).set_body_json(envelope(data, 2_764_800)))
@@ -352,7 +539,7 @@ impl MockVault {
         let credentials =
             AppRoleCredentials::new("approle", unique("mock-role-id"), unique("mock-secret-id"));
         Mock::given(method("POST"))
-            .and(path("/v1/auth/approle/login"))
+            .and(path(self.url_path("auth/approle/login")))
             .and(body_partial_json(json!({
                 "role_id": credentials.role_id(),
                 "secret_id": credentials.secret_id(),
@@ -369,6 +556,7 @@ impl MockVault {
 
     /// Every request received so far, oldest first.
     pub async fn received(&self) -> Vec<MockRequest> {
+        let base = format!("{}/", self.base);
         self.server
             .received_requests()
             .await
@@ -379,7 +567,7 @@ impl MockVault {
                 path: r
                     .url
                     .path()
-                    .strip_prefix("/v1/")
+                    .strip_prefix(base.as_str())
                     .unwrap_or(r.url.path())
                     .to_owned(),
                 query: r.url.query().map(str::to_owned),
@@ -406,6 +594,29 @@ impl MockVault {
     /// An [`Env`] holding [`env_vars_for`](Self::env_vars_for) only.
     pub fn env_for(&self, credentials: &dyn Credentials) -> Env {
         Env::from_map(self.env_vars_for(credentials))
+    }
+
+    /// How many requests `api_path` (relative to `/v1/`) received so far:
+    /// the attempts a client made.
+    pub async fn count(&self, api_path: &str) -> usize {
+        let api_path = api_path.trim_start_matches('/');
+        self.received()
+            .await
+            .iter()
+            .filter(|r| r.path == api_path)
+            .count()
+    }
+
+    /// An [`Env`] of [`env_vars_for`](Self::env_vars_for) with
+    /// [`root_token`](Self::root_token), plus `vars` (a variable in `vars`
+    /// replaces one of the same name, e.g. `VAULT_CREDENTIALS`).
+    pub fn env_with(&self, vars: &[(&str, &str)]) -> Env {
+        let mut all = self.env_vars_for(&self.root_token());
+        for (name, value) in vars {
+            all.retain(|(n, _)| n != name);
+            all.push(((*name).to_owned(), (*value).to_owned()));
+        }
+        Env::from_map(all)
     }
 
     /// A [`VaultSecret`] for `path` bound to the mock with

@@ -153,7 +153,7 @@ pub use cluster::DevCluster;
 pub use credentials::{AppRoleCredentials, Credentials, KubernetesCredentials, Token};
 pub use error::{Error, ErrorKind};
 pub use kube::{KubeFixture, ServiceAccount, service_account_jwt};
-pub use mock::{MockRequest, MockVault};
+pub use mock::{MockAnswer, MockRequest, MockVault};
 pub use server::{DevVault, DevVaultBuilder};
 
 /// A name nobody else uses, safe for mount paths, policy, role and
