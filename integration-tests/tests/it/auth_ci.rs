@@ -35,7 +35,10 @@ fn env(vault: &DevVault, vars: &[(String, String)]) -> Vec<(String, String)> {
     all
 }
 
-fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+/// Variables, name and value.
+type Vars = Vec<(String, String)>;
+
+fn vars(pairs: &[(&str, &str)]) -> Vars {
     pairs
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -254,7 +257,7 @@ async fn local_mistakes_are_configuration_errors_naming_the_key() {
         all.extend(extra);
         all
     };
-    let cases: Vec<(&str, Vec<(String, String)>, &str)> = vec![
+    let cases: Vec<(&str, Vars, &str)> = vec![
         (
             "a missing JWT file",
             with(vars(&[("VAULT_JWT_FILE", &missing)])),
@@ -311,4 +314,28 @@ async fn local_mistakes_are_configuration_errors_naming_the_key() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[tokio::test]
+async fn doctor_shows_the_jwt_expiry_and_audience_never_the_token() {
+    let vault = DevVault::shared().await.unwrap();
+    let (path, policy) = secret(&vault, "doctor-pass").await;
+    let jwt = vault.jwt("ci", &[&policy]).await;
+    let token = jwt.mint();
+    let mut vars = jwt_role_vars(&jwt);
+    vars.push(("VAULT_JWT".into(), token.clone()));
+    let output = cli_binary::run(&["doctor", &path], env(&vault, &vars))
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let all = format!("{stdout}{stderr}");
+    assert!(all.contains("methods: jwt"), "{all}");
+    let line = all
+        .lines()
+        .find(|l| l.contains("jwt") && l.contains("expires in"))
+        .unwrap_or_else(|| panic!("no jwt line: {all}"));
+    assert!(line.contains(&format!("aud {}", jwt.audience())), "{line}");
+    assert!(!all.contains(&token), "the JWT was printed");
+    assert!(output.status.success(), "{all}");
 }
