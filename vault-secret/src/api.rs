@@ -79,6 +79,32 @@ impl Drop for KubernetesLogin {
     }
 }
 
+/// `POST auth/<mount>/login` for a JWT role. The JWT is wiped on drop.
+#[derive(Endpoint)]
+#[endpoint(path = "auth/{self.mount}/login", method = "POST")]
+struct JwtLogin {
+    #[endpoint(skip)]
+    mount: String,
+    role: String,
+    jwt: String,
+}
+
+impl Drop for JwtLogin {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.jwt);
+    }
+}
+
+/// `POST auth/<mount>/login` for TLS certificates: the credential is the
+/// connection's client certificate; `name` picks a role (all tried without it).
+#[derive(Endpoint)]
+#[endpoint(path = "auth/{self.mount}/login", method = "POST")]
+struct CertLogin {
+    #[endpoint(skip)]
+    mount: String,
+    name: Option<String>,
+}
+
 #[derive(Endpoint)]
 #[endpoint(path = "auth/token/lookup-self")]
 struct LookupSelf {}
@@ -309,6 +335,32 @@ pub(crate) async fn kubernetes_login(
         mount: mount.to_owned(),
         role: role.to_owned(),
         jwt: jwt.to_owned(),
+    };
+    issued(&t.send(&request, None, Scope::Namespaced).await?)
+}
+
+pub(crate) async fn jwt_login(
+    t: &Transport,
+    mount: &str,
+    role: &str,
+    jwt: &str,
+) -> Result<Issued, ApiFailure> {
+    let request = JwtLogin {
+        mount: mount.to_owned(),
+        role: role.to_owned(),
+        jwt: jwt.to_owned(),
+    };
+    issued(&t.send(&request, None, Scope::Namespaced).await?)
+}
+
+pub(crate) async fn cert_login(
+    t: &Transport,
+    mount: &str,
+    role: Option<&str>,
+) -> Result<Issued, ApiFailure> {
+    let request = CertLogin {
+        mount: mount.to_owned(),
+        name: role.map(str::to_owned),
     };
     issued(&t.send(&request, None, Scope::Namespaced).await?)
 }

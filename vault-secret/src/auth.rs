@@ -1,4 +1,5 @@
-//! Logging in: token, then AppRole, then Kubernetes, falling through on rejection.
+//! Logging in: token, then AppRole, Kubernetes, JWT and TLS certificate,
+//! falling through on rejection.
 
 use std::time::Duration;
 
@@ -16,7 +17,8 @@ pub(crate) struct Login {
     pub(crate) method: &'static str,
     /// False for a static token used without checking it first.
     pub(crate) validated: bool,
-    /// Issued by this login (AppRole, Kubernetes), as opposed to supplied by the user.
+    /// Issued by this login (AppRole, Kubernetes, JWT, certificate), as
+    /// opposed to supplied by the user.
     pub(crate) owned: bool,
     pub(crate) renewable: bool,
     /// The lease the server gave; `None` when it never expires or did not say.
@@ -78,6 +80,41 @@ pub(crate) async fn login(t: &Transport, credentials: &Credentials) -> Result<Lo
                     api::kubernetes_login(t, mount, role, &jwt)
                         .await
                         .map(|issued| from_issued(issued, "kubernetes")),
+                    format!("auth/{mount}/login"),
+                )
+            }
+            Method::Jwt {
+                mount,
+                role,
+                source,
+            } => {
+                // Read (or fetched) at each login: a CI token is short-lived.
+                let jwt = source.token().await?;
+                (
+                    api::jwt_login(t, mount, role, jwt.expose_secret())
+                        .await
+                        .map(|issued| from_issued(issued, "jwt")),
+                    format!("auth/{mount}/login"),
+                )
+            }
+            Method::Cert { mount, role } => {
+                // Without a client certificate the server could only refuse.
+                if t.config().client_cert().is_none() {
+                    return Err(Error::config_kind(
+                        if role.is_some() {
+                            crate::variables::VAULT_CERT_ROLE.name
+                        } else {
+                            crate::variables::VAULT_CERT_AUTH_PATH.name
+                        },
+                        crate::ConfigKind::Missing,
+                        "asks for certificate login, which needs a client certificate: \
+                         set VAULT_CLIENT_CERT and VAULT_CLIENT_KEY",
+                    ));
+                }
+                (
+                    api::cert_login(t, mount, *role)
+                        .await
+                        .map(|issued| from_issued(issued, "cert")),
                     format!("auth/{mount}/login"),
                 )
             }

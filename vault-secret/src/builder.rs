@@ -19,7 +19,8 @@ const BUILDER_ORIGIN: &str = "the client builder";
 /// here is read from the environment ([`env`](Self::env), the process's by
 /// default) as [`VaultConfig::from_env`] documents. Credentials set here
 /// ([`token`](Self::token), [`approle`](Self::approle),
-/// [`kubernetes`](Self::kubernetes)) replace the credentials secret and
+/// [`kubernetes`](Self::kubernetes), [`jwt`](Self::jwt),
+/// [`cert_role`](Self::cert_role)) replace the credentials secret and
 /// the variables as a whole; without them, the `VAULT_CREDENTIALS` secret
 /// is looked up through the chain, then `VAULT_TOKEN`, then `~/.vault-token`.
 ///
@@ -223,6 +224,47 @@ impl ClientBuilder {
         self.credential("VAULT_KUBE_TOKEN_FILE", file)
     }
 
+    /// Logs in with this JWT role and token (e.g. a GitLab CI `id_tokens`
+    /// token), at mount `jwt` unless [`jwt_mount`](Self::jwt_mount) says otherwise.
+    pub fn jwt(self, role: impl Into<String>, token: impl Into<String>) -> Self {
+        self.credential("VAULT_JWT_ROLE", role)
+            .credential("VAULT_JWT", token)
+    }
+
+    /// Logs in with this JWT role, the token from [`jwt_file`](Self::jwt_file)
+    /// or, in GitHub Actions, fetched fresh from its OIDC endpoint at each login.
+    pub fn jwt_role(self, role: impl Into<String>) -> Self {
+        self.credential("VAULT_JWT_ROLE", role)
+    }
+
+    /// The file holding the JWT (read again at each login).
+    pub fn jwt_file(self, file: impl Into<String>) -> Self {
+        self.credential("VAULT_JWT_FILE", file)
+    }
+
+    /// The JWT auth mount (default `jwt`).
+    pub fn jwt_mount(self, mount: impl Into<String>) -> Self {
+        self.credential("VAULT_JWT_PATH", mount)
+    }
+
+    /// The audience asked of GitHub Actions' token endpoint (default:
+    /// GitHub's, `https://github.com/<owner>`).
+    pub fn jwt_audience(self, audience: impl Into<String>) -> Self {
+        self.credential("VAULT_JWT_AUDIENCE", audience)
+    }
+
+    /// Logs in with the client certificate ([`client_cert`](Self::client_cert))
+    /// through this TLS certificate role, tried after every other method.
+    pub fn cert_role(self, role: impl Into<String>) -> Self {
+        self.credential("VAULT_CERT_ROLE", role)
+    }
+
+    /// Logs in with the client certificate at this TLS certificate auth
+    /// mount (default `cert`; setting it turns certificate login on).
+    pub fn cert_mount(self, mount: impl Into<String>) -> Self {
+        self.credential("VAULT_CERT_AUTH_PATH", mount)
+    }
+
     /// Whether credentials were given to the builder.
     pub(crate) fn has_typed_credentials(&self) -> bool {
         !self.typed.is_empty()
@@ -259,7 +301,11 @@ impl ClientBuilder {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(v.expose_secret())))
                 .collect();
-            Credentials::from_mapping(BUILDER_ORIGIN, &SecretValue::json(map))?
+            let mut credentials =
+                Credentials::from_mapping(BUILDER_ORIGIN, &SecretValue::json(map))?;
+            // The CI runner's endpoint comes from the environment whatever sets the role.
+            credentials.actions = crate::jwt::ActionsEndpoint::from_env(&self.env)?;
+            credentials
         };
         credentials.methods()?;
         Ok((config, credentials))

@@ -134,7 +134,7 @@ impl VaultClient {
     }
 
     /// The authentication methods the credentials configure completely, in
-    /// the order they are tried (`token`, `approle`, `kubernetes`).
+    /// the order they are tried (`token`, `approle`, `kubernetes`, `jwt`, `cert`).
     pub fn auth_methods(&self) -> Vec<&'static str> {
         self.inner
             .tokens
@@ -142,6 +142,13 @@ impl VaultClient {
             .methods()
             .map(|methods| methods.iter().map(|m| m.name()).collect())
             .unwrap_or_default()
+    }
+
+    /// The `exp` and `aud` claims of the JWT the `jwt` method would log in
+    /// with now (read from its file, or fetched from GitHub Actions), decoded
+    /// without verification; `None` when no JWT method is configured.
+    pub async fn jwt_claims(&self) -> Result<Option<crate::JwtClaims>, Error> {
+        self.inner.tokens.credentials().jwt_claims().await
     }
 
     /// Whether `self` and `other` are clones of one client (share its state).

@@ -6,6 +6,7 @@ use secrecy::{ExposeSecret, SecretString};
 use secret_core::{Env, SecretChain};
 
 use crate::error::ConfigKind;
+use crate::jwt::{self, ActionsEndpoint};
 use crate::variables::{self as var, Variable};
 use crate::{Error, input};
 
@@ -20,7 +21,7 @@ pub const DEFAULT_KUBE_TOKEN_FILE: &str = "/var/run/secrets/kubernetes.io/servic
 
 /// The keys of the credentials secret, each also read as the variable of
 /// the same name when there is no secret.
-const KEYS: [Variable; 7] = [
+const KEYS: [Variable; 14] = [
     var::VAULT_TOKEN,
     var::VAULT_ROLE_ID,
     var::VAULT_SECRET_ID,
@@ -28,18 +29,25 @@ const KEYS: [Variable; 7] = [
     var::VAULT_KUBE_AUTH_ROLE,
     var::VAULT_KUBE_AUTH_PATH,
     var::VAULT_KUBE_TOKEN_FILE,
+    var::VAULT_JWT_ROLE,
+    var::VAULT_JWT_PATH,
+    var::VAULT_JWT,
+    var::VAULT_JWT_FILE,
+    var::VAULT_JWT_AUDIENCE,
+    var::VAULT_CERT_ROLE,
+    var::VAULT_CERT_AUTH_PATH,
 ];
 
 /// The keys' names.
-const KNOWN_KEYS: [&str; 7] = [
-    KEYS[0].name,
-    KEYS[1].name,
-    KEYS[2].name,
-    KEYS[3].name,
-    KEYS[4].name,
-    KEYS[5].name,
-    KEYS[6].name,
-];
+const KNOWN_KEYS: [&str; 14] = {
+    let mut names = [""; 14];
+    let mut i = 0;
+    while i < KEYS.len() {
+        names[i] = KEYS[i].name;
+        i += 1;
+    }
+    names
+};
 
 /// Where the keys were looked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +90,53 @@ pub(crate) struct Credentials {
     pub(crate) kube_role: Option<String>,
     pub(crate) kube_mount: Option<String>,
     pub(crate) kube_token_file: PathBuf,
+    pub(crate) jwt_role: Option<String>,
+    pub(crate) jwt_mount: Option<String>,
+    /// Checked for its shape when read.
+    pub(crate) jwt: Option<SecretString>,
+    pub(crate) jwt_file: Option<PathBuf>,
+    pub(crate) jwt_audience: Option<String>,
+    /// Read from the environment whatever the origin of the keys: the CI
+    /// runner sets it, not the user.
+    pub(crate) actions: Option<ActionsEndpoint>,
+    pub(crate) cert_role: Option<String>,
+    pub(crate) cert_mount: Option<String>,
+}
+
+/// Where a JWT login takes its token, read again at each login.
+#[derive(Debug)]
+pub(crate) enum JwtSource<'a> {
+    Inline(&'a SecretString),
+    File(&'a PathBuf),
+    /// A fresh token from GitHub Actions, for this audience (GitHub's default when `None`).
+    Actions {
+        endpoint: &'a ActionsEndpoint,
+        audience: Option<&'a str>,
+    },
+}
+
+impl JwtSource<'_> {
+    /// The token, read or fetched now. A local problem (a missing file, a
+    /// value that is not a JWT, an endpoint that fails) is a configuration
+    /// error naming the variable, not a rejected login.
+    pub(crate) async fn token(&self) -> Result<SecretString, Error> {
+        match self {
+            JwtSource::Inline(jwt) => Ok((*jwt).clone()),
+            JwtSource::File(path) => {
+                let name = var::VAULT_JWT_FILE.name;
+                let text = input::read_token_file(name, path)?;
+                jwt::checked(&text).map_err(|e| {
+                    let shown = input::shown(&path.display().to_string());
+                    Error::config_kind(
+                        name,
+                        e.kind,
+                        format!("the content of the file `{shown}` {}", e.reason),
+                    )
+                })
+            }
+            JwtSource::Actions { endpoint, audience } => endpoint.fetch(*audience).await,
+        }
+    }
 }
 
 /// One authentication method with all its keys.
@@ -98,6 +153,17 @@ pub(crate) enum Method<'a> {
         role: &'a str,
         token_file: &'a PathBuf,
     },
+    Jwt {
+        mount: &'a str,
+        role: &'a str,
+        source: JwtSource<'a>,
+    },
+    /// TLS certificate login over the transport's client certificate; the
+    /// role is optional (the server then tries every role of the mount).
+    Cert {
+        mount: &'a str,
+        role: Option<&'a str>,
+    },
 }
 
 impl Method<'_> {
@@ -106,6 +172,8 @@ impl Method<'_> {
             Method::Token(_) => "token",
             Method::AppRole { .. } => "approle",
             Method::Kubernetes { .. } => "kubernetes",
+            Method::Jwt { .. } => "jwt",
+            Method::Cert { .. } => "cert",
         }
     }
 }
@@ -122,6 +190,14 @@ impl Credentials {
             kube_role: None,
             kube_mount: None,
             kube_token_file: PathBuf::from(DEFAULT_KUBE_TOKEN_FILE),
+            jwt_role: None,
+            jwt_mount: None,
+            jwt: None,
+            jwt_file: None,
+            jwt_audience: None,
+            actions: None,
+            cert_role: None,
+            cert_mount: None,
         }
     }
 
@@ -147,9 +223,50 @@ impl Credentials {
                 name: name.to_owned(),
                 ignored,
             };
+            creds.actions = ActionsEndpoint::from_env(env)?;
             return Ok(creds);
         }
-        Self::from_env(name, env)
+        let mut creds = Self::from_env(name, env)?;
+        creds.actions = ActionsEndpoint::from_env(env)?;
+        Ok(creds)
+    }
+
+    /// Sets the CI keys (JWT, certificate) from `get`, each error from
+    /// `named`: one parser for the variables and the mapping.
+    fn read_ci_keys(
+        &mut self,
+        mut get: impl FnMut(&'static Variable) -> Result<Option<zeroize::Zeroizing<String>>, Error>,
+        named: impl Fn(&'static str, input::Invalid) -> Error,
+    ) -> Result<(), Error> {
+        let role = |raw: &str| input::name("a role name", raw).map(str::to_owned);
+        for (v, slot) in [
+            (&var::VAULT_JWT_ROLE, &mut self.jwt_role),
+            (&var::VAULT_CERT_ROLE, &mut self.cert_role),
+            (&var::VAULT_JWT_AUDIENCE, &mut self.jwt_audience),
+        ] {
+            *slot = get(v)?
+                .map(|raw| role(&raw).map_err(|e| named(v.name, e)))
+                .transpose()?;
+        }
+        for (v, slot) in [
+            (&var::VAULT_JWT_PATH, &mut self.jwt_mount),
+            (&var::VAULT_CERT_AUTH_PATH, &mut self.cert_mount),
+        ] {
+            *slot = get(v)?
+                .map(|raw| input::mount(&raw).map_err(|e| named(v.name, e)))
+                .transpose()?;
+        }
+        self.jwt = get(&var::VAULT_JWT)?
+            .map(|raw| jwt::checked(&raw).map_err(|e| named(var::VAULT_JWT.name, e)))
+            .transpose()?;
+        self.jwt_file = get(&var::VAULT_JWT_FILE)?
+            .map(|raw| {
+                input::file_path(&raw)
+                    .map(PathBuf::from)
+                    .map_err(|e| named(var::VAULT_JWT_FILE.name, e))
+            })
+            .transpose()?;
+        Ok(())
     }
 
     /// The keys from the variables of the same names; the token, when
@@ -193,6 +310,7 @@ impl Credentials {
                 .map(PathBuf::from)
                 .map_err(named(&var::VAULT_KUBE_TOKEN_FILE))?;
         }
+        creds.read_ci_keys(read, |name, e| e.for_variable(name))?;
         let mut set = Vec::new();
         for key in KEYS {
             if read(&key)?.is_some() {
@@ -303,6 +421,7 @@ impl Credentials {
                 .map(PathBuf::from)
                 .map_err(key_error("VAULT_KUBE_TOKEN_FILE"))?;
         }
+        creds.read_ci_keys(|v| take(v.name), |key, e| e.for_key(name, key))?;
         let unknown: Vec<&String> = map
             .keys()
             .filter(|k| !KNOWN_KEYS.contains(&k.as_str()))
@@ -313,11 +432,12 @@ impl Credentials {
         Ok(creds)
     }
 
-    /// The complete methods, in the order they are tried: token, AppRole, Kubernetes.
-    /// With none, the error names the three methods and the keys each lacks.
+    /// The complete methods, in the order they are tried: token, AppRole,
+    /// Kubernetes, JWT, certificate. With none, the error names the methods
+    /// and the keys each lacks.
     pub(crate) fn methods(&self) -> Result<Vec<Method<'_>>, Error> {
-        let mut methods = Vec::with_capacity(3);
-        let mut missing = Vec::with_capacity(3);
+        let mut methods = Vec::with_capacity(5);
+        let mut missing = Vec::with_capacity(5);
         match &self.token {
             Some(token) => methods.push(Method::Token(token)),
             None => missing.push("token: `VAULT_TOKEN` missing".to_owned()),
@@ -348,12 +468,62 @@ impl Credentials {
             ),
             (None, None) => missing.push("kubernetes: `VAULT_KUBE_AUTH_ROLE` missing".into()),
         }
+        // The inline token wins over the file; the Actions endpoint serves
+        // only when neither is given.
+        let jwt_source = match (&self.jwt, &self.jwt_file, &self.actions) {
+            (Some(jwt), _, _) => Some(JwtSource::Inline(jwt)),
+            (None, Some(file), _) => Some(JwtSource::File(file)),
+            (None, None, Some(endpoint)) => Some(JwtSource::Actions {
+                endpoint,
+                audience: self.jwt_audience.as_deref(),
+            }),
+            (None, None, None) => None,
+        };
+        match (&self.jwt_role, jwt_source) {
+            (Some(role), Some(source)) => methods.push(Method::Jwt {
+                mount: self.jwt_mount.as_deref().unwrap_or("jwt"),
+                role,
+                source,
+            }),
+            (Some(_), None) => missing.push(
+                "jwt: partial, `VAULT_JWT_ROLE` given without `VAULT_JWT` or `VAULT_JWT_FILE` \
+                 (and not in GitHub Actions with `id-token: write`)"
+                    .into(),
+            ),
+            (None, Some(_)) if self.jwt.is_some() || self.jwt_file.is_some() => missing.push(
+                "jwt: partial, a token (`VAULT_JWT` or `VAULT_JWT_FILE`) given without \
+                 `VAULT_JWT_ROLE`"
+                    .into(),
+            ),
+            (None, _) => missing.push("jwt: `VAULT_JWT_ROLE` missing".into()),
+        }
+        // Opt-in only: a client certificate for the listener alone does not log in.
+        if self.cert_role.is_some() || self.cert_mount.is_some() {
+            methods.push(Method::Cert {
+                mount: self.cert_mount.as_deref().unwrap_or("cert"),
+                role: self.cert_role.as_deref(),
+            });
+        } else {
+            missing.push("cert: `VAULT_CERT_ROLE` or `VAULT_CERT_AUTH_PATH` missing".into());
+        }
         if methods.is_empty() {
             return Err(Error::NoCredentials {
                 detail: format!("{}: {}", self.looked_in(), missing.join("; ")),
             });
         }
         Ok(methods)
+    }
+
+    /// The claims of the JWT the JWT method would log in with now (read
+    /// from its file or fetched from GitHub Actions), for `doctor`; `None`
+    /// without a JWT method or when the payload does not decode.
+    pub(crate) async fn jwt_claims(&self) -> Result<Option<jwt::JwtClaims>, Error> {
+        for method in self.methods()? {
+            if let Method::Jwt { source, .. } = method {
+                return Ok(jwt::JwtClaims::decode(&source.token().await?));
+            }
+        }
+        Ok(None)
     }
 
     /// Where the keys were looked for, for messages.
@@ -387,6 +557,19 @@ impl Credentials {
             secret(&self.token),
             secret(&self.role_id),
             secret(&self.secret_id),
+            secret(&self.jwt),
+            self.actions
+                .as_ref()
+                .map(|a| (a.url.as_str(), a.request_token.expose_secret())),
+        )
+            .hash(hasher);
+        (
+            &self.jwt_role,
+            &self.jwt_mount,
+            &self.jwt_file,
+            &self.jwt_audience,
+            &self.cert_role,
+            &self.cert_mount,
         )
             .hash(hasher);
         (
@@ -428,6 +611,143 @@ mod tests {
         let c = parse(r#"{"VAULT_TOKEN":"t","VAULT_ROLE_ID":"r","VAULT_SECRET_ID":"s","VAULT_KUBE_AUTH_ROLE":"k"}"#).unwrap();
         let names: Vec<_> = c.methods().unwrap().iter().map(Method::name).collect();
         assert_eq!(names, ["token", "approle", "kubernetes"]);
+    }
+
+    const JWT: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJjaSJ9.c2lnbmF0dXJl";
+
+    #[test]
+    fn jwt_and_cert_come_last_and_cert_only_when_asked_for() {
+        let c = parse(&format!(
+            r#"{{"VAULT_TOKEN":"t","VAULT_KUBE_AUTH_ROLE":"k","VAULT_JWT_ROLE":"ci",
+                "VAULT_JWT":"{JWT}","VAULT_CERT_ROLE":"web"}}"#
+        ))
+        .unwrap();
+        let names: Vec<_> = c.methods().unwrap().iter().map(Method::name).collect();
+        assert_eq!(names, ["token", "kubernetes", "jwt", "cert"]);
+        match &c.methods().unwrap()[2..] {
+            [
+                Method::Jwt {
+                    mount,
+                    role,
+                    source: JwtSource::Inline(_),
+                },
+                Method::Cert {
+                    mount: cert_mount,
+                    role: Some("web"),
+                },
+            ] => assert_eq!((*mount, *role, *cert_mount), ("jwt", "ci", "cert")),
+            other => panic!("{other:?}"),
+        }
+        // The mount alone turns certificate login on too; nothing else does.
+        let c = parse(r#"{"VAULT_CERT_AUTH_PATH":"tls-auth"}"#).unwrap();
+        assert!(matches!(
+            &c.methods().unwrap()[..],
+            [Method::Cert {
+                mount: "tls-auth",
+                role: None
+            }]
+        ));
+        let err = parse(r#"{"VAULT_JWT_ROLE":"ci"}"#)
+            .unwrap()
+            .methods()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("jwt: partial, `VAULT_JWT_ROLE` given without"),
+            "{err}"
+        );
+        assert!(
+            err.contains("cert: `VAULT_CERT_ROLE` or `VAULT_CERT_AUTH_PATH` missing"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_jwt_that_is_not_three_parts_names_its_key_or_variable() {
+        let err = parse(r#"{"VAULT_JWT_ROLE":"ci","VAULT_JWT":"hunter2.x"}"#).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("key `VAULT_JWT` is not a JWT"), "{msg}");
+        assert!(!msg.contains("hunter2"), "{msg}");
+        let env = Env::from_map([("VAULT_JWT_ROLE", "ci"), ("VAULT_JWT", "hunter2")]);
+        let err = Credentials::load(&SecretChain::empty(), "VAULT_CREDENTIALS", &env)
+            .await
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("`VAULT_JWT`") && msg.contains("is not a JWT"),
+            "{msg}"
+        );
+        assert!(!msg.contains("hunter2"), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn github_actions_serves_a_role_without_a_token_and_the_inline_token_wins() {
+        let env = Env::from_map([
+            ("VAULT_JWT_ROLE", "ci"),
+            ("VAULT_JWT_AUDIENCE", "vault"),
+            (
+                "ACTIONS_ID_TOKEN_REQUEST_URL",
+                "http://127.0.0.1:1/token?api-version=2.0",
+            ),
+            ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "request-hunter2"),
+        ]);
+        let c = Credentials::load(&SecretChain::empty(), "VAULT_CREDENTIALS", &env)
+            .await
+            .unwrap();
+        let methods = c.methods().unwrap();
+        assert!(
+            matches!(
+                &methods[..],
+                [Method::Jwt {
+                    source: JwtSource::Actions {
+                        audience: Some("vault"),
+                        ..
+                    },
+                    ..
+                }]
+            ),
+            "{methods:?}"
+        );
+        let shown = format!("{c:?} {methods:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        let c = parse(&format!(
+            r#"{{"VAULT_JWT_ROLE":"ci","VAULT_JWT":"{JWT}","VAULT_JWT_FILE":"/f"}}"#
+        ))
+        .unwrap();
+        assert!(matches!(
+            &c.methods().unwrap()[..],
+            [Method::Jwt {
+                source: JwtSource::Inline(_),
+                ..
+            }]
+        ));
+        let shown = format!("{c:?}");
+        assert!(!shown.contains(JWT), "{shown}");
+    }
+
+    #[tokio::test]
+    async fn an_empty_or_missing_jwt_file_is_a_configuration_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("jwt");
+        let path = file.clone();
+        let source = JwtSource::File(&path);
+        let err = source.token().await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Config { name, kind: ConfigKind::FileMissing, .. } if name == "VAULT_JWT_FILE"),
+            "{err:?}"
+        );
+        std::fs::write(&file, "\n").unwrap();
+        let err = source.token().await.unwrap_err();
+        assert!(err.to_string().contains("is empty"), "{err}");
+        std::fs::write(&file, "hunter2\n").unwrap();
+        let msg = source.token().await.unwrap_err().to_string();
+        assert!(
+            msg.contains("VAULT_JWT_FILE") && msg.contains("is not a JWT"),
+            "{msg}"
+        );
+        assert!(!msg.contains("hunter2"), "{msg}");
+        std::fs::write(&file, format!("{JWT}\n")).unwrap();
+        assert_eq!(source.token().await.unwrap().expose_secret(), JWT);
     }
 
     #[test]

@@ -86,6 +86,7 @@ mod failure;
 mod figment_provider;
 mod input;
 mod inspect;
+mod jwt;
 mod kv;
 mod mounts;
 mod path;
@@ -110,6 +111,7 @@ pub use error::{AuthAttempt, Cause, ConfigKind, Error, TransportKind};
 #[cfg(feature = "figment")]
 pub use figment_provider::VaultProvider;
 pub use inspect::{Health, TokenInfo};
+pub use jwt::JwtClaims;
 pub use mounts::{KvVersion, MountReport};
 pub use secret::VaultSecret;
 pub use source::VaultSource;

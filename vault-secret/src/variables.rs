@@ -154,6 +154,60 @@ pub const VAULT_KUBE_TOKEN_FILE: Variable = resolved(
     "the Kubernetes service-account token file, when there is no VAULT_CREDENTIALS",
     crate::credentials::DEFAULT_KUBE_TOKEN_FILE,
 );
+/// The JWT auth role.
+pub const VAULT_JWT_ROLE: Variable = resolved(
+    "VAULT_JWT_ROLE",
+    "the JWT auth role (CI: GitHub Actions, GitLab), when there is no VAULT_CREDENTIALS",
+    "none",
+);
+/// The JWT auth mount.
+pub const VAULT_JWT_PATH: Variable = resolved(
+    "VAULT_JWT_PATH",
+    "the JWT auth mount, when there is no VAULT_CREDENTIALS",
+    "jwt",
+);
+/// The JWT itself.
+pub const VAULT_JWT: Variable = resolved(
+    "VAULT_JWT",
+    "the JWT to log in with (GitLab: set it from the job's id_tokens variable), when there is no VAULT_CREDENTIALS",
+    "VAULT_JWT_FILE",
+);
+/// A file holding the JWT.
+pub const VAULT_JWT_FILE: Variable = resolved(
+    "VAULT_JWT_FILE",
+    "a file holding the JWT, when there is no VAULT_CREDENTIALS",
+    "in GitHub Actions, a fresh token from its endpoint",
+);
+/// The audience asked of GitHub Actions' token endpoint.
+pub const VAULT_JWT_AUDIENCE: Variable = resolved(
+    "VAULT_JWT_AUDIENCE",
+    "the aud claim asked of GitHub Actions' token endpoint, when there is no VAULT_CREDENTIALS",
+    "GitHub's: https://github.com/<owner>",
+);
+/// GitHub Actions' OIDC token endpoint (set by GitHub with `id-token: write`).
+pub const ACTIONS_ID_TOKEN_REQUEST_URL: Variable = resolved(
+    "ACTIONS_ID_TOKEN_REQUEST_URL",
+    "GitHub Actions' OIDC token endpoint (GitHub sets it with permissions: id-token: write)",
+    "unset: no token fetched",
+);
+/// The bearer token for GitHub Actions' OIDC token endpoint.
+pub const ACTIONS_ID_TOKEN_REQUEST_TOKEN: Variable = resolved(
+    "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+    "the bearer token for that endpoint (GitHub sets it)",
+    "unset: no token fetched",
+);
+/// The TLS certificate auth role (turns certificate login on).
+pub const VAULT_CERT_ROLE: Variable = resolved(
+    "VAULT_CERT_ROLE",
+    "the TLS certificate auth role; it or VAULT_CERT_AUTH_PATH turns certificate login on, with VAULT_CLIENT_CERT/KEY",
+    "none: no certificate login",
+);
+/// The TLS certificate auth mount (turns certificate login on).
+pub const VAULT_CERT_AUTH_PATH: Variable = resolved(
+    "VAULT_CERT_AUTH_PATH",
+    "the TLS certificate auth mount; setting it turns certificate login on",
+    "cert",
+);
 /// The home directory.
 pub const HOME: Variable = resolved(
     "HOME",
@@ -184,6 +238,15 @@ pub const ALL: &[Variable] = &[
     VAULT_KUBE_AUTH_ROLE,
     VAULT_KUBE_AUTH_PATH,
     VAULT_KUBE_TOKEN_FILE,
+    VAULT_JWT_ROLE,
+    VAULT_JWT_PATH,
+    VAULT_JWT,
+    VAULT_JWT_FILE,
+    VAULT_JWT_AUDIENCE,
+    ACTIONS_ID_TOKEN_REQUEST_URL,
+    ACTIONS_ID_TOKEN_REQUEST_TOKEN,
+    VAULT_CERT_ROLE,
+    VAULT_CERT_AUTH_PATH,
     HOME,
 ];
 

@@ -1,4 +1,5 @@
-//! Log canary (issue 9): the whole flow (token, AppRole and Kubernetes
+//! Log canary (issue 9): the whole flow (token, AppRole, Kubernetes, JWT
+//! and certificate
 //! logins, KV v1 and v2 reads, a renewal, a revocation, a retried fault,
 //! the errors users meet) runs with every target logged at TRACE, span
 //! events included, and the `Debug` output of every public type it meets
@@ -302,6 +303,64 @@ async fn no_token_id_jwt_or_secret_value_reaches_the_logs_or_debug_output() {
     ] {
         shown.debug(value);
     }
+
+    // --- JWT logins: inline, and fetched from the GitHub Actions stand-in.
+    let jwt = vault.jwt("canary", &[&policy]).await;
+    let minted = jwt.mint();
+    canaries.add("the CI JWT", &minted);
+    let mut jwt_vars: Vec<(String, String)> = vault
+        .env_vars_for(&jwt)
+        .into_iter()
+        .filter(|(k, _)| k != "VAULT_CREDENTIALS")
+        .collect();
+    jwt_vars.push(("VAULT_JWT_ROLE".into(), jwt.role().into()));
+    jwt_vars.push(("VAULT_JWT_PATH".into(), jwt.mount().into()));
+    let mut actions_vars = jwt_vars.clone();
+    jwt_vars.push(("VAULT_JWT".into(), minted.clone()));
+    actions_vars.push(("VAULT_JWT_AUDIENCE".into(), jwt.audience().into()));
+    actions_vars.extend(jwt.actions_vars());
+    canaries.add("the Actions request token", &actions_vars.last().unwrap().1);
+    for vars in [jwt_vars, actions_vars] {
+        let jwt_secret = VaultSecret::new(format!("{kv1_path}#password")).env(Env::from_map(vars));
+        let value = jwt_secret.run().await.unwrap();
+        assert_value(&value, KV1_VALUE, "KV v1 with a JWT");
+        shown.debug(&jwt_secret);
+    }
+    shown.debug(&jwt);
+    assert_eq!(jwt.actions_requests().await.len(), 1);
+
+    // --- Certificate login on a TLS server of its own: the client key must not show.
+    let tls = DevVault::builder()
+        .tls()
+        .start()
+        .await
+        .expect("a TLS dev Vault");
+    let tls_kv = tls.kv_mount(KvVersion::V2).await;
+    tls.kv_put(
+        &format!("{tls_kv}/canary/app"),
+        json!({"password": KV2_VALUE}),
+    )
+    .await;
+    let tls_policy = tls
+        .policy("canary", &read_policy(&[format!("{tls_kv}/data/canary/*")]))
+        .await;
+    let cert = tls.cert("canary", &[&tls_policy]).await;
+    let key_pem = std::fs::read_to_string(cert.certificates().client_key_path()).unwrap();
+    for (i, line) in key_pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .enumerate()
+    {
+        canaries.add(format!("the client key, line {i}"), line);
+    }
+    let mut cert_vars = tls.env_vars_for(&cert);
+    cert_vars.extend(cert.client_cert_vars());
+    let cert_secret =
+        VaultSecret::new(format!("{tls_kv}/canary/app#password")).env(Env::from_map(cert_vars));
+    let cert_value = cert_secret.run().await.unwrap();
+    assert_value(&cert_value, KV2_VALUE, "KV v2 with a client certificate");
+    shown.debug(&cert_secret);
+    shown.debug(&cert);
 
     // --- The errors users meet.
     let stranger = vault.token(&[]).await;

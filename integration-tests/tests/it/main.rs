@@ -6,6 +6,7 @@
 //! token `VAULT_TOKEN`. See [`harness`].
 
 mod adapters;
+mod auth_ci;
 mod canary;
 mod cli;
 pub mod cli_binary;

@@ -259,7 +259,7 @@ impl KubeFixture {
 }
 
 /// Unpadded base64url.
-fn base64url(bytes: &[u8]) -> String {
+pub(super) fn base64url(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
@@ -276,7 +276,7 @@ fn base64url(bytes: &[u8]) -> String {
 
 /// Bytes that differ between calls (xorshift seeded with the time, the
 /// process id and a counter; not cryptographic, and need not be).
-fn pseudo_random_bytes(len: usize) -> Vec<u8> {
+pub(super) fn pseudo_random_bytes(len: usize) -> Vec<u8> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)

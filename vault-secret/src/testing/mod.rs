@@ -101,7 +101,11 @@
 //! [`policy`](DevVault::policy), [`token`](DevVault::token),
 //! [`approle`](DevVault::approle) ([`AppRoleCredentials`]),
 //! [`kubernetes`](DevVault::kubernetes) ([`KubernetesCredentials`]: a JWT file
-//! and an in-process TokenReview stand-in), [`namespace`](DevVault::namespace),
+//! and an in-process TokenReview stand-in), [`jwt`](DevVault::jwt)
+//! ([`JwtCredentials`]: a role, tokens minted for it and a GitHub Actions
+//! token endpoint stand-in), [`cert`](DevVault::cert) on a TLS server
+//! ([`CertCredentials`]: a test CA, a cert role and a client certificate,
+//! made with the `openssl` command), [`namespace`](DevVault::namespace),
 //! [`audit_requests`](DevVault::audit_requests) ([`AuditLog`]: how many
 //! requests a piece of code made). [`DevVault::admin`] gives an [`Admin`]
 //! client for any other call. They panic, naming the call and the server's
@@ -130,11 +134,13 @@
 mod admin;
 mod audit;
 mod binary;
+mod cert;
 mod cleanup;
 mod cluster;
 mod credentials;
 mod error;
 mod health;
+mod jwt;
 mod kube;
 mod launch;
 mod mock;
@@ -149,9 +155,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub use admin::{Admin, Method, RawResponse};
 pub use audit::{AuditLog, AuditMark, AuditedRequest};
 pub use binary::server_binary;
+pub use cert::{CertCredentials, TestCertificates};
 pub use cluster::DevCluster;
 pub use credentials::{AppRoleCredentials, Credentials, KubernetesCredentials, Token};
 pub use error::{Error, ErrorKind};
+pub use jwt::{ACTIONS_DEFAULT_AUDIENCE, ActionsRequest, JwtCredentials, JwtSigner};
 pub use kube::{KubeFixture, ServiceAccount, service_account_jwt};
 pub use mock::{MockAnswer, MockRequest, MockVault};
 pub use server::{DevVault, DevVaultBuilder};

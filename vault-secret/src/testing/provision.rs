@@ -5,7 +5,9 @@
 use serde_json::{Value, json};
 
 use super::admin::Method;
+use super::cert::{CertCredentials, TestCertificates};
 use super::credentials::{AppRoleCredentials, KubernetesCredentials, Token};
+use super::jwt::{JwtCredentials, JwtSigner};
 use super::kube::KubeFixture;
 use super::server::DevVault;
 use super::unique;
@@ -142,6 +144,69 @@ impl DevVault {
             .configure(self.client(), &mount, role, policies)
             .await;
         KubernetesCredentials::new(role.to_owned(), mount, fixture)
+    }
+
+    /// Enables JWT auth at a unique mount trusting a fresh RSA signing key,
+    /// with `role` (`role_type=jwt`, `user_claim=sub`) bound to a unique
+    /// audience and subject, granting `policies`. Returns the role, the
+    /// mount, a way to mint tokens it accepts and a stand-in for GitHub
+    /// Actions' token endpoint that hands such tokens out (keep it alive
+    /// while the code under test logs in).
+    pub async fn jwt(&self, role: &str, policies: &[&str]) -> JwtCredentials {
+        let signer = JwtSigner::generate();
+        let mount = unique("jwt");
+        let audience = unique("aud");
+        let subject = format!("repo:dev-vault/{}:ref:refs/heads/main", unique("repo"));
+        self.client().enable_auth(&mount, "jwt").await;
+        self.undo_later(Method::DELETE, format!("sys/auth/{mount}"), None, false);
+        let config = json!({ "jwt_validation_pubkeys": [signer.public_key_pem()] });
+        self.client()
+            .call_ok(Method::POST, &format!("auth/{mount}/config"), Some(&config))
+            .await;
+        let body = json!({
+            "role_type": "jwt",
+            "user_claim": "sub",
+            "bound_audiences": [audience],
+            "bound_claims": { "sub": subject },
+            "token_policies": policies,
+            "token_ttl": "1h",
+        });
+        self.client()
+            .call_ok(
+                Method::POST,
+                &format!("auth/{mount}/role/{role}"),
+                Some(&body),
+            )
+            .await;
+        JwtCredentials::new(role.to_owned(), mount, audience, subject, signer).await
+    }
+
+    /// Enables TLS certificate auth at a unique mount with `role` trusting
+    /// a fresh test CA, granting `policies`; returns the role, the mount
+    /// and a client certificate that CA signed. Needs a TLS server
+    /// ([`DevVault::builder`]`().tls()`): a plain-http one panics.
+    pub async fn cert(&self, role: &str, policies: &[&str]) -> CertCredentials {
+        assert!(
+            self.addr().starts_with("https://"),
+            "DevVault::cert needs a TLS server: DevVault::builder().tls()"
+        );
+        let certificates = TestCertificates::generate(&unique("client"));
+        let mount = unique("cert");
+        self.client().enable_auth(&mount, "cert").await;
+        self.undo_later(Method::DELETE, format!("sys/auth/{mount}"), None, false);
+        let body = json!({
+            "certificate": certificates.ca_pem(),
+            "token_policies": policies,
+            "token_ttl": "1h",
+        });
+        self.client()
+            .call_ok(
+                Method::POST,
+                &format!("auth/{mount}/certs/{role}"),
+                Some(&body),
+            )
+            .await;
+        CertCredentials::new(role.to_owned(), mount, certificates)
     }
 
     /// Creates a namespace named uniquely after `name` (inside this handle's

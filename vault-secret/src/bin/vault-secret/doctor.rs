@@ -318,12 +318,52 @@ async fn check_credentials(r: &mut Report, env: &Env) -> Result<Option<VaultClie
                 "credentials",
                 &format!("from {}; methods: {methods}", session.credentials_origin()),
             )?;
+            check_jwt(r, &session).await?;
             Ok(Some(session))
         }
         Err(e) => {
             r.fail_with("credentials", &e)?;
             Ok(None)
         }
+    }
+}
+
+/// The JWT method's token, by its claims (decoded, not verified): when it
+/// expires and whom it is for, never the token.
+async fn check_jwt(r: &mut Report, session: &VaultClient) -> Result<(), Failure> {
+    if !session.auth_methods().contains(&"jwt") {
+        return Ok(());
+    }
+    match session.jwt_claims().await {
+        Ok(Some(claims)) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or_default();
+            let expiry = match claims.expires {
+                Some(exp) if exp > now => format!(
+                    "expires in {} (exp {exp})",
+                    human(Duration::from_secs(exp - now))
+                ),
+                Some(exp) => format!("expired (exp {exp})"),
+                None => "no expiry (no exp claim)".to_owned(),
+            };
+            let audience = match claims.audience.is_empty() {
+                true => "no aud claim".to_owned(),
+                false => format!("aud {}", claims.audience.join(", ")),
+            };
+            let detail = format!("{expiry}; {audience}");
+            match claims.expires {
+                Some(exp) if exp <= now => r.warn(
+                    "jwt",
+                    &detail,
+                    Some("give the login a fresh token (CI tokens last minutes)".into()),
+                ),
+                _ => r.ok("jwt", &detail),
+            }
+        }
+        Ok(None) => r.warn("jwt", "its payload is not base64url JSON claims", None),
+        Err(e) => r.fail_with("jwt", &e),
     }
 }
 
