@@ -7,7 +7,6 @@
 
 mod adapters;
 mod auth_ci;
-mod canary;
 mod cli;
 pub mod cli_binary;
 mod cli_inputs;
@@ -23,6 +22,9 @@ mod mount_detection;
 mod pipeline;
 mod server_shapes;
 pub mod support;
+// Shared with the canary's own binary.
+#[path = "../common/log_capture.rs"]
+pub mod log_capture;
 mod testing_api;
 mod vault_auth;
 mod vault_chain;

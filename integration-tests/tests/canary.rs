@@ -1,5 +1,8 @@
-//! Log canary (issue 9): the whole flow (token, AppRole, Kubernetes, JWT
-//! and certificate
+//! Log canary (issue 9), in a test binary of its own: it captures every
+//! log line of the process at TRACE, so no other test runs beside it (a
+//! subscriber or callsite interest another test sets could hide lines).
+//!
+//! The whole flow (token, AppRole, Kubernetes, JWT and certificate
 //! logins, KV v1 and v2 reads, a renewal, a revocation, a retried fault,
 //! the errors users meet) runs with every target logged at TRACE, span
 //! events included, and the `Debug` output of every public type it meets
@@ -7,11 +10,12 @@
 //! value may appear in either.
 //!
 //! `reqwest` logs through the `log` crate: `tracing_log::LogTracer` forwards
-//! those records to this thread's subscriber. It is a process-wide logger,
-//! installed once; other tests are unaffected, because records reach only a
-//! thread whose tracing subscriber is set (`set_default` is per thread), and
-//! the only other test that sets one counts WARN and ERROR events, which
-//! reqwest's async client does not log.
+//! those records to this thread's subscriber.
+
+// Shared with the `it` binary, which uses more of it.
+#[allow(dead_code)]
+#[path = "common/log_capture.rs"]
+pub mod log_capture;
 
 use std::io::Write;
 use std::time::Duration;
@@ -115,7 +119,7 @@ const WRONG_SECRET_ID: &str = "canary-wrong-secret-id-aa01";
 async fn no_token_id_jwt_or_secret_value_reaches_the_logs_or_debug_output() {
     // This runtime is single-threaded: the guard covers every await below.
     // Every formatted event and span of every target.
-    let capture = crate::support::LogCapture::default();
+    let capture = log_capture::LogCapture::default();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
         .with_span_events(FmtSpan::FULL)
