@@ -32,92 +32,9 @@ pub(crate) async fn login(t: &Transport, credentials: &Credentials) -> Result<Lo
     let count = methods.len();
     let mut attempts = Vec::new();
     for (i, method) in methods.iter().enumerate() {
-        let last = i + 1 == count;
-        let (outcome, api_path) = match method {
-            // Alone, a static token is checked by its first use; with a
-            // fallback configured it is looked up first, so a rejected one
-            // can fall through.
-            Method::Token(token) if last => {
-                return Ok(Login {
-                    token: (*token).clone(),
-                    method: "token",
-                    validated: false,
-                    owned: false,
-                    renewable: false,
-                    ttl: None,
-                });
-            }
-            Method::Token(token) => (
-                api::lookup_self(t, token).await.map(|info| Login {
-                    token: (*token).clone(),
-                    method: "token",
-                    validated: true,
-                    owned: false,
-                    // Never renewed past what the user asked for.
-                    renewable: false,
-                    ttl: info.time_left(),
-                }),
-                "auth/token/lookup-self".to_owned(),
-            ),
-            Method::AppRole {
-                mount,
-                role_id,
-                secret_id,
-            } => (
-                api::approle_login(t, mount, role_id.expose_secret(), secret_id.expose_secret())
-                    .await
-                    .map(|issued| from_issued(issued, "approle")),
-                format!("auth/{mount}/login"),
-            ),
-            Method::Kubernetes {
-                mount,
-                role,
-                token_file,
-            } => {
-                // A local problem with the file is a configuration error, not a rejection.
-                let jwt = crate::input::read_token_file("VAULT_KUBE_TOKEN_FILE", token_file)?;
-                (
-                    api::kubernetes_login(t, mount, role, &jwt)
-                        .await
-                        .map(|issued| from_issued(issued, "kubernetes")),
-                    format!("auth/{mount}/login"),
-                )
-            }
-            Method::Jwt {
-                mount,
-                role,
-                source,
-            } => {
-                // Read (or fetched) at each login: a CI token is short-lived.
-                let jwt = source.token().await?;
-                (
-                    api::jwt_login(t, mount, role, jwt.expose_secret())
-                        .await
-                        .map(|issued| from_issued(issued, "jwt")),
-                    format!("auth/{mount}/login"),
-                )
-            }
-            Method::Cert { mount, role } => {
-                // Without a client certificate the server could only refuse.
-                if t.config().client_cert().is_none() {
-                    return Err(Error::config_kind(
-                        if role.is_some() {
-                            crate::variables::VAULT_CERT_ROLE.name
-                        } else {
-                            crate::variables::VAULT_CERT_AUTH_PATH.name
-                        },
-                        crate::ConfigKind::Missing,
-                        "asks for certificate login, which needs a client certificate: \
-                         set VAULT_CLIENT_CERT and VAULT_CLIENT_KEY",
-                    ));
-                }
-                (
-                    api::cert_login(t, mount, *role)
-                        .await
-                        .map(|issued| from_issued(issued, "cert")),
-                    format!("auth/{mount}/login"),
-                )
-            }
+        let (outcome, api_path) = match try_method(t, method, i + 1 == count).await? {
+            Tried::Accepted(login) => return Ok(login),
+            Tried::Answered(outcome, api_path) => (outcome, api_path),
         };
         match outcome {
             Ok(login) => {
@@ -135,6 +52,109 @@ pub(crate) async fn login(t: &Transport, credentials: &Credentials) -> Result<Lo
         }
     }
     Err(Error::AuthFailed { attempts })
+}
+
+/// What trying one method came to.
+enum Tried {
+    /// Taken without asking the server (a lone static token).
+    Accepted(Login),
+    /// The server's answer, and the endpoint asked (for an error).
+    Answered(Result<Login, ApiFailure>, String),
+}
+
+/// One method's login. A local problem (a token file, a JWT to fetch, a
+/// missing client certificate) is a configuration error, not a rejection.
+async fn try_method(t: &Transport, method: &Method<'_>, last: bool) -> Result<Tried, Error> {
+    let login_path = |mount: &str| format!("auth/{mount}/login");
+    Ok(match method {
+        // Alone, a static token is checked by its first use; with a
+        // fallback configured it is looked up first, so a rejected one
+        // can fall through.
+        Method::Token(token) if last => Tried::Accepted(supplied(token, false, None)),
+        Method::Token(token) => Tried::Answered(
+            api::lookup_self(t, token)
+                .await
+                .map(|info| supplied(token, true, info.time_left())),
+            "auth/token/lookup-self".to_owned(),
+        ),
+        Method::AppRole {
+            mount,
+            role_id,
+            secret_id,
+        } => Tried::Answered(
+            api::approle_login(t, mount, role_id.expose_secret(), secret_id.expose_secret())
+                .await
+                .map(|issued| from_issued(issued, "approle")),
+            login_path(mount),
+        ),
+        Method::Kubernetes {
+            mount,
+            role,
+            token_file,
+        } => {
+            let jwt = crate::input::read_token_file("VAULT_KUBE_TOKEN_FILE", token_file)?;
+            Tried::Answered(
+                api::kubernetes_login(t, mount, role, &jwt)
+                    .await
+                    .map(|issued| from_issued(issued, "kubernetes")),
+                login_path(mount),
+            )
+        }
+        Method::Jwt {
+            mount,
+            role,
+            source,
+        } => {
+            // Read (or fetched) at each login: a CI token is short-lived.
+            let jwt = source.token().await?;
+            Tried::Answered(
+                api::jwt_login(t, mount, role, jwt.expose_secret())
+                    .await
+                    .map(|issued| from_issued(issued, "jwt")),
+                login_path(mount),
+            )
+        }
+        Method::Cert { mount, role } => {
+            check_client_cert(t, role.is_some())?;
+            Tried::Answered(
+                api::cert_login(t, mount, *role)
+                    .await
+                    .map(|issued| from_issued(issued, "cert")),
+                login_path(mount),
+            )
+        }
+    })
+}
+
+/// A token the user supplied: never renewed past what they asked for, nor revoked.
+fn supplied(token: &SecretString, validated: bool, ttl: Option<Duration>) -> Login {
+    Login {
+        token: token.clone(),
+        method: "token",
+        validated,
+        owned: false,
+        renewable: false,
+        ttl,
+    }
+}
+
+/// Certificate login needs a client certificate; without one the server
+/// could only refuse, so it is a configuration error naming the key that
+/// asked for it.
+fn check_client_cert(t: &Transport, by_role: bool) -> Result<(), Error> {
+    if t.config().client_cert().is_some() {
+        return Ok(());
+    }
+    Err(Error::config_kind(
+        if by_role {
+            crate::variables::VAULT_CERT_ROLE.name
+        } else {
+            crate::variables::VAULT_CERT_AUTH_PATH.name
+        },
+        crate::ConfigKind::Missing,
+        "asks for certificate login, which needs a client certificate: \
+         set VAULT_CLIENT_CERT and VAULT_CLIENT_KEY",
+    ))
 }
 
 /// The server turned the credentials down (as opposed to being unreachable,

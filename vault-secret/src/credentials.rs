@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use secrecy::{ExposeSecret, SecretString};
 use secret_core::{Env, SecretChain};
 
-use crate::error::ConfigKind;
+use crate::error::{ConfigKind, IncompleteMethod};
 use crate::jwt::{self, ActionsEndpoint};
 use crate::variables::{self as var, Variable};
 use crate::{Error, input};
@@ -436,41 +436,74 @@ impl Credentials {
     /// Kubernetes, JWT, certificate. With none, the error names the methods
     /// and the keys each lacks.
     pub(crate) fn methods(&self) -> Result<Vec<Method<'_>>, Error> {
-        let mut methods = Vec::with_capacity(5);
-        let mut missing = Vec::with_capacity(5);
-        match &self.token {
-            Some(token) => methods.push(Method::Token(token)),
-            None => missing.push("token: `VAULT_TOKEN` missing".to_owned()),
+        let found = [
+            self.token_method(),
+            self.approle_method(),
+            self.kube_method(),
+            self.jwt_method(),
+            self.cert_method(),
+        ];
+        let mut methods = Vec::with_capacity(found.len());
+        let mut incomplete = Vec::with_capacity(found.len());
+        for method in found {
+            match method {
+                Ok(method) => methods.push(method),
+                Err(lacks) => incomplete.push(lacks),
+            }
         }
+        if methods.is_empty() {
+            return Err(Error::NoCredentials {
+                looked_in: self.looked_in(),
+                incomplete,
+            });
+        }
+        Ok(methods)
+    }
+
+    fn token_method(&self) -> Result<Method<'_>, IncompleteMethod> {
+        match &self.token {
+            Some(token) => Ok(Method::Token(token)),
+            None => Err(IncompleteMethod::new("token", &[], &["VAULT_TOKEN"])),
+        }
+    }
+
+    fn approle_method(&self) -> Result<Method<'_>, IncompleteMethod> {
+        const ROLE: &str = "VAULT_ROLE_ID";
+        const SECRET: &str = "VAULT_SECRET_ID";
         match (&self.role_id, &self.secret_id) {
-            (Some(role_id), Some(secret_id)) => methods.push(Method::AppRole {
+            (Some(role_id), Some(secret_id)) => Ok(Method::AppRole {
                 mount: &self.approle_mount,
                 role_id,
                 secret_id,
             }),
-            (Some(_), None) => missing
-                .push("approle: partial, `VAULT_ROLE_ID` given without `VAULT_SECRET_ID`".into()),
-            (None, Some(_)) => missing
-                .push("approle: partial, `VAULT_SECRET_ID` given without `VAULT_ROLE_ID`".into()),
-            (None, None) => {
-                missing.push("approle: `VAULT_ROLE_ID` and `VAULT_SECRET_ID` missing".into())
-            }
+            (Some(_), None) => Err(IncompleteMethod::new("approle", &[ROLE], &[SECRET])),
+            (None, Some(_)) => Err(IncompleteMethod::new("approle", &[SECRET], &[ROLE])),
+            (None, None) => Err(IncompleteMethod::new("approle", &[], &[ROLE, SECRET])),
         }
+    }
+
+    fn kube_method(&self) -> Result<Method<'_>, IncompleteMethod> {
+        const ROLE: &str = "VAULT_KUBE_AUTH_ROLE";
         match (&self.kube_role, &self.kube_mount) {
-            (Some(role), mount) => methods.push(Method::Kubernetes {
+            (Some(role), mount) => Ok(Method::Kubernetes {
                 mount: mount.as_deref().unwrap_or("kubernetes"),
                 role,
                 token_file: &self.kube_token_file,
             }),
-            (None, Some(_)) => missing.push(
-                "kubernetes: partial, `VAULT_KUBE_AUTH_PATH` given without `VAULT_KUBE_AUTH_ROLE`"
-                    .into(),
-            ),
-            (None, None) => missing.push("kubernetes: `VAULT_KUBE_AUTH_ROLE` missing".into()),
+            (None, Some(_)) => Err(IncompleteMethod::new(
+                "kubernetes",
+                &["VAULT_KUBE_AUTH_PATH"],
+                &[ROLE],
+            )),
+            (None, None) => Err(IncompleteMethod::new("kubernetes", &[], &[ROLE])),
         }
+    }
+
+    fn jwt_method(&self) -> Result<Method<'_>, IncompleteMethod> {
+        const ROLE: &str = "VAULT_JWT_ROLE";
         // The inline token wins over the file; the Actions endpoint serves
         // only when neither is given.
-        let jwt_source = match (&self.jwt, &self.jwt_file, &self.actions) {
+        let source = match (&self.jwt, &self.jwt_file, &self.actions) {
             (Some(jwt), _, _) => Some(JwtSource::Inline(jwt)),
             (None, Some(file), _) => Some(JwtSource::File(file)),
             (None, None, Some(endpoint)) => Some(JwtSource::Actions {
@@ -479,39 +512,42 @@ impl Credentials {
             }),
             (None, None, None) => None,
         };
-        match (&self.jwt_role, jwt_source) {
-            (Some(role), Some(source)) => methods.push(Method::Jwt {
+        let given_token: &[&'static str] = match (&self.jwt, &self.jwt_file) {
+            (Some(_), _) => &["VAULT_JWT"],
+            (None, Some(_)) => &["VAULT_JWT_FILE"],
+            (None, None) => &[],
+        };
+        match (&self.jwt_role, source) {
+            (Some(role), Some(source)) => Ok(Method::Jwt {
                 mount: self.jwt_mount.as_deref().unwrap_or("jwt"),
                 role,
                 source,
             }),
-            (Some(_), None) => missing.push(
-                "jwt: partial, `VAULT_JWT_ROLE` given without `VAULT_JWT` or `VAULT_JWT_FILE` \
-                 (and not in GitHub Actions with `id-token: write`)"
-                    .into(),
-            ),
-            (None, Some(_)) if self.jwt.is_some() || self.jwt_file.is_some() => missing.push(
-                "jwt: partial, a token (`VAULT_JWT` or `VAULT_JWT_FILE`) given without \
-                 `VAULT_JWT_ROLE`"
-                    .into(),
-            ),
-            (None, _) => missing.push("jwt: `VAULT_JWT_ROLE` missing".into()),
+            // Outside GitHub Actions (with `id-token: write`), a token must be given.
+            (Some(_), None) => {
+                Err(
+                    IncompleteMethod::new("jwt", &[ROLE], &["VAULT_JWT", "VAULT_JWT_FILE"])
+                        .any_of(),
+                )
+            }
+            (None, _) => Err(IncompleteMethod::new("jwt", given_token, &[ROLE])),
         }
+    }
+
+    fn cert_method(&self) -> Result<Method<'_>, IncompleteMethod> {
         // Opt-in only: a client certificate for the listener alone does not log in.
-        if self.cert_role.is_some() || self.cert_mount.is_some() {
-            methods.push(Method::Cert {
-                mount: self.cert_mount.as_deref().unwrap_or("cert"),
-                role: self.cert_role.as_deref(),
-            });
-        } else {
-            missing.push("cert: `VAULT_CERT_ROLE` or `VAULT_CERT_AUTH_PATH` missing".into());
+        if self.cert_role.is_none() && self.cert_mount.is_none() {
+            return Err(IncompleteMethod::new(
+                "cert",
+                &[],
+                &["VAULT_CERT_ROLE", "VAULT_CERT_AUTH_PATH"],
+            )
+            .any_of());
         }
-        if methods.is_empty() {
-            return Err(Error::NoCredentials {
-                detail: format!("{}: {}", self.looked_in(), missing.join("; ")),
-            });
-        }
-        Ok(methods)
+        Ok(Method::Cert {
+            mount: self.cert_mount.as_deref().unwrap_or("cert"),
+            role: self.cert_role.as_deref(),
+        })
     }
 
     /// The claims of the JWT the JWT method would log in with now (read
@@ -791,6 +827,45 @@ mod tests {
             "{err}"
         );
         assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn what_is_missing_is_data_in_the_order_methods_are_tried() {
+        let err = parse(r#"{"VAULT_SECRET_ID":"s","VAULT_JWT":"a.b.c"}"#)
+            .unwrap()
+            .methods()
+            .unwrap_err();
+        let Error::NoCredentials { incomplete, .. } = &err else {
+            panic!("{err}");
+        };
+        let shown: Vec<(&str, &[&str], &[&str], bool)> = incomplete
+            .iter()
+            .map(|m| (m.method, &m.given[..], &m.missing[..], m.any_of))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("token", &[][..], &["VAULT_TOKEN"][..], false),
+                ("approle", &["VAULT_SECRET_ID"], &["VAULT_ROLE_ID"], false),
+                ("kubernetes", &[], &["VAULT_KUBE_AUTH_ROLE"], false),
+                ("jwt", &["VAULT_JWT"], &["VAULT_JWT_ROLE"], false),
+                (
+                    "cert",
+                    &[],
+                    &["VAULT_CERT_ROLE", "VAULT_CERT_AUTH_PATH"],
+                    true
+                ),
+            ]
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("cert: `VAULT_CERT_ROLE` or `VAULT_CERT_AUTH_PATH` missing"),
+            "{text}"
+        );
+        assert!(
+            text.contains("jwt: partial, `VAULT_JWT` given without `VAULT_JWT_ROLE`"),
+            "{text}"
+        );
     }
 
     #[test]

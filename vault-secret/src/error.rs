@@ -45,10 +45,13 @@ pub enum Error {
     },
 
     /// No authentication method has all its keys.
-    #[error("no usable Vault credentials: {detail}")]
+    #[error("no usable Vault credentials: {looked_in}: {}", Incomplete(incomplete))]
     NoCredentials {
-        /// Each method and the keys it lacks.
-        detail: String,
+        /// Where the keys were looked for (the credentials secret, or the
+        /// environment variables and `~/.vault-token`), in words.
+        looked_in: String,
+        /// Each method, in the order they are tried, and the keys it lacks.
+        incomplete: Vec<IncompleteMethod>,
     },
 
     /// Every configured authentication method was tried and rejected.
@@ -292,6 +295,68 @@ impl Error {
     /// True for "no secret here" (not found, no such field) as opposed to a failure.
     pub fn is_not_found(&self) -> bool {
         matches!(self, Error::NotFound { .. } | Error::FieldNotFound { .. })
+    }
+}
+
+/// An authentication method whose keys are not all there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IncompleteMethod {
+    /// The method: `token`, `approle`, `kubernetes`, `jwt` or `cert`.
+    pub method: &'static str,
+    /// Its keys that were given (a partial set when not empty).
+    pub given: Vec<&'static str>,
+    /// Its keys that are missing.
+    pub missing: Vec<&'static str>,
+    /// Whether any one of `missing` would do (`VAULT_JWT` or `VAULT_JWT_FILE`)
+    /// rather than all of them.
+    pub any_of: bool,
+}
+
+impl IncompleteMethod {
+    pub(crate) fn new(
+        method: &'static str,
+        given: &[&'static str],
+        missing: &[&'static str],
+    ) -> Self {
+        IncompleteMethod {
+            method,
+            given: given.to_vec(),
+            missing: missing.to_vec(),
+            any_of: false,
+        }
+    }
+
+    /// Any one of the missing keys would do.
+    pub(crate) fn any_of(mut self) -> Self {
+        self.any_of = true;
+        self
+    }
+}
+
+impl fmt::Display for IncompleteMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let keys = |f: &mut fmt::Formatter<'_>, keys: &[&str], joiner: &str| {
+            join(f, keys, joiner, |f, k| write!(f, "`{k}`"))
+        };
+        let joiner = if self.any_of { " or " } else { " and " };
+        write!(f, "{}: ", self.method)?;
+        if self.given.is_empty() {
+            keys(f, &self.missing, joiner)?;
+            return f.write_str(" missing");
+        }
+        f.write_str("partial, ")?;
+        keys(f, &self.given, " and ")?;
+        f.write_str(" given without ")?;
+        keys(f, &self.missing, joiner)
+    }
+}
+
+struct Incomplete<'a>(&'a [IncompleteMethod]);
+
+impl fmt::Display for Incomplete<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        join(f, self.0, "; ", |f, m| write!(f, "{m}"))
     }
 }
 

@@ -339,7 +339,8 @@ mod tests {
             (Error::MissingAddress, 3),
             (
                 Error::NoCredentials {
-                    detail: String::new(),
+                    looked_in: String::new(),
+                    incomplete: Vec::new(),
                 },
                 3,
             ),
