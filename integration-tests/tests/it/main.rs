@@ -6,6 +6,7 @@
 //! token `VAULT_TOKEN`. See [`harness`].
 
 mod adapters;
+mod cache;
 mod canary;
 mod cli;
 pub mod cli_binary;
