@@ -67,7 +67,10 @@ async fn main() {
     let mount = vault.kv_mount(KvVersion::V2).await;
     let root = vault.root_token();
     vault
-        .kv_put(&format!("{mount}/bench/app"), json!({"user": "u", "password": "p"}))
+        .kv_put(
+            &format!("{mount}/bench/app"),
+            json!({"user": "u", "password": "p"}),
+        )
         .await;
 
     // --- A warm cached read against a raw GET, paired.
@@ -126,7 +129,9 @@ async fn main() {
     speedups.sort_by(f64::total_cmp);
     let speedup = speedups[PAIRED_ROUNDS / 2];
     let median = |v: &[Duration]| v[v.len() / 2].as_secs_f64() * 1e6;
-    println!("warm read of a 2-key KV v2 secret on a local OpenBao, {PAIRED_ROUNDS} paired rounds:");
+    println!(
+        "warm read of a 2-key KV v2 secret on a local OpenBao, {PAIRED_ROUNDS} paired rounds:"
+    );
     println!(
         "{:<44} median {:>9.2} us   p99 {:>9.2} us",
         "raw HTTP GET (reqwest, keep-alive)",
@@ -139,7 +144,10 @@ async fn main() {
         median(&cached_times),
         cached_times[cached_times.len() * 99 / 100].as_secs_f64() * 1e6
     );
-    println!("{:<44} {speedup:>9.0}x (median of paired rounds)", "raw GET / cached read");
+    println!(
+        "{:<44} {speedup:>9.0}x (median of paired rounds)",
+        "raw GET / cached read"
+    );
 
     // --- One hot secret, 32 readers, TTL 1 s, 10 s.
     vault
@@ -230,7 +238,11 @@ async fn main() {
     // All of them are held: a second pass is all hits.
     read_all(&many, &paths).await;
     let stats = many.cache_stats().unwrap();
-    assert_eq!((stats.misses, stats.hits), (SECRETS as u64, SECRETS as u64), "{stats:?}");
+    assert_eq!(
+        (stats.misses, stats.hits),
+        (SECRETS as u64, SECRETS as u64),
+        "{stats:?}"
+    );
     println!(
         "{:<44} {:.1} MiB resident growth ({:.0} B per secret; {:.1} -> {:.1} MiB)",
         format!("{SECRETS} cached secrets of 1 KiB"),
@@ -250,7 +262,9 @@ async fn main() {
         speedup >= 100.0,
     );
     check(
-        format!("{hot_requests} server requests for a hot secret in 10 s at TTL 1 s (target <= 12)"),
+        format!(
+            "{hot_requests} server requests for a hot secret in 10 s at TTL 1 s (target <= 12)"
+        ),
         hot_requests <= 12,
     );
     check(

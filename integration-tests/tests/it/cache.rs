@@ -41,7 +41,10 @@ async fn caching_client(
 }
 
 async fn text(client: &VaultClient, path: &str) -> Result<String, Error> {
-    client.read(path).await.map(|v| v.expose_secret().to_owned())
+    client
+        .read(path)
+        .await
+        .map(|v| v.expose_secret().to_owned())
 }
 
 #[tokio::test]
@@ -75,20 +78,32 @@ async fn a_403_after_a_policy_change_is_returned_not_masked() {
     assert_eq!(text(&fresh, &field).await.unwrap(), "granted");
     // A bypassing read shows the 403 at once, and drops the entry.
     let denied = fresh.read_fresh(&field).await;
-    assert!(matches!(denied, Err(Error::PermissionDenied { .. })), "{denied:?}");
+    assert!(
+        matches!(denied, Err(Error::PermissionDenied { .. })),
+        "{denied:?}"
+    );
     let denied = text(&fresh, &field).await;
-    assert!(matches!(denied, Err(Error::PermissionDenied { .. })), "{denied:?}");
+    assert!(
+        matches!(denied, Err(Error::PermissionDenied { .. })),
+        "{denied:?}"
+    );
 
     // So does a read after `invalidate`.
     invalidated.invalidate(&path);
     let denied = text(&invalidated, &field).await;
-    assert!(matches!(denied, Err(Error::PermissionDenied { .. })), "{denied:?}");
+    assert!(
+        matches!(denied, Err(Error::PermissionDenied { .. })),
+        "{denied:?}"
+    );
 
     // And the first read past the TTL: the refresh's 403 is returned, though
     // a minute of staleness would be allowed on a transient failure.
     tokio::time::sleep(Duration::from_millis(400)).await;
     let denied = text(&expiring, &field).await;
-    assert!(matches!(denied, Err(Error::PermissionDenied { .. })), "{denied:?}");
+    assert!(
+        matches!(denied, Err(Error::PermissionDenied { .. })),
+        "{denied:?}"
+    );
     for client in [&fresh, &invalidated, &expiring] {
         let stats = client.cache_stats().unwrap();
         assert_eq!(stats.stale_served, 0, "{stats:?}");
@@ -112,12 +127,19 @@ async fn a_deleted_secret_is_returned_as_not_found_not_served_stale() {
     vault.kv_put(&gone, json!({"k": "metadata-deleted"})).await;
     vault.kv_put(&pinned, json!({"k": "version-one"})).await;
     let root = vault.root_token();
-    let expiring = caching_client(&vault, &root, no_refresh_ahead(Duration::from_millis(300))).await;
+    let expiring =
+        caching_client(&vault, &root, no_refresh_ahead(Duration::from_millis(300))).await;
     let held = caching_client(&vault, &root, no_refresh_ahead(Duration::from_secs(30))).await;
     let pinned_one = format!("{pinned}?version=1#k");
     for client in [&expiring, &held] {
-        assert_eq!(text(client, &format!("{soft}#k")).await.unwrap(), "soft-deleted");
-        assert_eq!(text(client, &format!("{gone}#k")).await.unwrap(), "metadata-deleted");
+        assert_eq!(
+            text(client, &format!("{soft}#k")).await.unwrap(),
+            "soft-deleted"
+        );
+        assert_eq!(
+            text(client, &format!("{gone}#k")).await.unwrap(),
+            "metadata-deleted"
+        );
         assert_eq!(text(client, &pinned_one).await.unwrap(), "version-one");
     }
 
@@ -203,7 +225,10 @@ async fn vault_secret_and_vault_source_read_through_a_caching_client() {
         .kv_put(&format!("{mount}/apps/DB"), json!({"password": "db-pw"}))
         .await;
     vault
-        .kv_put(&format!("{mount}/config"), json!({"USER": "u", "HOST": "h"}))
+        .kv_put(
+            &format!("{mount}/config"),
+            json!({"USER": "u", "HOST": "h"}),
+        )
         .await;
     let client = caching_client(&vault, &vault.root_token(), CacheOptions::new()).await;
     let reads_of = |rest: &str| format!("{mount}/data/{rest}");
@@ -335,7 +360,10 @@ async fn no_value_in_logs_or_debug_and_a_stale_read_logs_its_path_and_age() {
         shown.push(format!("{e:?} {e:#?} {e}"));
     }
     vault.unseal().await;
-    assert_eq!(client.read_fresh(&path).await.unwrap().expose_secret(), CANARY);
+    assert_eq!(
+        client.read_fresh(&path).await.unwrap().expose_secret(),
+        CANARY
+    );
 
     let stats = client.cache_stats().unwrap();
     assert_eq!((stats.hits, stats.misses), (2, 2), "{stats:?}");
