@@ -7,6 +7,7 @@
 
 mod adapters;
 mod auth_ci;
+mod cache;
 mod cli;
 pub mod cli_binary;
 mod cli_inputs;

@@ -15,7 +15,7 @@
 //! | TTL | 5 min |
 //! | max entries | 1,024 (least recently used out first) |
 //! | max staleness | 5 min past the TTL |
-//! | refresh-ahead | the last tenth of the TTL (at most half of it) |
+//! | refresh-ahead | the last twentieth of the TTL (at most half of it) |
 //! | TTL of an explicit version (`?version=N`) | 1 h |
 //!
 //! # Semantics

@@ -1,0 +1,281 @@
+//! What the read cache gives: a warm cached read against a raw GET of the
+//! same secret, the server requests a hot secret costs, and the memory
+//! 10,000 cached secrets take, on a real OpenBao dev server.
+//!
+//! `cargo bench -p integration-tests --bench cache` prints the figures.
+//! Targets (issue 16), checked at the end (the process fails when one is
+//! missed):
+//! - a warm cached `VaultClient::read()` is 100x or more faster than a raw
+//!   GET (the median of paired rounds, each timing a cached read, two raw
+//!   GETs and another cached read);
+//! - 32 concurrent readers of one hot secret, TTL 1 s, for 10 s: at most 12
+//!   server requests for that secret, counted in the audit log;
+//! - 10,000 cached secrets of 1 KiB: under 64 MiB of resident memory growth.
+
+// A benchmark stops at the first failure, like a test.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde_json::json;
+use vault_secret::testing::DevVault;
+use vault_secret::{CacheOptions, KvVersion, VaultClient};
+
+/// Rounds of the paired measurement (two cached reads and two raw GETs in each).
+const PAIRED_ROUNDS: usize = 1000;
+const HOT_READERS: usize = 32;
+const HOT_FOR: Duration = Duration::from_secs(10);
+const SECRETS: usize = 10_000;
+/// Requests in flight at once while writing and reading the many secrets.
+const IN_FLIGHT: usize = 32;
+
+/// The process's resident memory (`VmRSS`), in bytes.
+fn resident() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().strip_suffix("kB"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap();
+    kib * 1024
+}
+
+/// 1 KiB of text that differs from secret to secret.
+fn kib_of(i: usize) -> String {
+    format!("{i:08}").repeat(128)
+}
+
+/// Reads `paths` on `client`, [`IN_FLIGHT`] at a time, checking each value.
+async fn read_all(client: &VaultClient, paths: &[String]) {
+    futures_util::stream::iter(paths.iter().enumerate())
+        .for_each_concurrent(IN_FLIGHT, |(i, path)| async move {
+            let v = client.read(path).await.unwrap();
+            assert_eq!(v.expose_secret(), kib_of(i));
+        })
+        .await;
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    // `cargo bench` passes `--bench`; nothing else is taken.
+    let vault = DevVault::start().await.unwrap();
+    let audit = vault.audit_requests().await;
+    let mount = vault.kv_mount(KvVersion::V2).await;
+    let root = vault.root_token();
+    vault
+        .kv_put(
+            &format!("{mount}/bench/app"),
+            json!({"user": "u", "password": "p"}),
+        )
+        .await;
+
+    // --- A warm cached read against a raw GET, paired.
+    let http = reqwest::Client::builder()
+        .tls_backend_rustls()
+        .tls_certs_only(Vec::new())
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(60))
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let url = format!("{}/v1/{mount}/data/bench/app", vault.addr());
+    let raw_once = || {
+        let request = http.get(&url).header("X-Vault-Token", root.expose_secret());
+        async move {
+            let body: serde_json::Value = request.send().await.unwrap().json().await.unwrap();
+            assert_eq!(body["data"]["data"]["user"], "u");
+        }
+    };
+    let cached = VaultClient::builder()
+        .env(vault.env_for(&root))
+        .cache(CacheOptions::new())
+        .build()
+        .await
+        .unwrap();
+    let path = format!("{mount}/bench/app#user");
+    let cached_once = || async {
+        assert_eq!(cached.read(&path).await.unwrap().expose_secret(), "u");
+    };
+    for _ in 0..20 {
+        raw_once().await; // warm-up
+        cached_once().await;
+    }
+    let (mut raw_times, mut cached_times, mut speedups) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..PAIRED_ROUNDS {
+        // Cached, raw, raw, cached: drift within a round weighs on both.
+        let t = Instant::now();
+        cached_once().await;
+        let c1 = t.elapsed();
+        let t = Instant::now();
+        raw_once().await;
+        let r1 = t.elapsed();
+        let t = Instant::now();
+        raw_once().await;
+        let r2 = t.elapsed();
+        let t = Instant::now();
+        cached_once().await;
+        let c2 = t.elapsed();
+        raw_times.extend([r1, r2]);
+        cached_times.extend([c1, c2]);
+        speedups.push((r1 + r2).as_secs_f64() / (c1 + c2).as_secs_f64());
+    }
+    for v in [&mut raw_times, &mut cached_times] {
+        v.sort();
+    }
+    speedups.sort_by(f64::total_cmp);
+    let speedup = speedups[PAIRED_ROUNDS / 2];
+    let median = |v: &[Duration]| v[v.len() / 2].as_secs_f64() * 1e6;
+    println!(
+        "warm read of a 2-key KV v2 secret on a local OpenBao, {PAIRED_ROUNDS} paired rounds:"
+    );
+    println!(
+        "{:<44} median {:>9.2} us   p99 {:>9.2} us",
+        "raw HTTP GET (reqwest, keep-alive)",
+        median(&raw_times),
+        raw_times[raw_times.len() * 99 / 100].as_secs_f64() * 1e6
+    );
+    println!(
+        "{:<44} median {:>9.2} us   p99 {:>9.2} us",
+        "VaultClient::read(), cached",
+        median(&cached_times),
+        cached_times[cached_times.len() * 99 / 100].as_secs_f64() * 1e6
+    );
+    println!(
+        "{:<44} {speedup:>9.0}x (median of paired rounds)",
+        "raw GET / cached read"
+    );
+
+    // --- One hot secret, 32 readers, TTL 1 s, 10 s.
+    vault
+        .kv_put(&format!("{mount}/bench/hot"), json!({"k": "hot"}))
+        .await;
+    let hot = VaultClient::builder()
+        .env(vault.env_for(&root))
+        .cache(CacheOptions::new().with_ttl(Duration::from_secs(1)))
+        .build()
+        .await
+        .unwrap();
+    let hot_path = format!("{mount}/bench/hot#k");
+    let mark = audit.mark();
+    let stop = Arc::new(AtomicBool::new(false));
+    let reads = Arc::new(AtomicU64::new(0));
+    let slowest = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let readers: Vec<_> = (0..HOT_READERS)
+        .map(|_| {
+            let (hot, hot_path) = (hot.clone(), hot_path.clone());
+            let (stop, reads, slowest) = (stop.clone(), reads.clone(), slowest.clone());
+            tokio::spawn(async move {
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    assert_eq!(hot.read(&hot_path).await.unwrap().expose_secret(), "hot");
+                    slowest.fetch_max(t.elapsed().as_micros() as u64, Ordering::Relaxed);
+                    n += 1;
+                    // A hit never waits; let the other readers run.
+                    tokio::task::yield_now().await;
+                }
+                reads.fetch_add(n, Ordering::Relaxed);
+            })
+        })
+        .collect();
+    tokio::time::sleep(HOT_FOR).await;
+    stop.store(true, Ordering::Relaxed);
+    for reader in readers {
+        reader.await.unwrap();
+    }
+    let elapsed = started.elapsed();
+    let hot_requests = audit.count_since(&mark, &format!("{mount}/data/bench/hot"));
+    let reads = reads.load(Ordering::Relaxed);
+    let stats = hot.cache_stats().unwrap();
+    println!(
+        "{:<44} {reads} reads in {:.1} s, {hot_requests} server requests, slowest read {:.3} ms",
+        format!("{HOT_READERS} readers of one hot secret, TTL 1 s"),
+        elapsed.as_secs_f64(),
+        slowest.load(Ordering::Relaxed) as f64 / 1e3
+    );
+    println!("{:<44} {stats:?}", "");
+
+    // --- 10,000 secrets of 1 KiB.
+    let paths: Vec<String> = (0..SECRETS)
+        .map(|i| format!("{mount}/many/s{i}#v"))
+        .collect();
+    let admin = vault.admin();
+    futures_util::stream::iter(0..SECRETS)
+        .for_each_concurrent(IN_FLIGHT, |i| {
+            let admin = admin.clone();
+            let mount = mount.clone();
+            async move {
+                admin
+                    .kv2_put(&mount, &format!("many/s{i}"), json!({"v": kib_of(i)}))
+                    .await;
+            }
+        })
+        .await;
+    // The same reads without a cache first: what reading costs (buffers,
+    // pools, the allocator's high-water mark) is in the baseline, so the
+    // growth is what keeping the values costs.
+    let uncached = VaultClient::builder()
+        .env(vault.env_for(&root))
+        .build()
+        .await
+        .unwrap();
+    read_all(&uncached, &paths).await;
+    let many = VaultClient::builder()
+        .env(vault.env_for(&root))
+        .cache(CacheOptions::new().with_max_entries(SECRETS))
+        .build()
+        .await
+        .unwrap();
+    let before = resident();
+    read_all(&many, &paths).await;
+    let after = resident();
+    let growth = after.saturating_sub(before);
+    // All of them are held: a second pass is all hits.
+    read_all(&many, &paths).await;
+    let stats = many.cache_stats().unwrap();
+    assert_eq!(
+        (stats.misses, stats.hits),
+        (SECRETS as u64, SECRETS as u64),
+        "{stats:?}"
+    );
+    println!(
+        "{:<44} {:.1} MiB resident growth ({:.0} B per secret; {:.1} -> {:.1} MiB)",
+        format!("{SECRETS} cached secrets of 1 KiB"),
+        growth as f64 / (1 << 20) as f64,
+        growth as f64 / SECRETS as f64,
+        before as f64 / (1 << 20) as f64,
+        after as f64 / (1 << 20) as f64
+    );
+
+    let mut ok = true;
+    let mut check = |what: String, pass: bool| {
+        println!("{} {what}", if pass { "[ ok ]" } else { "[MISS]" });
+        ok &= pass;
+    };
+    check(
+        format!("cached read {speedup:.0}x faster than a raw GET (target >= 100x)"),
+        speedup >= 100.0,
+    );
+    check(
+        format!(
+            "{hot_requests} server requests for a hot secret in 10 s at TTL 1 s (target <= 12)"
+        ),
+        hot_requests <= 12,
+    );
+    check(
+        format!(
+            "{SECRETS} cached secrets: {:.1} MiB resident growth (target < 64 MiB)",
+            growth as f64 / (1 << 20) as f64
+        ),
+        growth < 64 << 20,
+    );
+    drop(vault);
+    if !ok {
+        std::process::exit(1);
+    }
+}
