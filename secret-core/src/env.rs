@@ -83,6 +83,35 @@ impl Env {
         .transpose()
     }
 
+    /// Calls `f` with the name and raw value of each of `names` that is
+    /// set, in no particular order, without copying values where it can: for
+    /// callers that look at many variables at once (a fixed map is walked
+    /// once; the process environment is asked name by name). Not recorded
+    /// by [`recording`](Self::recording), which tracks lookups.
+    pub fn for_each_of<'a, I>(&self, names: I, mut f: impl FnMut(&str, &std::ffi::OsStr))
+    where
+        I: IntoIterator<Item = &'a str>,
+        I::IntoIter: Clone,
+    {
+        let names = names.into_iter();
+        match &self.map {
+            Some(map) => {
+                for (name, value) in map.iter() {
+                    if names.clone().any(|n| n == name) {
+                        f(name, value);
+                    }
+                }
+            }
+            None => {
+                for name in names {
+                    if let Some(value) = std::env::var_os(name) {
+                        f(name, &value);
+                    }
+                }
+            }
+        }
+    }
+
     /// Like [`get`](Self::get), but an unset variable is an error naming it.
     pub fn require(&self, variable: &str) -> Result<String, Error> {
         self.get(variable)?.ok_or_else(|| Error::MissingVariable {
@@ -165,6 +194,26 @@ mod tests {
     fn process_env_is_read() {
         // PATH is set in any environment that runs cargo.
         assert!(Env::process().get("PATH").unwrap().is_some());
+    }
+
+    #[test]
+    fn for_each_of_visits_each_named_variable_that_is_set() {
+        let env = Env::from_map([("A", "1"), ("B", "2"), ("C", "3")]);
+        let mut seen = Vec::new();
+        env.for_each_of(["A", "C", "D"], |name, value| {
+            seen.push((name.to_owned(), value.to_owned()));
+        });
+        seen.sort();
+        assert_eq!(seen, [("A".into(), "1".into()), ("C".into(), "3".into())]);
+        let mut found = Vec::new();
+        Env::process().for_each_of(["PATH", "SECRET_CORE_SURELY_UNSET"], |name, _| {
+            found.push(name.to_owned());
+        });
+        let expected: Vec<String> = std::env::var_os("PATH")
+            .map(|_| "PATH".to_owned())
+            .into_iter()
+            .collect();
+        assert_eq!(found, expected);
     }
 
     #[test]

@@ -252,7 +252,7 @@ pub const ALL: &[Variable] = &[
 
 /// The variables resolving a client's settings and credentials reads (with
 /// the default credentials secret name).
-pub fn resolution() -> impl Iterator<Item = &'static Variable> {
+pub fn resolution() -> impl Iterator<Item = &'static Variable> + Clone {
     ALL.iter().filter(|v| v.resolution)
 }
 
