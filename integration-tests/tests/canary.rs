@@ -22,7 +22,6 @@ use std::time::Duration;
 
 use secret_core::{Env, SecretChain};
 use serde_json::{Value, json};
-use tracing_subscriber::fmt::format::FmtSpan;
 use vault_secret::testing::{DevVault, MockVault, Token};
 use vault_secret::{Error, KvVersion, VaultClient, VaultConfig, VaultSecret, VaultSource};
 
@@ -119,20 +118,8 @@ const WRONG_SECRET_ID: &str = "canary-wrong-secret-id-aa01";
 async fn no_token_id_jwt_or_secret_value_reaches_the_logs_or_debug_output() {
     // This runtime is single-threaded: the guard covers every await below.
     // Every formatted event and span of every target.
-    let capture = log_capture::LogCapture::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_span_events(FmtSpan::FULL)
-        .with_ansi(false)
-        .with_writer({
-            let capture = capture.clone();
-            move || capture.clone()
-        })
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    // Already installed (by an earlier run in this process) is fine: the
-    // check below that reqwest's records arrived tells.
-    let _ = tracing_log::LogTracer::init();
+    // The check below that reqwest's records arrived tells the capture works.
+    let (capture, _guard) = log_capture::LogCapture::trace_everything();
 
     let mut shown = Shown::default();
     let mut canaries = Canaries::default();

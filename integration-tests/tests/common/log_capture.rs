@@ -7,6 +7,29 @@
 #[derive(Clone, Debug, Default)]
 pub struct LogCapture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
+impl LogCapture {
+    /// Captures every event and span of every target, at TRACE with span
+    /// events, on this thread until the guard drops (a current-thread
+    /// runtime's tasks included); `log` records (reqwest's) are forwarded
+    /// too.
+    pub fn trace_everything() -> (LogCapture, tracing::subscriber::DefaultGuard) {
+        let capture = LogCapture::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::FULL)
+            .with_ansi(false)
+            .with_writer({
+                let capture = capture.clone();
+                move || capture.clone()
+            })
+            .finish();
+        let guard = tracing::subscriber::set_default(subscriber);
+        // Already installed (by an earlier test in this process) is fine.
+        let _ = tracing_log::LogTracer::init();
+        (capture, guard)
+    }
+}
+
 impl std::io::Write for LogCapture {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.0

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use secret_core::SecretChain;
 use serde_json::json;
-use tracing_subscriber::fmt::format::FmtSpan;
 use vault_secret::testing::{Credentials, DevVault};
 use vault_secret::{CacheOptions, Error, KvVersion, VaultClient, VaultSecret, VaultSource};
 
@@ -292,18 +291,7 @@ const CANARY: &str = "cache-canary-value-3d9e";
 async fn no_value_in_logs_or_debug_and_a_stale_read_logs_its_path_and_age() {
     // A current-thread runtime: the subscriber covers every await, the
     // background refresh's task included.
-    let capture = crate::support::LogCapture::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_span_events(FmtSpan::FULL)
-        .with_ansi(false)
-        .with_writer({
-            let capture = capture.clone();
-            move || capture.clone()
-        })
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    let _ = tracing_log::LogTracer::init();
+    let (capture, _guard) = crate::support::LogCapture::trace_everything();
 
     // A server of the test's own: it is sealed mid-test.
     let vault = DevVault::start().await.expect("a dev Vault");
