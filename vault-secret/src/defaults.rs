@@ -246,6 +246,42 @@ mod tests {
         assert!(held.shares_state_with(&again), "a held client was dropped");
     }
 
+    #[test]
+    fn the_fingerprint_sees_every_declared_variable_and_nothing_else() {
+        let base = [("VAULT_ADDR", "http://127.0.0.1:8200")];
+        let of = |extra: &[(&str, &str)]| {
+            let vars = base.iter().chain(extra).map(|(k, v)| (*k, *v));
+            fingerprint(&VaultClient::builder().env(Env::from_map(vars)))
+                .expect("a builder that reads only the environment")
+        };
+        let plain = of(&[]);
+        for v in crate::variables::resolution().filter(|v| v.name != "VAULT_ADDR") {
+            assert_ne!(
+                of(&[(v.name, "x")]),
+                plain,
+                "`{}` is not in the fingerprint",
+                v.name
+            );
+        }
+        // A variable resolution does not read leaves it as it is.
+        assert_eq!(of(&[("UNRELATED_VARIABLE", "x")]), plain);
+        // The order variables are listed in does not matter.
+        assert_eq!(
+            of(&[("VAULT_TOKEN", "t"), ("VAULT_NAMESPACE", "n")]),
+            of(&[("VAULT_NAMESPACE", "n"), ("VAULT_TOKEN", "t")])
+        );
+        // Another credentials secret's names count for a builder that uses it.
+        let named = |vars: &[(&str, &str)]| {
+            let vars = base.iter().chain(vars).map(|(k, v)| (*k, *v));
+            fingerprint(
+                &VaultClient::builder()
+                    .env(Env::from_map(vars))
+                    .credentials_secret("TEAM_VAULT"),
+            )
+        };
+        assert_ne!(named(&[("TEAM_VAULT", "{}")]), named(&[]));
+    }
+
     #[tokio::test]
     async fn resolved_settings_are_reused_briefly_and_files_read_again_after() {
         let home = tempfile::tempdir().unwrap();
