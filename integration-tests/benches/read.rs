@@ -6,10 +6,15 @@
 //! - a warm `VaultSecret::run()` (login and mount cached) adds under 1 ms
 //!   (median) to the raw HTTP GET of the same secret;
 //! - the median of paired ratios (each of 1000 rounds times `run()`, a raw
-//!   GET with the same client settings, another raw GET and another `run()`,
-//!   and compares the sums) is at most 1.10;
-//! - with 32 concurrent readers, `run()` keeps at least 0.9x the raw GET's
-//!   throughput (the median ratio of 7 pairs of runs, alternating order);
+//!   GET with the same client settings and headers, another raw GET and
+//!   another `run()`, and compares the sums) is at most 1.05;
+//! - with 32 concurrent readers, `run()` keeps at least 0.98x the raw GET's
+//!   throughput (the median ratio of 15 pairs of runs, alternating order);
+//!
+//! The raw GET sends the headers the library sends, `X-Vault-Token` and
+//! `X-Vault-Request: true` (as Vault's own clients do; Vault Agent's
+//! `require_request_header` refuses requests without it), so the ratios
+//! measure the library's own work, not a header the server handles.
 //! - a warm read allocates under 256 KiB in all (counted with `dhat`).
 
 // A benchmark stops at the first failure, like a test.
@@ -34,7 +39,7 @@ const ROUNDS: usize = 500;
 /// Rounds of the paired measurement (two run() and two raw GETs in each).
 const PAIRED_ROUNDS: usize = 1000;
 /// Pairs of throughput runs.
-const THROUGHPUT_RUNS: usize = 7;
+const THROUGHPUT_RUNS: usize = 15;
 
 struct Figures {
     median: Duration,
@@ -154,7 +159,10 @@ async fn main() {
         .unwrap();
     let url = format!("{}/v1/secret/data/bench/app", server.addr());
     let raw = measure(|| {
-        let request = http.get(&url).header("X-Vault-Token", server.root_token());
+        let request = http
+            .get(&url)
+            .header("X-Vault-Token", server.root_token())
+            .header("X-Vault-Request", "true");
         async move {
             let body: serde_json::Value = request.send().await.unwrap().json().await.unwrap();
             assert_eq!(body["data"]["data"]["user"], "u");
@@ -214,7 +222,10 @@ async fn main() {
     // Paired: each round times both, in alternating order, so drift in the
     // machine's load hits both alike.
     let raw_once = || {
-        let request = http.get(&url).header("X-Vault-Token", server.root_token());
+        let request = http
+            .get(&url)
+            .header("X-Vault-Token", server.root_token())
+            .header("X-Vault-Request", "true");
         async move {
             let body: serde_json::Value = request.send().await.unwrap().json().await.unwrap();
             assert_eq!(body["data"]["data"]["user"], "u");
