@@ -231,40 +231,67 @@ impl Credentials {
         Ok(creds)
     }
 
-    /// Sets the CI keys (JWT, certificate) from `get`, each error from
-    /// `named`: one parser for the variables and the mapping.
-    fn read_ci_keys(
+    /// Every key's value, through `get` (the credentials mapping's keys or
+    /// the variables of the same names), checked the same way whatever the
+    /// source; `named` turns a refusal into an error naming the key or the
+    /// variable.
+    fn read_keys(
         &mut self,
         mut get: impl FnMut(&'static Variable) -> Result<Option<zeroize::Zeroizing<String>>, Error>,
         named: impl Fn(&'static str, input::Invalid) -> Error,
     ) -> Result<(), Error> {
-        let role = |raw: &str| input::name("a role name", raw).map(str::to_owned);
+        for (v, what, slot) in [
+            (&var::VAULT_TOKEN, "a token", &mut self.token),
+            (&var::VAULT_ROLE_ID, "a role id", &mut self.role_id),
+            (&var::VAULT_SECRET_ID, "a secret id", &mut self.secret_id),
+        ] {
+            *slot = get(v)?
+                .map(|raw| input::credential(what, &raw).map_err(|e| named(v.name, e)))
+                .transpose()?;
+        }
+        let role = |v: &'static Variable, raw: &str| {
+            input::name("a role name", raw)
+                .map(str::to_owned)
+                .map_err(|e| named(v.name, e))
+        };
+        let mount =
+            |v: &'static Variable, raw: &str| input::mount(raw).map_err(|e| named(v.name, e));
+        let file = |v: &'static Variable, raw: &str| {
+            input::file_path(raw)
+                .map(PathBuf::from)
+                .map_err(|e| named(v.name, e))
+        };
+        // AppRole's and Kubernetes' settings, then the CI methods'.
+        if let Some(raw) = get(&var::VAULT_APPROLE_PATH)? {
+            self.approle_mount = mount(&var::VAULT_APPROLE_PATH, &raw)?;
+        }
+        self.kube_role = get(&var::VAULT_KUBE_AUTH_ROLE)?
+            .map(|raw| role(&var::VAULT_KUBE_AUTH_ROLE, &raw))
+            .transpose()?;
+        self.kube_mount = get(&var::VAULT_KUBE_AUTH_PATH)?
+            .map(|raw| mount(&var::VAULT_KUBE_AUTH_PATH, &raw))
+            .transpose()?;
+        if let Some(raw) = get(&var::VAULT_KUBE_TOKEN_FILE)? {
+            self.kube_token_file = file(&var::VAULT_KUBE_TOKEN_FILE, &raw)?;
+        }
         for (v, slot) in [
             (&var::VAULT_JWT_ROLE, &mut self.jwt_role),
             (&var::VAULT_CERT_ROLE, &mut self.cert_role),
             (&var::VAULT_JWT_AUDIENCE, &mut self.jwt_audience),
         ] {
-            *slot = get(v)?
-                .map(|raw| role(&raw).map_err(|e| named(v.name, e)))
-                .transpose()?;
+            *slot = get(v)?.map(|raw| role(v, &raw)).transpose()?;
         }
         for (v, slot) in [
             (&var::VAULT_JWT_PATH, &mut self.jwt_mount),
             (&var::VAULT_CERT_AUTH_PATH, &mut self.cert_mount),
         ] {
-            *slot = get(v)?
-                .map(|raw| input::mount(&raw).map_err(|e| named(v.name, e)))
-                .transpose()?;
+            *slot = get(v)?.map(|raw| mount(v, &raw)).transpose()?;
         }
         self.jwt = get(&var::VAULT_JWT)?
             .map(|raw| jwt::checked(&raw).map_err(|e| named(var::VAULT_JWT.name, e)))
             .transpose()?;
         self.jwt_file = get(&var::VAULT_JWT_FILE)?
-            .map(|raw| {
-                input::file_path(&raw)
-                    .map(PathBuf::from)
-                    .map_err(|e| named(var::VAULT_JWT_FILE.name, e))
-            })
+            .map(|raw| file(&var::VAULT_JWT_FILE, &raw))
             .transpose()?;
         Ok(())
     }
@@ -282,35 +309,7 @@ impl Credentials {
                 .map(zeroize::Zeroizing::new)
                 .filter(|t| !t.trim().is_empty()))
         };
-        let named = |v: &'static Variable| move |e: input::Invalid| e.for_variable(v.name);
-        creds.token = read(&var::VAULT_TOKEN)?
-            .map(|raw| input::token(var::VAULT_TOKEN.name, &raw))
-            .transpose()?;
-        creds.role_id = read(&var::VAULT_ROLE_ID)?
-            .map(|raw| input::credential("a role id", &raw).map_err(named(&var::VAULT_ROLE_ID)))
-            .transpose()?;
-        creds.secret_id = read(&var::VAULT_SECRET_ID)?
-            .map(|raw| input::credential("a secret id", &raw).map_err(named(&var::VAULT_SECRET_ID)))
-            .transpose()?;
-        if let Some(mount) = read(&var::VAULT_APPROLE_PATH)? {
-            creds.approle_mount = input::mount(&mount).map_err(named(&var::VAULT_APPROLE_PATH))?;
-        }
-        creds.kube_role = read(&var::VAULT_KUBE_AUTH_ROLE)?
-            .map(|role| {
-                input::name("a role name", &role)
-                    .map(str::to_owned)
-                    .map_err(named(&var::VAULT_KUBE_AUTH_ROLE))
-            })
-            .transpose()?;
-        creds.kube_mount = read(&var::VAULT_KUBE_AUTH_PATH)?
-            .map(|mount| input::mount(&mount).map_err(named(&var::VAULT_KUBE_AUTH_PATH)))
-            .transpose()?;
-        if let Some(file) = read(&var::VAULT_KUBE_TOKEN_FILE)? {
-            creds.kube_token_file = input::file_path(&file)
-                .map(PathBuf::from)
-                .map_err(named(&var::VAULT_KUBE_TOKEN_FILE))?;
-        }
-        creds.read_ci_keys(read, |name, e| e.for_variable(name))?;
+        creds.read_keys(read, |name, e| e.for_variable(name))?;
         let mut set = Vec::new();
         for key in KEYS {
             if read(&key)?.is_some() {
@@ -390,38 +389,11 @@ impl Credentials {
                 }
             }
         };
-        let key_error = |key: &'static str| move |e: input::Invalid| e.for_key(name, key);
         let mut creds = Credentials::empty(Origin::Secret {
             name: name.to_owned(),
             ignored: Vec::new(),
         });
-        let credential =
-            |key: &'static str, what: &str, raw: Option<zeroize::Zeroizing<String>>| {
-                raw.map(|raw| input::credential(what, &raw).map_err(key_error(key)))
-                    .transpose()
-            };
-        creds.token = credential("VAULT_TOKEN", "a token", take("VAULT_TOKEN")?)?;
-        creds.role_id = credential("VAULT_ROLE_ID", "a role id", take("VAULT_ROLE_ID")?)?;
-        creds.secret_id = credential("VAULT_SECRET_ID", "a secret id", take("VAULT_SECRET_ID")?)?;
-        if let Some(mount) = take("VAULT_APPROLE_PATH")? {
-            creds.approle_mount = input::mount(&mount).map_err(key_error("VAULT_APPROLE_PATH"))?;
-        }
-        creds.kube_role = take("VAULT_KUBE_AUTH_ROLE")?
-            .map(|role| {
-                input::name("a role name", &role)
-                    .map(str::to_owned)
-                    .map_err(key_error("VAULT_KUBE_AUTH_ROLE"))
-            })
-            .transpose()?;
-        creds.kube_mount = take("VAULT_KUBE_AUTH_PATH")?
-            .map(|mount| input::mount(&mount).map_err(key_error("VAULT_KUBE_AUTH_PATH")))
-            .transpose()?;
-        if let Some(file) = take("VAULT_KUBE_TOKEN_FILE")? {
-            creds.kube_token_file = input::file_path(&file)
-                .map(PathBuf::from)
-                .map_err(key_error("VAULT_KUBE_TOKEN_FILE"))?;
-        }
-        creds.read_ci_keys(|v| take(v.name), |key, e| e.for_key(name, key))?;
+        creds.read_keys(|v| take(v.name), |key, e| e.for_key(name, key))?;
         let unknown: Vec<&String> = map
             .keys()
             .filter(|k| !KNOWN_KEYS.contains(&k.as_str()))
