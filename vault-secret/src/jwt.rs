@@ -195,20 +195,17 @@ impl ActionsEndpoint {
                 ),
             )
         };
-        let mut answer = answer;
-        let mut body = Zeroizing::new(Vec::new());
-        while let Some(chunk) = answer.chunk().await.map_err(|e| {
-            fail(
-                ConfigKind::Invalid,
-                format!("GitHub Actions' token endpoint `{shown}`: its answer cannot be read"),
-            )
-            .caused_by(e.without_url())
-        })? {
-            if body.len() + chunk.len() > MAX_ACTIONS_ANSWER {
-                return Err(not_a_token());
+        let body = match read_capped(answer, MAX_ACTIONS_ANSWER).await {
+            Ok(Some(body)) => body,
+            Ok(None) => return Err(not_a_token()),
+            Err(e) => {
+                return Err(fail(
+                    ConfigKind::Invalid,
+                    format!("GitHub Actions' token endpoint `{shown}`: its answer cannot be read"),
+                )
+                .caused_by(e.without_url()));
             }
-            body.extend_from_slice(&chunk);
-        }
+        };
         #[derive(serde::Deserialize)]
         struct Answer {
             value: String,
@@ -217,6 +214,21 @@ impl ActionsEndpoint {
         let value = Zeroizing::new(std::mem::take(&mut parsed.value));
         checked(&value).map_err(|_| not_a_token())
     }
+}
+
+/// The whole body of `answer`, wiped on drop; `None` when it is longer than `max`.
+async fn read_capped(
+    mut answer: reqwest::Response,
+    max: usize,
+) -> Result<Option<Zeroizing<Vec<u8>>>, reqwest::Error> {
+    let mut body = Zeroizing::new(Vec::new());
+    while let Some(chunk) = answer.chunk().await? {
+        if body.len() + chunk.len() > max {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
 }
 
 #[cfg(test)]
