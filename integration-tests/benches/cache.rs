@@ -24,6 +24,9 @@ use serde_json::json;
 use vault_secret::testing::DevVault;
 use vault_secret::{CacheOptions, KvVersion, VaultClient};
 
+#[path = "common/paired.rs"]
+mod paired;
+
 /// Rounds of the paired measurement (two cached reads and two raw GETs in each).
 const PAIRED_ROUNDS: usize = 1000;
 const HOT_READERS: usize = 32;
@@ -104,25 +107,11 @@ async fn main() {
         raw_once().await; // warm-up
         cached_once().await;
     }
-    let (mut raw_times, mut cached_times, mut speedups) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..PAIRED_ROUNDS {
-        // Cached, raw, raw, cached: drift within a round weighs on both.
-        let t = Instant::now();
-        cached_once().await;
-        let c1 = t.elapsed();
-        let t = Instant::now();
-        raw_once().await;
-        let r1 = t.elapsed();
-        let t = Instant::now();
-        raw_once().await;
-        let r2 = t.elapsed();
-        let t = Instant::now();
-        cached_once().await;
-        let c2 = t.elapsed();
-        raw_times.extend([r1, r2]);
-        cached_times.extend([c1, c2]);
-        speedups.push((r1 + r2).as_secs_f64() / (c1 + c2).as_secs_f64());
-    }
+    let rounds = paired::abba(&cached_once, &raw_once, PAIRED_ROUNDS).await;
+    let mut raw_times: Vec<Duration> = rounds.iter().flat_map(|r| r.b).collect();
+    let mut cached_times: Vec<Duration> = rounds.iter().flat_map(|r| r.a).collect();
+    // Raw over cached: how many times faster the cached read is.
+    let mut speedups: Vec<f64> = rounds.iter().map(|r| 1.0 / r.ratio()).collect();
     for v in [&mut raw_times, &mut cached_times] {
         v.sort();
     }

@@ -26,6 +26,9 @@ use secret_core::Env;
 use serde_json::json;
 use vault_secret::{VaultClient, VaultSecret};
 
+#[path = "common/paired.rs"]
+mod paired;
+
 #[path = "../tests/it/harness/mod.rs"]
 #[allow(dead_code, unreachable_pub, unused_imports)]
 mod harness;
@@ -97,8 +100,7 @@ where
     (READERS * READS_EACH) as f64 / started.elapsed().as_secs_f64()
 }
 
-/// [`PAIRED_ROUNDS`] rounds of `a`, `b`, `b`, `a`: the ratio of each round's
-/// `a` time to its `b` time.
+/// The ratios of `a`'s time to `b`'s over [`PAIRED_ROUNDS`] ABBA rounds.
 async fn abba<A, AF, B, BF>(a: &A, b: &B) -> Vec<f64>
 where
     A: Fn() -> AF,
@@ -106,23 +108,11 @@ where
     B: Fn() -> BF,
     BF: std::future::Future<Output = ()>,
 {
-    let mut ratios = Vec::with_capacity(PAIRED_ROUNDS);
-    for _ in 0..PAIRED_ROUNDS {
-        let t = Instant::now();
-        a().await;
-        let a1 = t.elapsed();
-        let t = Instant::now();
-        b().await;
-        let b1 = t.elapsed();
-        let t = Instant::now();
-        b().await;
-        let b2 = t.elapsed();
-        let t = Instant::now();
-        a().await;
-        let a2 = t.elapsed();
-        ratios.push((a1 + a2).as_secs_f64() / (b1 + b2).as_secs_f64());
-    }
-    ratios
+    paired::abba(a, b, PAIRED_ROUNDS)
+        .await
+        .iter()
+        .map(paired::Round::ratio)
+        .collect()
 }
 
 fn row(name: &str, f: &Figures) {
