@@ -8,16 +8,18 @@
 //!   failure is an [`Error`].
 //! - [`SecretChain`]: named sources tried in order; "not found" moves on, a
 //!   failure stops (unless the source is optional).
-//! - [`LocalContext`] (in-process map, `PREFECT__CONTEXT__SECRETS__<NAME>`
-//!   variables, a TOML config file), [`EnvironmentSource`] and [`EnvVarSecret`].
+//! - [`EnvironmentSource`] (a secret is the variable of its name) and
+//!   [`EnvVarSecret`] (one variable, with a cast); [`LocalContext`] (secrets
+//!   the program sets itself, and, for programs configured for the workflow
+//!   library this crate grew from, its variable prefix and config file).
 //! - Typed default secrets: [`AwsCredentials`], [`GcpCredentials`], [`GithubAccessToken`].
 //!
 //! This crate has no network code; backends such as Vault live in their own crates.
 //!
 //! # Example
 //!
-//! A chain of the local context then the environment, resolving
-//! `AWS_CREDENTIALS` into typed credentials:
+//! A chain of the local context then the environment, resolving the
+//! `AWS_CREDENTIALS` variable into typed credentials:
 //!
 //! ```
 //! use secret_core::{AwsCredentials, Env, EnvironmentSource, LocalContext, SecretChain};
@@ -27,7 +29,7 @@
 //! # rt.block_on(async {
 //! // In a program: `Env::process()`; a map here so the example is self-contained.
 //! let env = Env::from_map([(
-//!     "PREFECT__CONTEXT__SECRETS__AWS_CREDENTIALS",
+//!     "AWS_CREDENTIALS",
 //!     r#"{"ACCESS_KEY": "AKIAEXAMPLE", "SECRET_ACCESS_KEY": "example-secret"}"#,
 //! )]);
 //! let chain = SecretChain::first_try("local", LocalContext::builder().env(env.clone()).build()?)
