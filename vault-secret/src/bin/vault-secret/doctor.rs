@@ -531,22 +531,24 @@ async fn check_path(
         return r.skip("read", "the token may not read the path");
     }
     match session.read(path).await {
-        Ok(value) => {
-            let what = match value.kind() {
-                ValueKind::Json => match value.to_mapping() {
-                    Ok(mut map) => {
-                        let mut keys: Vec<String> = map.keys().cloned().collect();
-                        vars::wipe_map(&mut map);
-                        keys.sort();
-                        format!("{} key(s): {}", keys.len(), keys.join(", "))
-                    }
-                    Err(_) => "a JSON value".to_owned(),
-                },
-                ValueKind::Text => "the field is there".to_owned(),
-            };
-            r.ok("read", &format!("`{path}` read: {what}"))
-        }
+        Ok(value) => r.ok("read", &format!("`{path}` read: {}", read_summary(&value))),
         Err(e) => r.fail_with("read", &e),
+    }
+}
+
+/// What a read gave, without a value: a mapping's key names, or that a field is there.
+fn read_summary(value: &secret_core::SecretValue) -> String {
+    match value.kind() {
+        ValueKind::Json => match value.to_mapping() {
+            Ok(mut map) => {
+                let mut keys: Vec<String> = map.keys().cloned().collect();
+                vars::wipe_map(&mut map);
+                keys.sort();
+                format!("{} key(s): {}", keys.len(), keys.join(", "))
+            }
+            Err(_) => "a JSON value".to_owned(),
+        },
+        ValueKind::Text => "the field is there".to_owned(),
     }
 }
 
