@@ -27,6 +27,9 @@ use vault_secret::{CacheOptions, KvVersion, VaultClient};
 #[path = "common/paired.rs"]
 mod paired;
 
+#[path = "common/raw.rs"]
+mod raw;
+
 /// Rounds of the paired measurement (two cached reads and two raw GETs in each).
 const PAIRED_ROUNDS: usize = 1000;
 const HOT_READERS: usize = 32;
@@ -77,22 +80,11 @@ async fn main() {
         .await;
 
     // --- A warm cached read against a raw GET, paired.
-    let http = reqwest::Client::builder()
-        .tls_backend_rustls()
-        .tls_certs_only(Vec::new())
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(60))
-        .connect_timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
-    let url = format!("{}/v1/{mount}/data/bench/app", vault.addr());
-    let raw_once = || {
-        let request = http.get(&url).header("X-Vault-Token", root.expose_secret());
-        async move {
-            let body: serde_json::Value = request.send().await.unwrap().json().await.unwrap();
-            assert_eq!(body["data"]["data"]["user"], "u");
-        }
-    };
+    let raw_get = raw::RawGet::new(
+        format!("{}/v1/{mount}/data/bench/app", vault.addr()),
+        root.expose_secret(),
+    );
+    let raw_once = || raw_get.once();
     let cached = VaultClient::builder()
         .env(vault.env_for(&root))
         .cache(CacheOptions::new())

@@ -11,10 +11,8 @@
 //! - with 32 concurrent readers, `run()` keeps at least 0.98x the raw GET's
 //!   throughput (the median ratio of 15 pairs of runs, alternating order);
 //!
-//! The raw GET sends the headers the library sends, `X-Vault-Token` and
-//! `X-Vault-Request: true` (as Vault's own clients do; Vault Agent's
-//! `require_request_header` refuses requests without it), so the ratios
-//! measure the library's own work, not a header the server handles.
+//! The raw GET (`common/raw.rs`) sends the headers the library sends, so the
+//! ratios measure the library's own work, not a header the server handles.
 //! - a warm read allocates under 256 KiB in all (counted with `dhat`).
 
 // A benchmark stops at the first failure, like a test.
@@ -28,6 +26,9 @@ use vault_secret::{VaultClient, VaultSecret};
 
 #[path = "common/paired.rs"]
 mod paired;
+
+#[path = "common/raw.rs"]
+mod raw;
 
 #[path = "../tests/it/harness/mod.rs"]
 #[allow(dead_code, unreachable_pub, unused_imports)]
@@ -138,27 +139,11 @@ async fn main() {
         ("HOME", "/nonexistent-home"),
     ]);
 
-    // The library's client settings: rustls, no redirects, the same timeouts.
-    let http = reqwest::Client::builder()
-        .tls_backend_rustls()
-        .tls_certs_only(Vec::new())
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(60))
-        .connect_timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
-    let url = format!("{}/v1/secret/data/bench/app", server.addr());
-    let raw = measure(|| {
-        let request = http
-            .get(&url)
-            .header("X-Vault-Token", server.root_token())
-            .header("X-Vault-Request", "true");
-        async move {
-            let body: serde_json::Value = request.send().await.unwrap().json().await.unwrap();
-            assert_eq!(body["data"]["data"]["user"], "u");
-        }
-    })
-    .await;
+    let raw_get = raw::RawGet::new(
+        format!("{}/v1/secret/data/bench/app", server.addr()),
+        server.root_token(),
+    );
+    let raw = measure(|| raw_get.once()).await;
 
     let cold_start = Instant::now();
     let first = VaultSecret::new("secret/bench/app")
@@ -211,16 +196,7 @@ async fn main() {
 
     // Paired: each round times both, in alternating order, so drift in the
     // machine's load hits both alike.
-    let raw_once = || {
-        let request = http
-            .get(&url)
-            .header("X-Vault-Token", server.root_token())
-            .header("X-Vault-Request", "true");
-        async move {
-            let body: serde_json::Value = request.send().await.unwrap().json().await.unwrap();
-            assert_eq!(body["data"]["data"]["user"], "u");
-        }
-    };
+    let raw_once = || raw_get.once();
     let run_once = || {
         let secret = VaultSecret::new("secret/bench/app#user").env(env.clone());
         async move {
