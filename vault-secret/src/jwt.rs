@@ -59,7 +59,7 @@ impl JwtClaims {
     /// The claims of `jwt`, or `None` when its payload is not base64url JSON.
     pub(crate) fn decode(jwt: &SecretString) -> Option<JwtClaims> {
         let payload = jwt.expose_secret().split('.').nth(1)?;
-        let bytes = Zeroizing::new(base64url_decode(payload)?);
+        let bytes = Zeroizing::new(base64::Engine::decode(&BASE64URL, payload).ok()?);
         let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
         let audience = match &claims["aud"] {
             serde_json::Value::String(one) => vec![one.clone()],
@@ -76,29 +76,15 @@ impl JwtClaims {
     }
 }
 
-/// Unpadded (or padded) base64url; `None` on any other character.
-fn base64url_decode(text: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    let (mut acc, mut bits) = (0_u32, 0_u32);
-    for b in text.trim_end_matches('=').bytes() {
-        let v = match b {
-            b'A'..=b'Z' => b - b'A',
-            b'a'..=b'z' => b - b'a' + 26,
-            b'0'..=b'9' => b - b'0' + 52,
-            b'-' => 62,
-            b'_' => 63,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
-}
+/// base64url as JWTs write it (unpadded), also taking padding and
+/// non-canonical trailing bits rather than refusing a payload for them.
+const BASE64URL: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::URL_SAFE,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_encode_padding(false)
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true),
+);
 
 /// GitHub Actions' OIDC token endpoint, as the runner announces it to a job
 /// with `permissions: id-token: write`. `Debug` shows the URL, never the

@@ -45,7 +45,7 @@ impl JwtSigner {
             .public_key()
             .as_der()
             .unwrap_or_else(|e| panic!("encode the JWT public key: {e}"));
-        let b64 = base64_std(der.as_ref());
+        let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, der.as_ref());
         let mut public_pem = String::from("-----BEGIN PUBLIC KEY-----\n");
         for line in b64.as_bytes().chunks(64) {
             public_pem.push_str(&String::from_utf8_lossy(line));
@@ -79,13 +79,6 @@ impl JwtSigner {
             .unwrap_or_else(|e| panic!("sign a JWT: {e}"));
         format!("{input}.{}", base64url(&signature))
     }
-}
-
-/// Standard base64 with padding (for PEM).
-fn base64_std(bytes: &[u8]) -> String {
-    let url = base64url(bytes);
-    let padding = (4 - url.len() % 4) % 4;
-    url.replace('-', "+").replace('_', "/") + &"=".repeat(padding)
 }
 
 /// Seconds since the Unix epoch.
@@ -268,18 +261,5 @@ impl Credentials for JwtCredentials {
             "VAULT_JWT_PATH": self.mount,
             "VAULT_JWT": self.mint(),
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pem_base64_is_padded_standard_base64() {
-        assert_eq!(base64_std(b"ab"), "YWI=");
-        assert_eq!(base64_std(b"a"), "YQ==");
-        assert_eq!(base64_std(b"abc"), "YWJj");
-        assert_eq!(base64_std(&[0xfb, 0xff]), "+/8=");
     }
 }
