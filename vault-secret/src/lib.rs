@@ -1,6 +1,7 @@
 //! Read secrets from HashiCorp Vault (or OpenBao): KV v1 and v2, any mount;
-//! token, AppRole and Kubernetes authentication; a client a service holds,
-//! a one-liner, and adapters for secret-core chains, figment and config-rs.
+//! token, AppRole, Kubernetes, JWT (GitHub Actions, GitLab CI) and TLS
+//! certificate authentication; a client a service holds, a one-liner, and
+//! adapters for secret-core chains, figment and config-rs.
 //!
 //! ```no_run
 //! use vault_secret::VaultClient;
@@ -21,50 +22,228 @@
 //! - [`VaultClient`]: one server, one login and its state, built once and
 //!   held by a service; [`VaultClient::builder`] has a setter for every
 //!   setting and typed credentials (`.token(..)`, `.approle(..)`,
-//!   `.kubernetes(..)`), and `.cache(..)` turns on the [read cache](cache).
+//!   `.kubernetes(..)`, `.jwt(..)`, `.cert_role(..)`), and `.cache(..)`
+//!   turns on the [read cache](cache).
 //! - [`VaultSecret`], the one-liner (`VaultSecret::new("secret/test/path").run().await`,
 //!   or `run_blocking()`): settings from the environment on each call.
 //! - [`VaultSource`]: Vault as a [`secret_core::SecretSource`], to put in a
 //!   [`SecretChain`](secret_core::SecretChain) after the local context.
 //! - `VaultProvider` (feature `figment`) and `VaultConfigSource` (feature
-//!   `config`): secrets in a figment `Figment` or a config-rs `Config`.
+//!   `config`): secrets in a figment `Figment` or a config-rs `Config`
+//!   ([below](#figment-and-config-rs)).
 //! - [`VaultConfig`]: the address, namespace, TLS and timeouts;
 //!   [`variables`] lists every environment variable read.
 //! - `testing` (feature `testing`): a throwaway dev server and a mock for
-//!   your own tests.
+//!   your own tests; its module docs are the reference.
+//!
+//! # Paths
+//!
+//! A secret is `<mount>/<path>[?version=N][#field]`: `secret/billing/db`
+//! (the key/value mapping), `secret/billing/db#password` (one field),
+//! `secret/billing/db?version=1` (a KV v2 version). The mount and its KV
+//! version are found with `sys/internal/ui/mounts`, as Vault's CLI does, so
+//! nested mounts (`team/kv/app`) work; where a least-privilege token may
+//! not ask, or an older server lacks the endpoint, the first segment is
+//! taken as the mount and the read finds the version.
+//!
+//! # The client and its token
+//!
+//! [`VaultClient`] owns its HTTP transport, its token and the token's
+//! lifetime, and its cache of mounts; clones are cheap and share them, and
+//! two clients built separately share nothing. It logs in on first use,
+//! renews a token it obtained at two thirds of its TTL (lazily, on the next
+//! use), logs in again near the max TTL or when the server rejects the
+//! token, and [`shutdown`](VaultClient::shutdown) revokes that token;
+//! dropping the client leaves it to expire. A token you supply is never
+//! renewed nor revoked. [`read_as`](VaultClient::read_as) deserializes a
+//! secret (or one field) into your type, naming the secret and the field,
+//! never the value, on a mismatch; [`read_many`](VaultClient::read_many)
+//! logs in once and reads each distinct path once, distinct paths at the
+//! same time.
+//!
+//! [`VaultSecret::run`] reads the settings from the environment on every
+//! call (a changed variable is seen at once). Calls with the same settings
+//! share a default client, so the login is reused: that bounded map (32
+//! clients; past that, the least recently used one nobody holds is dropped
+//! and its token revoked) is the crate's one piece of process-wide state,
+//! and [`VaultSecret::shutdown_default_clients`] revokes their tokens.
 //!
 //! # Credentials
 //!
-//! Each method's keys come from the variables of the same names, or all of
-//! them from one variable, `VAULT_CREDENTIALS`, holding a JSON mapping of
-//! those keys (it wins as a whole when it exists; it is looked up through
-//! the local chain, name configurable), or from the builder's typed
-//! setters. Methods are tried in this order; the first whose keys are all
-//! present is used, and when the server rejects it the next configured one
-//! is tried:
+//! Give the credentials in one of three forms:
 //!
-//! 1. token: `VAULT_TOKEN` (as a variable, else `~/.vault-token`);
-//! 2. AppRole: `VAULT_ROLE_ID`, `VAULT_SECRET_ID` (mount `VAULT_APPROLE_PATH`, default `approle`);
-//! 3. Kubernetes: `VAULT_KUBE_AUTH_ROLE`, `VAULT_KUBE_AUTH_PATH` (mount, default
-//!    `kubernetes`), `VAULT_KUBE_TOKEN_FILE` (default the pod's service-account token).
+//! - each key as an environment variable of its own name (`VAULT_TOKEN`, or
+//!   `VAULT_ROLE_ID` and `VAULT_SECRET_ID`, `VAULT_KUBE_AUTH_ROLE`,
+//!   `VAULT_JWT_ROLE`, `VAULT_CERT_ROLE`), the token falling back to
+//!   `~/.vault-token` as for Vault's CLI when no method is configured
+//!   anywhere;
+//! - all of them in one variable, `VAULT_CREDENTIALS='{"VAULT_TOKEN": "..."}'`,
+//!   a JSON mapping of the same keys. When it exists it wins as a whole:
+//!   none of the key variables is read. It is looked up through the local
+//!   context (name configurable with `ClientBuilder::credentials_secret`);
+//! - in code, with the [`ClientBuilder`]'s typed setters (`.token(..)`,
+//!   `.approle(role_id, secret_id)`, `.kubernetes(role)`, `.jwt(role, token)`,
+//!   `.cert_role(..)`, and their mounts), which replace the other two forms
+//!   as a whole.
+//!
+//! | method (tried in this order) | keys (in the secret, or as variables) |
+//! |---|---|
+//! | token | `VAULT_TOKEN` (as a variable, else `~/.vault-token`) |
+//! | AppRole | `VAULT_ROLE_ID`, `VAULT_SECRET_ID`; mount `VAULT_APPROLE_PATH` (default `approle`) |
+//! | Kubernetes | `VAULT_KUBE_AUTH_ROLE`; mount `VAULT_KUBE_AUTH_PATH` (default `kubernetes`); `VAULT_KUBE_TOKEN_FILE` (default the pod's service-account token, trailing whitespace trimmed) |
+//! | JWT (CI: GitHub Actions, GitLab) | `VAULT_JWT_ROLE`; mount `VAULT_JWT_PATH` (default `jwt`); the token inline `VAULT_JWT`, else from the file `VAULT_JWT_FILE` (read again at each login), else, in GitHub Actions, a fresh token from the runner's endpoint at each login, for the audience `VAULT_JWT_AUDIENCE` (default: GitHub's, `https://github.com/<owner>`) |
+//! | TLS certificate | only when asked for: `VAULT_CERT_ROLE` (the role), or `VAULT_CERT_AUTH_PATH` (the mount, default `cert`); the certificate is the one `VAULT_CLIENT_CERT`/`VAULT_CLIENT_KEY` configure. A client certificate alone (mTLS to the listener) does not log in with it |
+//!
+//! The first method whose keys are all present is tried; a method the
+//! server rejects (a 4xx) falls through to the next one configured. A local
+//! problem with one (its token file missing or empty, a `VAULT_JWT` that is
+//! not three dot-separated base64url parts, the Actions endpoint
+//! unreachable, certificate login asked for without `VAULT_CLIENT_CERT`) is
+//! a configuration error naming the key, not a failed login. With no
+//! complete method the error says where the keys were looked for, names
+//! the methods and the keys each lacks (a role id without a secret id is a
+//! partial set), never a value.
+//!
+//! In GitHub Actions the job needs `permissions: id-token: write`,
+//! `VAULT_ADDR` and `VAULT_JWT_ROLE`: the token is fetched from the runner
+//! at each login, so nothing is stored as a CI secret. In GitLab CI, name
+//! an `id_tokens` entry `VAULT_JWT` (its `aud` is the role's
+//! `bound_audiences`) and set `VAULT_JWT_ROLE`.
+//!
+//! ## Input checks
+//!
+//! Every input is checked before any request, with the same rules whatever
+//! its source (the credentials secret, a variable, `~/.vault-token`, a
+//! builder setter, the command line). A refusal is a configuration error
+//! that names the variable, key or file and says what is wrong, never what
+//! the value is:
+//!
+//! | input | trimmed | refused |
+//! |---|---|---|
+//! | tokens, role and secret ids (key, variable or `~/.vault-token`) | surrounding whitespace | empty; a control character inside; more than 16 KiB |
+//! | `VAULT_NAMESPACE` | whitespace, then `/` at either end (`/` alone is the root namespace) | a control character; an empty segment (`a//b`); more than 1 KiB |
+//! | auth mounts (`VAULT_APPROLE_PATH`, `VAULT_KUBE_AUTH_PATH`, `VAULT_JWT_PATH`, `VAULT_CERT_AUTH_PATH`) | whitespace, then `/` at either end | empty; a control character; `?`, `#`, an empty, `.` or `..` segment |
+//! | roles (`VAULT_KUBE_AUTH_ROLE`, `VAULT_JWT_ROLE`, `VAULT_JWT_AUDIENCE`, `VAULT_CERT_ROLE`) | whitespace | empty; a control character; more than 1 KiB |
+//! | `VAULT_JWT`, the `VAULT_JWT_FILE` content, the Actions endpoint's answer | surrounding whitespace | as a token; not three dot-separated base64url parts |
+//! | token files (`VAULT_KUBE_TOKEN_FILE`, `VAULT_JWT_FILE`, `~/.vault-token`) | the content's surrounding whitespace | missing (`~/.vault-token` only when it exists), a directory, unreadable, empty, over 64 KiB, not UTF-8, a control character inside |
+//! | `VAULT_CACERT`, `VAULT_CLIENT_CERT`, `VAULT_CLIENT_KEY` (https only) | the path's whitespace | missing, a directory, unreadable, empty, over 4 MiB, no PEM certificate (key: no PEM private key) |
+//! | `VAULT_CAPATH` (https only) | the path's whitespace | missing, not a directory, no file in it |
+//! | `VAULT_ADDR`, `vault_addr`, `VAULT_AGENT_ADDR` | whitespace; a trailing `/v1` is dropped; any other path is kept as a reverse proxy's prefix | a control character; over 2 KiB; not an `http(s)` URL; no host; user info; a query or fragment; `http` on port 443 or `https` on port 80 |
+//! | `VAULT_TLS_SERVER_NAME` | whitespace; lowercased | a control character; not a DNS name |
+//! | `VAULT_MAX_RETRIES` | whitespace | not a whole number from 0 to 100 |
+//! | `VAULT_CLIENT_TIMEOUT` | whitespace | not a number with an optional `ms`/`s`/`m`/`h`; zero; over 24h |
+//! | a secret path | `/` at either end | a control character anywhere; over 4096 bytes; an empty, `.` or `..` segment (the message shows it escaped and cut short) |
+//!
+//! # Errors
+//!
+//! [`Error`] is one `#[non_exhaustive]` enum: `NotFound`, `FieldNotFound`,
+//! `VersionDeleted`, `VersionDestroyed`, `PermissionDenied` (naming the
+//! policy path needed, e.g. `secret/data/app`), `AuthFailed` (each method
+//! and the server's reason), `Sealed`, `Transport`, `Server` (status,
+//! endpoint, the server's messages, attempts made), and configuration
+//! errors naming the variable or key. With `VAULT_NAMESPACE` set, not-found
+//! and permission errors name the namespace as a possible cause. A 403 is
+//! told apart by asking the server (`auth/token/lookup-self`): a token the
+//! server still takes is a policy denial, one it rejects is an
+//! authentication failure. None carries a token or a secret value.
+//!
+//! # Figment and config-rs
+//!
+//! `VaultProvider` (feature `figment`) is a `figment::Provider` and
+//! `VaultConfigSource` (feature `config`) a `config::AsyncSource` and
+//! `config::Source`, each for one secret, with the same choices:
+//!
+//! - Where values land: `new("secret/app")` puts the secret's keys at the
+//!   top level, `.under("database")` under `database.`, a field
+//!   (`secret/db#password`) under its own name or exactly where
+//!   `.at("database.password")` says.
+//! - Merge order decides, as for any provider: figment's `.merge(vault)`
+//!   after a file and the environment makes Vault win, `.join(vault)` lets
+//!   the earlier values stand.
+//! - Values keep their JSON types, so a number stored as a number extracts
+//!   into a `u16`. Values written with the Vault CLI are text: `bao kv put
+//!   secret/db port=6543 tls=true` stores `"6543"` and `"true"`, which
+//!   figment's `extract()` refuses for a `u16` or `bool`; use
+//!   `figment.extract_lossy()`, which parses such strings (config-rs
+//!   converts them itself). figment's and config-rs's own type errors quote
+//!   the offending value, so extract secrets into fields of the right type.
+//! - Metadata and origins name the secret's path and the server's address,
+//!   never a value. An absent secret or field fails unless `.optional()`;
+//!   an optional one still fails when denied, unreachable or the
+//!   credentials are bad.
+//! - Each load builds a client the way every read here does (or takes
+//!   `.builder(..)` settings) and revokes the token it logged in with once
+//!   the load is over; `.client(vault)` reads with your client and leaves
+//!   it alone. The synchronous entry points work from a plain `fn main` and
+//!   from inside a runtime, even a current-thread one (the read then runs
+//!   on a thread of its own).
 //!
 //! # Behaviour under failure
 //!
-//! Connection errors, 412, 429 (honouring `Retry-After`) and 500/502/503/504
-//! are retried `VAULT_MAX_RETRIES` times (default 2) with jittered backoff;
-//! the answers a standby gives during a leader election are retried for up
-//! to 15 s; each request is bounded by `VAULT_CLIENT_TIMEOUT` and each call
-//! by a deadline. A token obtained by login is renewed at two thirds of its
-//! TTL and replaced by a new login near its max TTL; [`VaultClient::shutdown`]
-//! revokes it. A token the user supplied is never renewed nor revoked.
-//! Answers are parsed only as far as each call needs, so older Vault
-//! versions, Vault-compatible servers and proxies that leave envelope
-//! fields out are read alike.
+//! Every rule here has a test against a mock fault or a real server
+//! (`integration-tests/tests/it/faults.rs`, `ha.rs`, `lifecycle.rs`).
+//!
+//! - **Retries**, as Vault's own Go client decides them: a connection error
+//!   (refused, reset, closed before an answer, a timeout), 412, 429, 500,
+//!   502, 503 and 504 are retried, for every call (reads, mount lookups,
+//!   logins, renewals); no other 4xx is. `VAULT_MAX_RETRIES` retries
+//!   (default 2, so 3 attempts; 0 turns them off). The wait before retry N
+//!   is 250 ms doubling to at most 2 s, drawn from its upper half (jitter);
+//!   a 429's `Retry-After` is honoured, up to 10 s. The final error names
+//!   the last status or cause, the endpoint and the attempts made.
+//! - **Leader elections**: the answers a standby gives while an HA cluster
+//!   elects a leader (503 `no active Vault instance found`, 500 `local node
+//!   not active but active cluster node not found`, a 307/308 redirect) are
+//!   retried on the same address for up to 15 s on top of the counted
+//!   retries. A redirect is never followed: the token would go to whatever
+//!   host it names.
+//! - **Time**: `VAULT_CLIENT_TIMEOUT` bounds each request (default 60 s;
+//!   connecting, at most 10 s); a whole call, retries and waits included,
+//!   ends within that timeout plus 30 s ([`VaultConfig::with_deadline`]
+//!   changes it). A server that never answers is an error naming the
+//!   timeout, never a hang.
+//! - **Sealed**: a 503 saying the server is sealed is retried like any 503,
+//!   then is [`Error::Sealed`].
+//! - **Tokens**: a token the client obtained is renewed with
+//!   `auth/token/renew-self` once two thirds of its TTL have passed, until
+//!   renewal no longer extends it; then the client logs in again shortly
+//!   before it expires and revokes the token it replaces. A token the server
+//!   rejects mid-run leads to one fresh login and one retry of the request.
+//! - **Other servers**: answers are parsed only as far as the caller needs
+//!   (`data` for a read, `auth.client_token` for a login), so `request_id`,
+//!   `lease_id`, `warnings` and the like may be missing. Error bodies as
+//!   `{"errors": [...]}`, `{"error": "..."}`, empty, or not JSON at all (a
+//!   proxy's HTML page, named by status and content type, never echoed)
+//!   give the same typed errors.
+//! - **Logs**: expected outcomes (a 404 a chain moves past, a mount lookup
+//!   the token may not make, a retry) log at DEBUG in the library's own
+//!   spans; the library logs nothing at WARN or ERROR (a failed call is its
+//!   error, returned once). No log line or `Debug` output holds a token,
+//!   secret id, JWT or secret value.
+//!
+//! # Layers
+//!
+//! For contributors: each module is one concern, and a module imports only
+//! from its own group or an earlier one in this list (names re-exported at
+//! the crate root are imported from the module that defines them):
+//!
+//! 1. errors and settings: `error`, `variables`, `input`, `path`, `config`,
+//!    `tls`, `jwt`, `credentials`;
+//! 2. protocol: `failure` (answers and their classification, once),
+//!    `transport` (the HTTP client and every request), `api` (the
+//!    endpoints and tolerant response types);
+//! 3. the token: `auth` (the logins and their fall-through), `token` (its
+//!    lifetime: log in once, renew, log in again, revoke);
+//! 4. operations: `mounts` (a path's mount and KV version), `kv` (KV v1/v2
+//!    reads), `inspect` (health, token and capability look-ups);
+//! 5. the client: `cache`, `batch`, `client`, `builder`;
+//! 6. entry points: `defaults` (the default clients behind
+//!    [`VaultSecret::run`], the crate's one process-wide state), `blocking`,
+//!    `secret`, `source`, `adapter`, `figment_provider`, `config_source`.
+//!
+//! The `testing` module and the CLI (`src/bin/vault-secret`) use the
+//! library from outside, through its public API.
 
-// Layers, each using only those above it in this list: config, input,
-// credentials -> transport -> api -> auth -> token -> mounts, kv, inspect
-// -> client, builder -> defaults -> secret, source, the adapters (and the
-// CLI on top).
 // What the figment and config-rs adapters share.
 #[cfg(any(feature = "figment", feature = "config"))]
 mod adapter;

@@ -1,8 +1,18 @@
 //! The environment variables the library reads, declared once.
 //!
 //! The configuration and credentials readers read through these
-//! declarations; the CLI's `--help`, `doctor` and the README's table are
-//! checked against them, so no second list can drift.
+//! declarations, and the CLI's `--help` and `doctor` list them from [`ALL`],
+//! so no second list can drift. The table below is generated from [`ALL`]
+//! too (a unit test compares it and, with `UPDATE_DOCS=1`, rewrites it).
+//! A [`ClientBuilder`](crate::ClientBuilder) setter overrides the variable
+//! of its name, and `ClientBuilder::env` replaces the environment they are
+//! all read from (tests never need to touch the process's own).
+//!
+//! The `testing` feature's variables (`VAULT_DEV_BIN`, `VAULT_DEV_ATTACH`,
+//! ...) are listed in that module's docs, and the CLI's own (`RUST_LOG`) in
+//! its `--help`.
+//!
+#![doc = include_str!("variables.md")]
 
 /// One environment variable the library reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,7 +225,7 @@ pub const HOME: Variable = resolved(
     "none: neither file is read",
 );
 
-/// Every variable the library reads, in the order `--help` and the README list them.
+/// Every variable the library reads, in the order `--help` and the docs list them.
 pub const ALL: &[Variable] = &[
     VAULT_ADDR,
     VAULT_ADDR_LOWERCASE,
@@ -323,40 +333,71 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_readme_table_lists_exactly_these_variables() {
-        let readme = include_str!("../../README.md");
-        // The main table, and the compatibility section's for the
-        // workflow library's spelling of the credentials secret.
-        let section = |heading: &str| {
-            readme
-                .split(heading)
-                .nth(1)
-                .and_then(|rest| rest.split("\n## ").next())
-                .unwrap_or_else(|| panic!("the README has a section {heading}"))
+    /// `text` for a Markdown table cell: variable names, URLs and paths in
+    /// code spans (a bare URL is a rustdoc warning), and elsewhere `|` and
+    /// `<...>` escaped, which would end the cell or read as an HTML tag.
+    fn cell(text: &str) -> String {
+        let code = |word: &str| {
+            find(word).is_some()
+                || word.contains("://")
+                || word.starts_with('/')
+                || word.starts_with("~/")
         };
-        let tables = [
-            section("## Environment variables"),
-            section("## Compatibility with the workflow library's layout"),
-        ];
-        let mut listed = BTreeSet::new();
-        for row in tables
-            .iter()
-            .flat_map(|t| t.lines())
-            .filter(|l| l.starts_with("| `"))
-        {
-            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
-            // | variable | read by | meaning | default |
-            if !cells.get(2).is_some_and(|c| c.contains("vault-secret")) {
-                continue;
-            }
-            for (i, part) in cells[1].split('`').enumerate() {
-                if i % 2 == 1 {
-                    listed.insert(part.to_owned());
+        let words: Vec<String> = text
+            .split(' ')
+            .map(|word| {
+                let core = word
+                    .trim_start_matches('(')
+                    .trim_end_matches([',', ';', ':', ')']);
+                if core.is_empty() || !code(core) {
+                    return word
+                        .replace('|', "\\|")
+                        .replace('<', "&lt;")
+                        .replace('>', "&gt;");
                 }
-            }
+                let at = word.find(core).unwrap_or(0);
+                let (before, rest) = word.split_at(at);
+                format!("{before}`{core}`{}", &rest[core.len()..])
+            })
+            .collect();
+        words.join(" ")
+    }
+
+    /// The default: a single word that is not prose is a value, in a code span.
+    fn default_cell(text: &str) -> String {
+        if !text.contains(' ') && !matches!(text, "none" | "unset") {
+            format!("`{text}`")
+        } else {
+            cell(text)
         }
-        let declared: BTreeSet<String> = ALL.iter().map(|v| v.name.to_owned()).collect();
-        assert_eq!(listed, declared);
+    }
+
+    /// The module docs' table, rendered from [`ALL`].
+    fn table() -> String {
+        let mut out = String::from("| variable | meaning | when unset |\n|---|---|---|\n");
+        for v in ALL {
+            out.push_str(&format!(
+                "| `{}` | {} | {} |\n",
+                v.name,
+                cell(v.meaning),
+                default_cell(v.default)
+            ));
+        }
+        out
+    }
+
+    #[test]
+    fn the_docs_table_is_generated_from_all() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/variables.md");
+        let expected = table();
+        if std::env::var_os("UPDATE_DOCS").is_some() {
+            std::fs::write(path, &expected).expect("write src/variables.md");
+        }
+        let current = std::fs::read_to_string(path).expect("read src/variables.md");
+        assert!(
+            current == expected,
+            "src/variables.md does not match variables::ALL; regenerate it with \
+             `UPDATE_DOCS=1 cargo test -p vault-secret --lib the_docs_table`"
+        );
     }
 }

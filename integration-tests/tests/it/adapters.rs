@@ -424,3 +424,49 @@ async fn a_load_leaves_no_token_and_a_callers_session_is_left_alone() {
     session.shutdown().await.unwrap();
     assert_eq!(token_count(&vault).await, before);
 }
+
+/// Values written as text (`bao kv put secret/db port=6543 tls=true`
+/// stores `"6543"` and `"true"`), as the crate docs describe: figment's
+/// `extract()` refuses them for a `u16` and a `bool`, `extract_lossy()`
+/// parses them, and config-rs converts them on its own.
+#[tokio::test]
+async fn text_values_extract_with_figments_extract_lossy_and_config_rs() {
+    #[derive(Debug, Deserialize)]
+    struct Db {
+        port: u16,
+        tls: bool,
+    }
+
+    let vault = DevVault::shared().await.expect("the shared dev server");
+    let mount = vault.kv_mount(KvVersion::V2).await;
+    vault
+        .kv_put(
+            &format!("{mount}/db"),
+            json!({"port": "6543", "tls": "true"}),
+        )
+        .await;
+    let policy = vault
+        .policy(
+            "text-values",
+            &format!(r#"path "{mount}/data/*" {{ capabilities = ["read"] }}"#),
+        )
+        .await;
+    let login = vault.approle(&[&policy]).await;
+    let env = vault.env_for(&login);
+
+    let figment = Figment::from(VaultProvider::new(format!("{mount}/db")).env(env.clone()));
+    let strict = figment.extract::<Db>();
+    assert!(strict.is_err(), "extract() took text for a u16: {strict:?}");
+    let db: Db = figment.extract_lossy().expect("extract_lossy parses text");
+    assert_eq!(db.port, 6543);
+    assert!(db.tls);
+
+    let config = Config::builder()
+        .add_async_source(VaultConfigSource::new(format!("{mount}/db")).env(env))
+        .build()
+        .await
+        .expect("the config");
+    let db: Db = config.try_deserialize().expect("config-rs converts text");
+    assert_eq!(db.port, 6543);
+    assert!(db.tls);
+}
