@@ -1,6 +1,11 @@
 //! What the figment provider and the config-rs source share: the secret to
 //! read, where its values land in the configuration tree, and the one-shot
 //! load (a client of its own, shut down afterwards, or the caller's).
+//!
+//! The user-facing rules (where values land, merge order, text values and
+//! `extract_lossy`, errors, sync callers inside a runtime) are in the crate
+//! docs' "Figment and config-rs" section; each adapter's type docs hold
+//! its own example.
 
 use secret_core::{Env, SecretValue, ValueKind};
 use serde_json::{Map, Value};

@@ -1,4 +1,10 @@
-//! The `VAULT_CREDENTIALS` secret: which authentication methods are configured.
+//! The credentials: which authentication methods are configured, from the
+//! `VAULT_CREDENTIALS` secret (a JSON mapping, winning as a whole when it
+//! exists), else the variables of the same names, else `~/.vault-token`.
+//!
+//! The user-facing rules (the forms, the order methods are tried in, each
+//! method's keys and what is refused) are in the crate docs' Credentials
+//! section; the logins themselves are `auth`'s.
 
 use std::path::PathBuf;
 

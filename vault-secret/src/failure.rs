@@ -2,6 +2,11 @@
 //! [`ApiFailure`] classified once, here) and how a failure becomes the
 //! crate's [`Error`]. The transport makes these; `auth`, `kv` and `api`
 //! read them.
+//!
+//! What a user sees of it (which failures are retried and how often, leader
+//! elections, deadlines, sealed servers, tolerant parsing, what is logged)
+//! is written once, in the crate docs' "Behaviour under failure" section;
+//! a change of rule here changes that text.
 
 use std::fmt;
 

@@ -107,7 +107,8 @@
 //! ([`CertCredentials`]: a test CA, a cert role and a client certificate,
 //! made with the `openssl` command), [`namespace`](DevVault::namespace),
 //! [`audit_requests`](DevVault::audit_requests) ([`AuditLog`]: how many
-//! requests a piece of code made). [`DevVault::admin`] gives an [`Admin`]
+//! requests a piece of code made: [`mark`](AuditLog::mark), run the code,
+//! then [`count_since`](AuditLog::count_since) with a path prefix). [`DevVault::admin`] gives an [`Admin`]
 //! client for any other call. They panic, naming the call and the server's
 //! answer, when the server refuses.
 //!
@@ -125,8 +126,20 @@
 //! tests: [`kv2`](MockVault::kv2), [`kv1`](MockVault::kv1),
 //! [`deny`](MockVault::deny), [`fail`](MockVault::fail),
 //! [`login_approle`](MockVault::login_approle) and
-//! [`received`](MockVault::received). It answers with the shapes a real server
-//! gives; the project's tests run the same assertions against both.
+//! [`received`](MockVault::received), and [`answer`](MockVault::answer) with
+//! a [`MockAnswer`] for any other shape (a bare or enveloped body, an error
+//! list, a proxy's HTML page, headers, a delay, the first n requests only).
+//! It answers with the shapes a real server gives; the project's tests run
+//! the same assertions against both. Behaviour is proven on a real server;
+//! the mock is for faults and odd shapes a real one will not produce.
+//!
+//! # Variables
+//!
+//! | variable | what it does | default |
+//! |---|---|---|
+//! | `VAULT_DEV_BIN` | the dev server binary [`DevVault`] starts (`BAO_BIN` is read too) | `bao`, then `vault` on `PATH`; `.venv/bin/bao` (above) |
+//! | `VAULT_DEV_ATTACH=1` | [`DevVault::shared`] attaches to the server at `VAULT_ADDR` with the root token `VAULT_TOKEN` (and `VAULT_CACERT`) instead of starting one | off |
+//! | `VAULT_DEV_KUBE_HOST` | the host name an attached server reaches the in-process Kubernetes TokenReview stand-in at (e.g. `host.docker.internal`) | `127.0.0.1` |
 //!
 //! No type here shows a token, role id, secret id or JWT in its `Debug`
 //! output.
