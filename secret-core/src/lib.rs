@@ -65,3 +65,9 @@ pub use value::{SecretValue, ValueKind, zeroize_json};
 /// Re-exported so callers can name [`SecretString`](secrecy::SecretString) and
 /// [`ExposeSecret`](secrecy::ExposeSecret) without a direct dependency.
 pub use secrecy;
+
+/// The README's examples, compiled (and where they need no environment,
+/// run) as doc tests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeExamples;
