@@ -137,7 +137,7 @@
 //!
 //! | variable | what it does | default |
 //! |---|---|---|
-//! | `VAULT_DEV_BIN` | the dev server binary [`DevVault`] starts (`BAO_BIN` is read too) | `bao`, then `vault` on `PATH`; `.venv/bin/bao` (above) |
+//! | `VAULT_DEV_BIN` | the dev server binary [`DevVault`] starts (`BAO_BIN` is read too) | `bao`, then `vault` on `PATH`, then `.venv/bin/bao`, in the order given above |
 //! | `VAULT_DEV_ATTACH=1` | [`DevVault::shared`] attaches to the server at `VAULT_ADDR` with the root token `VAULT_TOKEN` (and `VAULT_CACERT`) instead of starting one | off |
 //! | `VAULT_DEV_KUBE_HOST` | the host name an attached server reaches the in-process Kubernetes TokenReview stand-in at (e.g. `host.docker.internal`) | `127.0.0.1` |
 //!
