@@ -10,9 +10,6 @@ use secret_core::{Env, SecretChain, SecretValue};
 use crate::credentials::{Credentials, DEFAULT_CREDENTIALS_SECRET};
 use crate::{CacheOptions, Error, VaultClient, VaultConfig};
 
-/// How the typed credentials' errors name their origin.
-const BUILDER_ORIGIN: &str = "the client builder";
-
 /// Builds a [`VaultClient`].
 ///
 /// Every setting the environment can give has a setter; a setting not set
@@ -20,9 +17,9 @@ const BUILDER_ORIGIN: &str = "the client builder";
 /// default) as [`VaultConfig::from_env`] documents. Credentials set here
 /// ([`token`](Self::token), [`approle`](Self::approle),
 /// [`kubernetes`](Self::kubernetes), [`jwt`](Self::jwt),
-/// [`cert_role`](Self::cert_role)) replace the credentials secret and
-/// the variables as a whole; without them, the `VAULT_CREDENTIALS` secret
-/// is looked up through the chain, then `VAULT_TOKEN`, then `~/.vault-token`.
+/// [`cert_role`](Self::cert_role)) replace every other source as a whole;
+/// without them, credentials come from the first source in the order the
+/// [`credentials`](crate::credentials#precedence) module documents.
 ///
 /// ```no_run
 /// use vault_secret::VaultClient;
@@ -91,8 +88,9 @@ impl ClientBuilder {
         self
     }
 
-    /// Looks the credentials secret up in `chain` (default: the local
-    /// context, then the environment).
+    /// Looks the credentials secret up in `chain` instead of the process
+    /// environment and the config file (it then comes before the method
+    /// variables: see [`credentials`](crate::credentials#precedence)).
     pub fn chain(mut self, chain: SecretChain) -> Self {
         self.chain = Some(chain);
         self
@@ -290,22 +288,14 @@ impl ClientBuilder {
     pub(crate) async fn resolve(&self) -> Result<(VaultConfig, Credentials), Error> {
         let config = self.server_config()?;
         let credentials = if self.typed.is_empty() {
-            let chain = match &self.chain {
-                Some(chain) => chain.clone(),
-                None => SecretChain::local_then_env_with(self.env.clone())?,
-            };
-            Credentials::load(&chain, &self.credentials_secret, &self.env).await?
+            Credentials::load(self.chain.as_ref(), &self.credentials_secret, &self.env).await?
         } else {
             let map = self
                 .typed
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(v.expose_secret())))
                 .collect();
-            let mut credentials =
-                Credentials::from_mapping(BUILDER_ORIGIN, &SecretValue::json(map))?;
-            // The CI runner's endpoint comes from the environment whatever sets the role.
-            credentials.actions = crate::jwt::ActionsEndpoint::from_env(&self.env)?;
-            credentials
+            Credentials::from_builder(&SecretValue::json(map), &self.env)?
         };
         credentials.methods()?;
         Ok((config, credentials))

@@ -133,6 +133,13 @@ impl VaultClient {
         &self.inner.tokens.credentials().origin
     }
 
+    /// The lower-precedence places that also held credentials and were
+    /// ignored (named, e.g. "`~/.vault-token`"; see
+    /// [`credentials`](crate::credentials#precedence)).
+    pub fn ignored_credentials(&self) -> &[String] {
+        &self.inner.tokens.credentials().ignored
+    }
+
     /// The authentication methods the credentials configure completely, in
     /// the order they are tried (`token`, `approle`, `kubernetes`, `jwt`, `cert`).
     pub fn auth_methods(&self) -> Vec<&'static str> {

@@ -35,15 +35,16 @@
 //!
 //! # Credentials
 //!
-//! Each method's keys come from the variables of the same names, or all of
-//! them from one variable, `VAULT_CREDENTIALS`, holding a JSON mapping of
-//! those keys (it wins as a whole when it exists; it is looked up through
-//! the local chain, name configurable), or from the builder's typed
-//! setters. Methods are tried in this order; the first whose keys are all
-//! present is used, and when the server rejects it the next configured one
-//! is tried:
+//! Each method's keys come from the builder's typed setters, or all of them
+//! from one variable, `VAULT_CREDENTIALS`, holding a JSON mapping of those
+//! keys, or from the variables of the same names, or from the config file,
+//! or `~/.vault-token`: the first of these that holds any is used, in the
+//! order the [`credentials`] module's table gives (and what lost is named
+//! in a WARN line). Within it, methods are tried in this order; the first
+//! whose keys are all present is used, and when the server rejects it the
+//! next configured one is tried:
 //!
-//! 1. token: `VAULT_TOKEN` (as a variable, else `~/.vault-token`);
+//! 1. token: `VAULT_TOKEN`;
 //! 2. AppRole: `VAULT_ROLE_ID`, `VAULT_SECRET_ID` (mount `VAULT_APPROLE_PATH`, default `approle`);
 //! 3. Kubernetes: `VAULT_KUBE_AUTH_ROLE`, `VAULT_KUBE_AUTH_PATH` (mount, default
 //!    `kubernetes`), `VAULT_KUBE_TOKEN_FILE` (default the pod's service-account token).
@@ -78,7 +79,7 @@ mod client;
 mod config;
 #[cfg(feature = "config")]
 mod config_source;
-mod credentials;
+pub mod credentials;
 mod defaults;
 mod error;
 mod failure;

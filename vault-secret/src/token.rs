@@ -166,6 +166,11 @@ impl Tokens {
         }
         let old = state.take();
         let login = auth::login(t, &self.credentials).await?;
+        tracing::info!(
+            method = login.method,
+            keys_from = %self.credentials.origin,
+            "logged in"
+        );
         if let Some(old) = old.filter(|o| o.owned) {
             // Its lease is nearly over: revoke it rather than leave it behind.
             if let Err(e) = api::revoke_self(t, &old.token).await {

@@ -314,10 +314,19 @@ async fn check_credentials(r: &mut Report, env: &Env) -> Result<Option<VaultClie
     match VaultClient::builder().env(env.clone()).build().await {
         Ok(session) => {
             let methods = session.auth_methods().join(", ");
-            r.ok(
-                "credentials",
-                &format!("from {}; methods: {methods}", session.credentials_origin()),
-            )?;
+            let text = format!("from {}; methods: {methods}", session.credentials_origin());
+            match session.ignored_credentials() {
+                [] => r.ok("credentials", &text)?,
+                ignored => r.warn(
+                    "credentials",
+                    &format!("{text}; also set but ignored: {}", ignored.join(", ")),
+                    Some(
+                        "the first source by precedence wins (see the `credentials` module of \
+                         vault-secret's docs); remove the others to avoid surprises"
+                            .into(),
+                    ),
+                )?,
+            }
             check_jwt(r, &session).await?;
             Ok(Some(session))
         }
@@ -423,8 +432,9 @@ async fn check_login(
             r.ok(
                 "login",
                 &format!(
-                    "works with method `{}`; policies: {}",
+                    "works with method `{}` (keys from {}); policies: {}",
                     info.method,
+                    session.credentials_origin(),
                     info.policies.join(", ")
                 ),
             )?;
@@ -498,7 +508,8 @@ async fn check_path(
                 r.ok(
                     "mount",
                     &format!(
-                        "`{path}` is in the mount `{}/`, {}",
+                        "`{}` is in the mount `{}/`, {}",
+                        secret_path(path),
                         mount.mount,
                         kv_name(mount.kv_version)
                     ),
@@ -602,6 +613,12 @@ async fn check_capabilities(
     Ok(Some(false))
 }
 
+/// The secret's path without its `#field` (the mount line is about the
+/// secret, not one of its fields).
+fn secret_path(path: &str) -> &str {
+    path.split_once('#').map_or(path, |(secret, _)| secret)
+}
+
 /// The address as users write it (no trailing slash).
 fn shown(config: &VaultConfig) -> &str {
     config.address().as_str().trim_end_matches('/')
@@ -630,6 +647,13 @@ fn human(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_mount_line_shows_the_secret_without_its_field() {
+        assert_eq!(secret_path("secret/app/db#password"), "secret/app/db");
+        assert_eq!(secret_path("secret/app/db?version=2#pw"), "secret/app/db?version=2");
+        assert_eq!(secret_path("secret/app/db"), "secret/app/db");
+    }
 
     #[test]
     fn durations_read_well() {
