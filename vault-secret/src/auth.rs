@@ -29,6 +29,7 @@ pub(crate) struct Login {
 /// passes to the next; a transport or server failure stops at once.
 pub(crate) async fn login(t: &Transport, credentials: &Credentials) -> Result<Login, Error> {
     let methods = credentials.methods()?;
+    crate::tls::warn_if_plain_http(t.config());
     let count = methods.len();
     let mut attempts = Vec::new();
     for (i, method) in methods.iter().enumerate() {

@@ -39,8 +39,8 @@ const ADDRESS_VARIABLES: [Variable; 3] = [
 /// |---|---|---|
 /// | `VAULT_AGENT_ADDR`, else `VAULT_ADDR`, else `vault_addr` | the server's URL (`http` or `https`); the agent's, when set, takes the requests | none: an error naming them |
 /// | `VAULT_NAMESPACE` | the namespace (Vault Enterprise, OpenBao) | none |
-/// | `VAULT_CACERT` | a PEM file of CA certificates to trust | the system's roots |
-/// | `VAULT_CAPATH` | a directory of PEM CA certificates to trust | none |
+/// | `VAULT_CACERT` | a PEM file of CA certificates: the only roots trusted (the system's are then not) | the system's roots |
+/// | `VAULT_CAPATH` | a directory of PEM CA certificates: the only roots trusted, with `VAULT_CACERT`'s | none |
 /// | `VAULT_CLIENT_CERT`, `VAULT_CLIENT_KEY` | a PEM client certificate and key (both or neither) | none |
 /// | `VAULT_SKIP_VERIFY` | `true` to skip TLS verification (never in production) | `false` |
 /// | `VAULT_TLS_SERVER_NAME` | the name the server's certificate is verified against (and sent as SNI), when the address's host is not on it | the address's host |

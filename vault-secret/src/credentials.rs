@@ -272,14 +272,18 @@ impl Credentials {
         let mut creds = if let Some(value) = secret {
             let mut creds = Self::from_secret(name, &value, place, &set_variables)?;
             if let Some((shown, _)) = &file {
-                creds.ignored.push(format!("the secret `{name}` in `{shown}`"));
+                creds
+                    .ignored
+                    .push(format!("the secret `{name}` in `{shown}`"));
             }
             creds
         } else if !set_variables.is_empty() {
             // 3: the plain variables.
             let mut creds = Self::from_env(name, env, &set_variables)?;
             if let Some((shown, _)) = &file {
-                creds.ignored.push(format!("the secret `{name}` in `{shown}`"));
+                creds
+                    .ignored
+                    .push(format!("the secret `{name}` in `{shown}`"));
             }
             creds
         } else if let Some((shown, value)) = &file {
@@ -427,10 +431,7 @@ impl Credentials {
             secret: secret.to_owned(),
             token_file: false,
         });
-        creds.read_keys(
-            |v| read_variable(env, v),
-            |name, e| e.for_variable(name),
-        )?;
+        creds.read_keys(|v| read_variable(env, v), |name, e| e.for_variable(name))?;
         let set: Vec<String> = set.iter().map(|v| format!("`{v}`")).collect();
         creds.origin = match set.len() {
             0 => "nowhere".to_owned(),
@@ -1234,7 +1235,9 @@ mod tests {
             std::fs::create_dir(home.path().join(".prefect")).unwrap();
             std::fs::write(
                 home.path().join(".prefect/config.toml"),
-                format!("[context.secrets]\nVAULT_CREDENTIALS = '{{\"VAULT_TOKEN\": \"{token}\"}}'\n"),
+                format!(
+                    "[context.secrets]\nVAULT_CREDENTIALS = '{{\"VAULT_TOKEN\": \"{token}\"}}'\n"
+                ),
             )
             .unwrap();
         }
@@ -1279,7 +1282,11 @@ mod tests {
         let c = load(&home, &[("VAULT_TOKEN", "exported")]).await;
         assert_eq!(c.token.as_ref().unwrap().expose_secret(), "exported");
         assert_eq!(c.origin, "the environment variable `VAULT_TOKEN`");
-        let shown = home.path().join(".prefect/config.toml").display().to_string();
+        let shown = home
+            .path()
+            .join(".prefect/config.toml")
+            .display()
+            .to_string();
         assert_eq!(
             c.ignored,
             [
@@ -1322,8 +1329,10 @@ mod tests {
 
     #[tokio::test]
     async fn the_wrapped_flag_is_a_boolean_key_and_variable() {
-        let c = parse(r#"{"VAULT_ROLE_ID":"r","VAULT_SECRET_ID":"w","VAULT_SECRET_ID_WRAPPED":"true"}"#)
-            .unwrap();
+        let c = parse(
+            r#"{"VAULT_ROLE_ID":"r","VAULT_SECRET_ID":"w","VAULT_SECRET_ID_WRAPPED":"true"}"#,
+        )
+        .unwrap();
         assert!(c.secret_id_wrapped);
         let home = home(None, None);
         let c = load(&home, &[("VAULT_ROLE_ID", "r"), ("VAULT_SECRET_ID", "w")]).await;
@@ -1362,12 +1371,18 @@ mod tests {
             .unwrap();
         let chain = Some(SecretChain::first_try("local", local));
         let env = Env::from_map([("VAULT_TOKEN", "from-env")]);
-        let c = Credentials::load(chain.as_ref(), "CREDS", &env).await.unwrap();
-        assert_eq!(c.token.unwrap().expose_secret(), "from-secret");
-        assert_eq!(c.origin, "the secret `CREDS` (through the client's chain)");
-        let err = Credentials::load(chain.as_ref(), "CREDS", &Env::from_map([("VAULT_ROLE_ID", "r")]))
+        let c = Credentials::load(chain.as_ref(), "CREDS", &env)
             .await
             .unwrap();
+        assert_eq!(c.token.unwrap().expose_secret(), "from-secret");
+        assert_eq!(c.origin, "the secret `CREDS` (through the client's chain)");
+        let err = Credentials::load(
+            chain.as_ref(),
+            "CREDS",
+            &Env::from_map([("VAULT_ROLE_ID", "r")]),
+        )
+        .await
+        .unwrap();
         assert!(err.methods().is_ok(), "the secret's token is used");
     }
 }

@@ -369,6 +369,21 @@ pub(crate) fn shown(raw: &str) -> String {
     out
 }
 
+/// Text from a server (an error message, a version) as a terminal may be
+/// shown it: every control character but those in `keep` escaped (`\u{1b}`
+/// for ESC), so no escape sequence reaches the terminal. Not cut short.
+pub(crate) fn escape_controls(raw: &str, keep: &[char]) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        if c.is_control() && !keep.contains(&c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// An address as a message may show it, whether or not it parses: without
 /// user info (`user:password@`), query (`?token=...`) or fragment, each
 /// replaced by `…`, then as [`shown`].
@@ -556,6 +571,18 @@ mod tests {
         assert_eq!(shown("a\nb"), "a\\nb");
         let long = "x".repeat(1000);
         assert_eq!(shown(&long).chars().count(), SHOWN_CHARS + 1);
+    }
+
+    #[test]
+    fn server_text_has_its_escape_sequences_escaped() {
+        let hostile = "v1\u{1b}]0;pwned\u{7}\u{1b}[2J\r\u{9b}31m\nnext\tline";
+        let out = escape_controls(hostile, &['\n']);
+        assert!(!out.chars().any(|c| c.is_control() && c != '\n'), "{out:?}");
+        assert_eq!(
+            out,
+            "v1\\u{1b}]0;pwned\\u{7}\\u{1b}[2J\\r\\u{9b}31m\nnext\\tline"
+        );
+        assert_eq!(escape_controls("plain text", &[]), "plain text");
     }
 
     #[test]

@@ -55,13 +55,13 @@ pub const VAULT_NAMESPACE: Variable = resolved(
 /// A PEM file of CA certificates to trust.
 pub const VAULT_CACERT: Variable = resolved(
     "VAULT_CACERT",
-    "a PEM file of CA certificates to trust",
+    "a PEM file of CA certificates: the only roots trusted (the system's are not, as for Vault's client)",
     "the system's roots",
 );
 /// A directory of PEM CA certificates to trust.
 pub const VAULT_CAPATH: Variable = resolved(
     "VAULT_CAPATH",
-    "a directory of PEM CA certificates to trust",
+    "a directory of PEM CA certificates: the only roots trusted (with VAULT_CACERT's)",
     "none",
 );
 /// A PEM client certificate (with `VAULT_CLIENT_KEY`).

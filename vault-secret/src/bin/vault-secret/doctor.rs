@@ -68,9 +68,10 @@ impl Report {
             Status::Fail => self.failed.push(check),
             Status::Ok | Status::Skip => {}
         }
-        let mut line = format!("{} {check}: {text}", status.tag());
+        // Server text (a version, an error) reaches the terminal escaped.
+        let mut line = format!("{} {check}: {}", status.tag(), output::escaped(text));
         if let Some(hint) = hint {
-            let _ = write!(line, "\n       hint: {hint}");
+            let _ = write!(line, "\n       hint: {}", output::escaped(&hint));
         }
         output::print(&line, true)
     }
@@ -270,9 +271,16 @@ fn check_tls(r: &mut Report, config: &VaultConfig) -> Result<(), Failure> {
             Some("unset VAULT_SKIP_VERIFY and export VAULT_CACERT=/path/to/ca.pem".into()),
         );
     }
+    // The given CAs are the only roots (the system's are not consulted).
+    let shown = |p: &std::path::Path| p.display().to_string();
     let roots = match (config.ca_cert(), config.ca_path()) {
-        (Some(file), _) => format!("the CA in VAULT_CACERT ({})", file.display()),
-        (None, Some(dir)) => format!("the CAs in VAULT_CAPATH ({})", dir.display()),
+        (Some(file), Some(dir)) => format!(
+            "only the CAs in VAULT_CACERT ({}) and VAULT_CAPATH ({})",
+            shown(file),
+            shown(dir)
+        ),
+        (Some(file), None) => format!("only the CA in VAULT_CACERT ({})", shown(file)),
+        (None, Some(dir)) => format!("only the CAs in VAULT_CAPATH ({})", shown(dir)),
         (None, None) => "the system's roots".to_owned(),
     };
     r.ok(
@@ -651,7 +659,10 @@ mod tests {
     #[test]
     fn the_mount_line_shows_the_secret_without_its_field() {
         assert_eq!(secret_path("secret/app/db#password"), "secret/app/db");
-        assert_eq!(secret_path("secret/app/db?version=2#pw"), "secret/app/db?version=2");
+        assert_eq!(
+            secret_path("secret/app/db?version=2#pw"),
+            "secret/app/db?version=2"
+        );
         assert_eq!(secret_path("secret/app/db"), "secret/app/db");
     }
 

@@ -4,9 +4,10 @@
 //!
 //! Every command resolves the address, the credentials and the path exactly
 //! as the library's `VaultSecret::run()` does: `VAULT_ADDR` (else
-//! `vault_addr`), the `VAULT_CREDENTIALS` secret through the local context
-//! (else `VAULT_TOKEN`, else `~/.vault-token`), and token, then AppRole, then
-//! Kubernetes authentication. Nothing it prints to its own stdout or stderr
+//! `vault_addr`), the credentials from the first place that holds any (in
+//! the order of the library's `credentials` module: `VAULT_CREDENTIALS`, the
+//! method variables, the config file, `~/.vault-token`), and token, then
+//! AppRole, then Kubernetes authentication. Nothing it prints to its own stdout or stderr
 //! ever holds a token or a credential; only `get` prints secret values, on
 //! stdout, because that is what it is asked for.
 
@@ -48,10 +49,12 @@ fn long_about() -> String {
     let mut text = String::from(
         "Read secrets from HashiCorp Vault or OpenBao (KV v1 and v2; token, AppRole and \
          Kubernetes auth).\n\n\
-         Settings come from the environment, as for the library. Credentials: \
+         Settings come from the environment, as for the library. Credentials come from \
+         the first of these that holds any (the others are named in a warning): \
          VAULT_CREDENTIALS='{\"VAULT_TOKEN\":\"...\"}' (or AppRole's or Kubernetes' keys) \
-         as a JSON mapping, else each key as a variable of its own name, else \
-         ~/.vault-token.\n",
+         as a JSON mapping; else each key as a variable of its own name (VAULT_TOKEN \
+         first); else VAULT_CREDENTIALS under [context.secrets] in \
+         ~/.prefect/config.toml; else ~/.vault-token.\n",
     );
     let width = vault_secret::variables::ALL
         .iter()
