@@ -182,6 +182,8 @@ pub(crate) enum Method<'a> {
         mount: &'a str,
         role_id: &'a SecretString,
         secret_id: &'a SecretString,
+        /// `secret_id` is a response-wrapping token to unwrap first.
+        wrapped: bool,
     },
     Kubernetes {
         mount: &'a str,
@@ -552,6 +554,7 @@ impl Credentials {
                 mount: &self.approle_mount,
                 role_id,
                 secret_id,
+                wrapped: self.secret_id_wrapped,
             }),
             (Some(_), None) => Err(IncompleteMethod::new("approle", &[ROLE], &[SECRET])),
             (None, Some(_)) => Err(IncompleteMethod::new("approle", &[SECRET], &[ROLE])),

@@ -69,7 +69,7 @@ impl Exit {
             // The credentials lookup through the local context failed
             // (a malformed config file, a variable that is not UTF-8).
             | Error::Secret(_) => Exit::Config,
-            Error::AuthFailed { .. } => Exit::Auth,
+            Error::AuthFailed { .. } | Error::WrappedSecretId { .. } => Exit::Auth,
             Error::NotFound { .. }
             | Error::FieldNotFound { .. }
             | Error::VersionDeleted { .. }
