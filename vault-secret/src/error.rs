@@ -223,6 +223,8 @@ pub enum ConfigKind {
     IsADirectory,
     /// It names something that is not a directory where one is expected.
     NotADirectory,
+    /// It names a FIFO, a device or a socket where a regular file is expected.
+    NotARegularFile,
     /// The file or directory cannot be read (permissions, I/O).
     Unreadable,
     /// The file is larger than accepted.
