@@ -64,6 +64,7 @@ pub(crate) struct Settings {
     timeout: Option<Duration>,
     deadline: Option<Duration>,
     max_retries: Option<u32>,
+    max_response_size: Option<usize>,
     /// Not a server setting, but part of what makes two clients alike.
     pub(crate) cache: Option<CacheOptions>,
 }
@@ -174,6 +175,13 @@ impl ClientBuilder {
     /// (`VAULT_MAX_RETRIES`; 0 for none).
     pub fn max_retries(mut self, retries: u32) -> Self {
         self.settings.max_retries = Some(retries);
+        self
+    }
+
+    /// The largest answer read, in bytes (default
+    /// [`DEFAULT_MAX_RESPONSE_SIZE`](crate::DEFAULT_MAX_RESPONSE_SIZE), 4 MiB).
+    pub fn max_response_size(mut self, bytes: usize) -> Self {
+        self.settings.max_response_size = Some(bytes);
         self
     }
 
@@ -339,6 +347,9 @@ impl Settings {
         }
         if let Some(retries) = self.max_retries {
             config = config.with_max_retries(retries);
+        }
+        if let Some(bytes) = self.max_response_size {
+            config = config.with_max_response_size(bytes);
         }
         Ok(config)
     }

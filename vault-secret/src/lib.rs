@@ -104,7 +104,7 @@ pub mod variables;
 pub use builder::ClientBuilder;
 pub use cache::{CacheOptions, CacheStats};
 pub use client::VaultClient;
-pub use config::{DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, VaultConfig};
+pub use config::{DEFAULT_MAX_RESPONSE_SIZE, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, VaultConfig};
 #[cfg(feature = "config")]
 pub use config_source::VaultConfigSource;
 pub use credentials::{DEFAULT_CREDENTIALS_SECRET, DEFAULT_KUBE_TOKEN_FILE};
