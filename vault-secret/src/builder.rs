@@ -204,9 +204,22 @@ impl ClientBuilder {
     }
 
     /// Logs in with AppRole (mount `approle` unless [`approle_mount`](Self::approle_mount) says otherwise).
-    pub fn approle(self, role_id: impl Into<String>, secret_id: impl Into<String>) -> Self {
+    pub fn approle(mut self, role_id: impl Into<String>, secret_id: impl Into<String>) -> Self {
+        self.typed.retain(|(k, _)| *k != "VAULT_SECRET_ID_WRAPPED");
         self.credential("VAULT_ROLE_ID", role_id)
             .credential("VAULT_SECRET_ID", secret_id)
+    }
+
+    /// Logs in with AppRole, the secret id given response-wrapped: the
+    /// single-use `wrapping_token` is checked and unwrapped at the first
+    /// login (see [`credentials`](crate::credentials#response-wrapped-approle-secret-ids)).
+    pub fn approle_wrapped(
+        self,
+        role_id: impl Into<String>,
+        wrapping_token: impl Into<String>,
+    ) -> Self {
+        self.approle(role_id, wrapping_token)
+            .credential("VAULT_SECRET_ID_WRAPPED", "true")
     }
 
     /// The AppRole auth mount (default `approle`).
@@ -395,6 +408,26 @@ mod tests {
         let (config, _) = VaultClient::builder().env(env).resolve().await.unwrap();
         assert_eq!(config.namespace(), Some("env-team"));
         assert_eq!(config.max_retries(), 7);
+    }
+
+    #[tokio::test]
+    async fn a_wrapped_secret_id_can_be_given_to_the_builder() {
+        let env = Env::from_map([("VAULT_ADDR", "http://v:8200")]);
+        let (_, credentials) = VaultClient::builder()
+            .env(env.clone())
+            .approle_wrapped("role", "wrapping-token")
+            .resolve()
+            .await
+            .unwrap();
+        assert!(credentials.secret_id_wrapped);
+        let (_, credentials) = VaultClient::builder()
+            .env(env)
+            .approle_wrapped("role", "wrapping-token")
+            .approle("role", "plain")
+            .resolve()
+            .await
+            .unwrap();
+        assert!(!credentials.secret_id_wrapped);
     }
 
     #[tokio::test]

@@ -22,6 +22,38 @@
 //!
 //! Within the source used, the methods it configures completely are tried
 //! in order: token, AppRole, Kubernetes, JWT, certificate.
+//!
+//! # Response-wrapped AppRole secret ids
+//!
+//! An orchestrator often hands a service its AppRole secret id
+//! *response-wrapped*: a single-use token (`vault write -wrap-ttl=60s -f
+//! auth/approle/role/NAME/secret-id`). Give that token as `VAULT_SECRET_ID`
+//! and set `VAULT_SECRET_ID_WRAPPED=true` (a variable, or a key of the
+//! credentials secret beside the others). The client then, at its first
+//! login only:
+//!
+//! 1. asks `sys/wrapping/lookup` who created the token, and refuses it
+//!    unopened unless it is AppRole's `auth/<mount>/role/<role>/secret-id`
+//!    on the configured mount ([`Error::WrappedSecretId`] with
+//!    [`WrappingKind::WrongCreationPath`](crate::WrappingKind::WrongCreationPath));
+//! 2. unwraps it (`sys/wrapping/unwrap`) and keeps the secret id in memory
+//!    for the logins after (renewals past the max TTL log in again).
+//!
+//! A token the server does not know (already unwrapped, expired) is
+//! [`WrappingKind::InvalidOrUsed`](crate::WrappingKind::InvalidOrUsed), never
+//! retried: if this process did not unwrap it, someone else did. So hold one
+//! [`VaultClient`](crate::VaultClient) for the process's life; a second
+//! client (another process, `doctor`) cannot use the same token again.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), vault_secret::Error> {
+//! // VAULT_ROLE_ID, VAULT_SECRET_ID=<wrapping token>, VAULT_SECRET_ID_WRAPPED=true
+//! let vault = vault_secret::VaultClient::builder().build().await?;
+//! let password = vault.read("secret/app/db#password").await?;
+//! # drop(password);
+//! # Ok(())
+//! # }
+//! ```
 
 use std::path::{Path, PathBuf};
 

@@ -551,3 +551,29 @@ async fn the_cli_cannot_dump_core() {
     assert!(stderr.contains("core_limit=0/"), "{stderr}");
     assert!(!stderr.contains("core-dump-token"), "{stderr}");
 }
+
+/// `doctor` does not log in with a wrapped secret id (it would use it up):
+/// it says so, and the wrapping token still works afterwards.
+#[tokio::test]
+async fn doctor_leaves_a_wrapped_secret_id_unused() {
+    let vault = server().await;
+    let (_, policy) = two_secrets(&vault).await;
+    let wrapped = vault.approle_wrapped(&[&policy]).await;
+    let mut vars = vault.env_vars_for(&wrapped);
+    vars.push(("HOME".to_owned(), "/nonexistent-home".to_owned()));
+    let out = run(&["doctor"], vars).await.expect("run doctor");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("[warn] login: not tried") && stdout.contains("response-wrapped"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(wrapped.secret_id()), "{stdout}");
+    let lookup = vault
+        .admin()
+        .post(
+            "sys/wrapping/lookup",
+            &json!({"token": wrapped.secret_id()}),
+        )
+        .await;
+    assert!(lookup.is_success(), "doctor used the wrapping token up");
+}

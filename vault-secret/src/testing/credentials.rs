@@ -190,7 +190,15 @@ mod tests {
         assert_eq!(
             format!("{approle:?}"),
             "AppRoleCredentials { role_id: SecretBox<str>([REDACTED]), \
-             secret_id: SecretBox<str>([REDACTED]), mount: \"approle-x\" }"
+             secret_id: SecretBox<str>([REDACTED]), mount: \"approle-x\", wrapped: false }"
+        );
+        let wrapped = approle.with_wrapped_secret_id("wrapping-token-value");
+        let shown = format!("{wrapped:?}");
+        assert!(shown.ends_with("wrapped: true }"), "{shown}");
+        assert!(!shown.contains("wrapping-token-value"), "{shown}");
+        assert_eq!(
+            wrapped.credentials_json()["VAULT_SECRET_ID_WRAPPED"],
+            serde_json::json!("true")
         );
     }
 

@@ -434,6 +434,18 @@ async fn check_login(
             login_hint(e, namespace),
         )
     };
+    if session.uses_wrapped_secret_id() {
+        r.warn(
+            "login",
+            "not tried: AppRole's secret id is response-wrapped (VAULT_SECRET_ID_WRAPPED), \
+             and its wrapping token works once; logging in here would use it up",
+            Some(
+                "the service's own first login unwraps it; run doctor with a plain secret id"
+                    .into(),
+            ),
+        )?;
+        return Ok(None);
+    }
     // A lone static token is only checked by its first use: look it up.
     match session.token_info().await {
         Ok(info) => {
