@@ -344,10 +344,27 @@ impl Credentials {
         Ok(creds)
     }
 
-    /// One WARN line naming what lost to the source used (names only).
+    /// One WARN line naming what lost to the source used (names only),
+    /// once per process for each such combination: `VaultSecret::run()`
+    /// resolves again every second, and a service reading in a loop should
+    /// not repeat it.
     fn warn_ignored(&self) {
+        static WARNED: std::sync::Mutex<Vec<(String, Vec<String>)>> =
+            std::sync::Mutex::new(Vec::new());
         if self.ignored.is_empty() {
             return;
+        }
+        {
+            let mut warned = WARNED.lock().unwrap_or_else(|p| p.into_inner());
+            let seen = (self.origin.clone(), self.ignored.clone());
+            // Bounded: past a few dozen combinations, warn again rather than grow.
+            if warned.contains(&seen) {
+                return;
+            }
+            if warned.len() >= 64 {
+                warned.clear();
+            }
+            warned.push(seen);
         }
         tracing::warn!(
             used = %self.origin,
