@@ -707,10 +707,30 @@ impl Credentials {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
-            Origin::Environment { secret, .. } => format!(
-                "looked in the environment variables and `~/.vault-token` (there is no \
-                 secret `{secret}`)"
-            ),
+            Origin::Environment { secret, .. } => {
+                // Lower sources that were set but not read, as their keys
+                // may be the ones missing.
+                let skipped: Vec<&String> = self
+                    .ignored
+                    .iter()
+                    .filter(|s| !s.contains("~/.vault-token"))
+                    .collect();
+                let also = match skipped.is_empty() {
+                    true => String::new(),
+                    false => format!(
+                        "; not read, as lower in precedence: {}",
+                        skipped
+                            .iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                };
+                format!(
+                    "looked in the environment variables and `~/.vault-token` (there is no \
+                     secret `{secret}` in the environment){also}"
+                )
+            }
         }
     }
 
@@ -1377,6 +1397,18 @@ mod tests {
                 assert!(!shown.contains(value), "{shown}");
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_half_method_in_the_variables_names_the_config_file_it_hides() {
+        let home = home(None, Some("config-token"));
+        let c = load(&home, &[("VAULT_APPROLE_PATH", "ar")]).await;
+        let err = c.methods().unwrap_err().to_string();
+        assert!(
+            err.contains("not read, as lower in precedence: the secret `VAULT_CREDENTIALS` in `"),
+            "{err}"
+        );
+        assert!(!err.contains("config-token"), "{err}");
     }
 
     #[tokio::test]

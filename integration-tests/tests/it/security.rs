@@ -153,8 +153,34 @@ async fn an_exported_token_beats_the_config_file_with_a_warning() {
     assert!(!stderr.contains(limited.expose_secret()), "{stderr}");
 
     let app = format!("{mount}/app#user");
-    let out = run(&["get", app.as_str()], vars).await.expect("run get");
+    let out = run(&["get", app.as_str()], vars.clone())
+        .await
+        .expect("run get");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "app-user");
+
+    // doctor names the source used, what it hid, and the login's method.
+    let out = run(&["doctor"], vars).await.expect("run doctor");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = |check: &str| {
+        stdout
+            .lines()
+            .find(|l| l.contains(check))
+            .unwrap_or_else(|| panic!("no `{check}` line:\n{stdout}"))
+            .to_owned()
+    };
+    let credentials = line("credentials:");
+    assert!(credentials.starts_with("[warn]"), "{credentials}");
+    assert!(
+        credentials.contains("the environment variable `VAULT_TOKEN`")
+            && credentials.contains("also set but ignored: the secret `VAULT_CREDENTIALS` in `"),
+        "{credentials}"
+    );
+    let login = line("login:");
+    assert!(
+        login.contains("method `token` (keys from the environment variable `VAULT_TOKEN`)"),
+        "{login}"
+    );
+    assert!(!login.contains("policies: root"), "{login}");
 }
 
 /// Finding 5: `VAULT_CACERT` is the only root. The dev server's CA in the
