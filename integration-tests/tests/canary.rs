@@ -276,6 +276,38 @@ async fn no_token_id_jwt_or_secret_value_reaches_the_logs_or_debug_output() {
     assert_eq!(count("auth/token/renew-self"), 1, "one renewal");
     assert_eq!(count("auth/token/revoke-self"), 1, "one revocation");
 
+    // --- A response-wrapped secret id: unwrapped at the first login, and a
+    // second client finding it used. The wrapping token is a canary here,
+    // the secret id it unwrapped to once the raw audit log gives it (below).
+    let wrapped = vault.approle_wrapped(&[&policy]).await;
+    canaries.add("the wrapping token", wrapped.secret_id());
+    let wrapped_session = VaultClient::builder()
+        .env(vault.env_for(&wrapped))
+        .build()
+        .await
+        .unwrap();
+    let unwrapped_read = wrapped_session
+        .read(&format!("{kv2_path}#password"))
+        .await
+        .unwrap();
+    assert_value(&unwrapped_read, KV2_VALUE, "KV v2 with a wrapped secret id");
+    let reused = VaultClient::builder()
+        .env(vault.env_for(&wrapped))
+        .build()
+        .await
+        .unwrap()
+        .read(&format!("{kv2_path}#password"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(reused, Error::WrappedSecretId { .. }),
+        "a used wrapping token"
+    );
+    shown.error(&reused);
+    wrapped_session.shutdown().await.unwrap();
+    shown.debug(&wrapped_session);
+    shown.debug(&wrapped);
+
     // --- Kubernetes login, through VaultSecret and through a chain's VaultSource.
     let kube_secret = VaultSecret::new(format!("{kv1_path}#password")).env(vault.env_for(&kube));
     let kube_value = kube_secret.run().await.unwrap();
@@ -462,6 +494,20 @@ async fn no_token_id_jwt_or_secret_value_reaches_the_logs_or_debug_output() {
     for (i, t) in issued.into_iter().enumerate() {
         canaries.add(format!("issued token #{i}"), t);
     }
+
+    // --- The secret ids unwrapped (the answers of `sys/wrapping/unwrap`).
+    let mut unwrapped = Vec::new();
+    for line in raw.lines() {
+        if let Ok(entry) = serde_json::from_str::<Value>(line)
+            && entry["type"] == "response"
+            && entry["request"]["path"] == "sys/wrapping/unwrap"
+            && let Some(id) = entry["response"]["data"]["secret_id"].as_str()
+        {
+            unwrapped.push(id.to_owned());
+        }
+    }
+    assert_eq!(unwrapped.len(), 1, "one unwrap in the raw audit log");
+    canaries.add("the unwrapped secret id", unwrapped.remove(0));
 
     // --- The capture works: it holds what a broken one would not.
     drop(_guard);

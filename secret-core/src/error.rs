@@ -66,6 +66,16 @@ pub enum Error {
         error: std::io::Error,
     },
 
+    /// The local config file is not a regular file (a FIFO, a device, a
+    /// socket), or is larger than accepted: it is not read.
+    #[error("cannot read config file `{}`: it is {what}", path.display())]
+    ConfigUnusable {
+        /// The file.
+        path: PathBuf,
+        /// What it is instead ("a FIFO (named pipe)", "a device", "larger than 1048576 bytes"...).
+        what: String,
+    },
+
     /// The local config file is not valid TOML or has the wrong shape.
     #[error("config file `{}` is malformed at line {line}: {message}", path.display())]
     ConfigMalformed {

@@ -173,15 +173,26 @@ impl LocalContextBuilder {
     }
 }
 
+/// The largest config file read: far more than any `[context.secrets]`.
+pub(crate) const MAX_CONFIG_FILE_LEN: u64 = 1024 * 1024;
+
 /// The `[context.secrets]` table of a TOML file; an absent file gives none.
 fn read_config_secrets(path: &Path) -> Result<HashMap<String, SecretValue>, Error> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => zeroize::Zeroizing::new(text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
-        Err(error) => {
+    let text = match read_config_text(path) {
+        Ok(text) => text,
+        Err(Unread::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(HashMap::new());
+        }
+        Err(Unread::Io(error)) => {
             return Err(Error::ConfigRead {
                 path: path.to_owned(),
                 error,
+            });
+        }
+        Err(Unread::Unusable(what)) => {
+            return Err(Error::ConfigUnusable {
+                path: path.to_owned(),
+                what,
             });
         }
     };
@@ -237,10 +248,118 @@ fn read_config_secrets(path: &Path) -> Result<HashMap<String, SecretValue>, Erro
     Ok(out)
 }
 
+/// Why the config file's text was not read.
+enum Unread {
+    Io(std::io::Error),
+    /// Not a regular file, or too large: what it is instead.
+    Unusable(String),
+}
+
+/// The config file's text, at most [`MAX_CONFIG_FILE_LEN`] bytes, from a
+/// regular file only. Opened without blocking (`O_NONBLOCK`: a FIFO with no
+/// writer would hang an ordinary open), then checked with `fstat`, so what
+/// is read is what was checked.
+fn read_config_text(path: &Path) -> Result<zeroize::Zeroizing<String>, Unread> {
+    use std::io::Read as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
+    }
+    let file = options.open(path).map_err(Unread::Io)?;
+    let metadata = file.metadata().map_err(Unread::Io)?;
+    if !metadata.is_file() {
+        return Err(Unread::Unusable(
+            not_a_file(&metadata.file_type()).to_owned(),
+        ));
+    }
+    let mut bytes = zeroize::Zeroizing::new(Vec::new());
+    file.take(MAX_CONFIG_FILE_LEN + 1)
+        .read_to_end(&mut bytes)
+        .map_err(Unread::Io)?;
+    if bytes.len() as u64 > MAX_CONFIG_FILE_LEN {
+        return Err(Unread::Unusable(format!(
+            "larger than {MAX_CONFIG_FILE_LEN} bytes"
+        )));
+    }
+    match String::from_utf8(std::mem::take(&mut *bytes)) {
+        Ok(text) => Ok(zeroize::Zeroizing::new(text)),
+        Err(e) => {
+            // Wipe the bytes that came back with the error.
+            let mut back = zeroize::Zeroizing::new(e.into_bytes());
+            back.clear();
+            Err(Unread::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "stream did not contain valid UTF-8",
+            )))
+        }
+    }
+}
+
+/// What a file that is not a regular file is, in words.
+fn not_a_file(file_type: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt as _;
+        if file_type.is_fifo() {
+            return "a FIFO (named pipe), not a regular file";
+        }
+        if file_type.is_char_device() || file_type.is_block_device() {
+            return "a device, not a regular file";
+        }
+        if file_type.is_socket() {
+            return "a socket, not a regular file";
+        }
+    }
+    if file_type.is_dir() {
+        return "a directory, not a regular file";
+    }
+    "not a regular file"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Write;
+
+    /// A FIFO with no writer and a symlink to `/dev/zero` are refused at
+    /// once, naming the file, rather than hanging or reading forever.
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_or_a_device_as_config_file_is_refused_quickly() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("config-fifo.toml");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+            0,
+        )
+        .unwrap();
+        let zero = dir.path().join("config-zero.toml");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        let big = dir.path().join("big.toml");
+        std::fs::write(&big, vec![b'#'; MAX_CONFIG_FILE_LEN as usize + 1]).unwrap();
+        let started = std::time::Instant::now();
+        for (path, phrase) in [
+            (&fifo, "a FIFO"),
+            (&zero, "a device"),
+            (&big, "larger than"),
+        ] {
+            let err = LocalContext::builder()
+                .config_file(path)
+                .build()
+                .unwrap_err();
+            assert!(matches!(&err, Error::ConfigUnusable { .. }), "{err:?}");
+            let msg = err.to_string();
+            assert!(msg.contains(phrase), "{msg}");
+            assert!(msg.contains(&path.display().to_string()), "{msg}");
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    }
 
     fn file(content: &str) -> tempfile::NamedTempFile {
         let mut f = tempfile::NamedTempFile::new().unwrap();

@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use rustify_derive::Endpoint;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -104,6 +104,26 @@ struct CertLogin {
     mount: String,
     name: Option<String>,
 }
+
+/// `POST sys/wrapping/lookup`: a wrapping token's creation path and TTL,
+/// without using it up. The token is wiped on drop.
+#[derive(Endpoint)]
+#[endpoint(path = "sys/wrapping/lookup", method = "POST")]
+struct WrappingLookup {
+    token: String,
+}
+
+impl Drop for WrappingLookup {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.token);
+    }
+}
+
+/// `POST sys/wrapping/unwrap` with the wrapping token as `X-Vault-Token`:
+/// what was wrapped, once.
+#[derive(Endpoint)]
+#[endpoint(path = "sys/wrapping/unwrap", method = "POST")]
+struct Unwrap {}
 
 #[derive(Endpoint)]
 #[endpoint(path = "auth/token/lookup-self")]
@@ -290,6 +310,43 @@ pub(crate) async fn ui_mounts(
         path: path.to_owned(),
     };
     data(&t.send(&request, Some(token), Scope::Namespaced).await?)
+}
+
+/// What `sys/wrapping/lookup` says of a wrapping token.
+#[derive(Debug, Deserialize)]
+pub(crate) struct WrappingInfo {
+    /// The API path whose answer was wrapped, e.g.
+    /// `auth/approle/role/app/secret-id`.
+    #[serde(default)]
+    pub(crate) creation_path: String,
+}
+
+pub(crate) async fn wrapping_lookup(
+    t: &Transport,
+    wrapping_token: &SecretString,
+) -> Result<WrappingInfo, ApiFailure> {
+    let request = WrappingLookup {
+        token: wrapping_token.expose_secret().to_owned(),
+    };
+    data(&t.send(&request, None, Scope::Namespaced).await?)
+}
+
+/// The wrapped AppRole secret id (`data.secret_id`), unwrapping the token
+/// (which then no longer works).
+pub(crate) async fn unwrap_secret_id(
+    t: &Transport,
+    wrapping_token: &SecretString,
+) -> Result<SecretString, ApiFailure> {
+    #[derive(Deserialize)]
+    struct SecretId {
+        secret_id: String,
+    }
+    let answer = t
+        .send(&Unwrap {}, Some(wrapping_token), Scope::Namespaced)
+        .await?;
+    let unwrapped: SecretId = data(&answer)?;
+    // Moved, not copied: the only copy is now wiped on drop.
+    Ok(SecretString::from(unwrapped.secret_id))
 }
 
 fn issued(answer: &crate::transport::Answer) -> Result<Issued, ApiFailure> {

@@ -7,8 +7,8 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::api;
 use crate::credentials::{Credentials, Method};
+use crate::error::{AuthAttempt, Error, WrappingKind};
 use crate::transport::{ApiFailure, Transport};
-use crate::{AuthAttempt, Error};
 
 /// A token obtained from (or validated by) one method.
 #[derive(Debug)]
@@ -27,12 +27,19 @@ pub(crate) struct Login {
 
 /// Tries each complete method in order. A method the server rejects (4xx)
 /// passes to the next; a transport or server failure stops at once.
-pub(crate) async fn login(t: &Transport, credentials: &Credentials) -> Result<Login, Error> {
+/// `unwrapped` keeps a response-wrapped AppRole secret id once unwrapped,
+/// for the logins after the first.
+pub(crate) async fn login(
+    t: &Transport,
+    credentials: &Credentials,
+    unwrapped: &mut Option<SecretString>,
+) -> Result<Login, Error> {
     let methods = credentials.methods()?;
+    crate::tls::warn_if_plain_http(t.config());
     let count = methods.len();
     let mut attempts = Vec::new();
     for (i, method) in methods.iter().enumerate() {
-        let (outcome, api_path) = match try_method(t, method, i + 1 == count).await? {
+        let (outcome, api_path) = match try_method(t, method, i + 1 == count, unwrapped).await? {
             Tried::Accepted(login) => return Ok(login),
             Tried::Answered(outcome, api_path) => (outcome, api_path),
         };
@@ -64,7 +71,12 @@ enum Tried {
 
 /// One method's login. A local problem (a token file, a JWT to fetch, a
 /// missing client certificate) is a configuration error, not a rejection.
-async fn try_method(t: &Transport, method: &Method<'_>, last: bool) -> Result<Tried, Error> {
+async fn try_method(
+    t: &Transport,
+    method: &Method<'_>,
+    last: bool,
+    unwrapped: &mut Option<SecretString>,
+) -> Result<Tried, Error> {
     let login_path = |mount: &str| format!("auth/{mount}/login");
     Ok(match method {
         // Alone, a static token is checked by its first use; with a
@@ -81,12 +93,24 @@ async fn try_method(t: &Transport, method: &Method<'_>, last: bool) -> Result<Tr
             mount,
             role_id,
             secret_id,
-        } => Tried::Answered(
-            api::approle_login(t, mount, role_id.expose_secret(), secret_id.expose_secret())
-                .await
-                .map(|issued| from_issued(issued, "approle")),
-            login_path(mount),
-        ),
+            wrapped,
+        } => {
+            let secret_id = match (wrapped, unwrapped.as_ref()) {
+                (false, _) => (*secret_id).clone(),
+                (true, Some(done)) => done.clone(),
+                (true, None) => {
+                    let done = unwrap_secret_id(t, mount, secret_id).await?;
+                    *unwrapped = Some(done.clone());
+                    done
+                }
+            };
+            Tried::Answered(
+                api::approle_login(t, mount, role_id.expose_secret(), secret_id.expose_secret())
+                    .await
+                    .map(|issued| from_issued(issued, "approle")),
+                login_path(mount),
+            )
+        }
         Method::Kubernetes {
             mount,
             role,
@@ -124,6 +148,53 @@ async fn try_method(t: &Transport, method: &Method<'_>, last: bool) -> Result<Tr
             )
         }
     })
+}
+
+/// The AppRole secret id a wrapping token holds, unwrapped once. First
+/// `sys/wrapping/lookup` must show that AppRole's `secret-id` endpoint on
+/// `mount` created it; any other creation path is refused unopened. A token
+/// the server does not know (used, expired) is not retried: it may have
+/// been intercepted.
+async fn unwrap_secret_id(
+    t: &Transport,
+    mount: &str,
+    wrapping_token: &SecretString,
+) -> Result<SecretString, Error> {
+    let expected = format!("auth/{mount}/role/<role>/secret-id");
+    let refused = |kind, found: Option<String>| Error::WrappedSecretId {
+        kind,
+        expected: expected.clone(),
+        found,
+    };
+    let unknown = |failure: &ApiFailure| matches!(failure.status(), Some(400 | 403 | 404));
+    let info = match api::wrapping_lookup(t, wrapping_token).await {
+        Ok(info) => info,
+        Err(f) if unknown(&f) => return Err(refused(WrappingKind::InvalidOrUsed, None)),
+        Err(f) => return Err(f.into_error(t.address(), "sys/wrapping/lookup")),
+    };
+    if !is_secret_id_path(&info.creation_path, mount) {
+        let found = crate::input::shown(&info.creation_path);
+        return Err(refused(WrappingKind::WrongCreationPath, Some(found)));
+    }
+    match api::unwrap_secret_id(t, wrapping_token).await {
+        Ok(secret_id) => {
+            tracing::debug!(mount, "unwrapped the AppRole secret id");
+            Ok(secret_id)
+        }
+        // Looked up a moment ago, gone now: someone else unwrapped it.
+        Err(f) if unknown(&f) => Err(refused(WrappingKind::InvalidOrUsed, None)),
+        Err(f) => Err(f.into_error(t.address(), "sys/wrapping/unwrap")),
+    }
+}
+
+/// `auth/<mount>/role/<one segment>/secret-id`: where AppRole issues secret ids.
+fn is_secret_id_path(path: &str, mount: &str) -> bool {
+    path.trim_matches('/')
+        .strip_prefix("auth/")
+        .and_then(|rest| rest.strip_prefix(mount))
+        .and_then(|rest| rest.strip_prefix("/role/"))
+        .and_then(|rest| rest.strip_suffix("/secret-id"))
+        .is_some_and(|role| !role.is_empty() && !role.contains('/'))
 }
 
 /// A token the user supplied: never renewed past what they asked for, nor revoked.
@@ -171,5 +242,30 @@ fn from_issued(issued: api::Issued, method: &'static str) -> Login {
         owned: true,
         renewable: issued.renewable,
         ttl: issued.ttl,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_approles_secret_id_endpoint_on_the_mount_is_accepted() {
+        for (path, ok) in [
+            ("auth/approle/role/app/secret-id", true),
+            ("auth/team/approle/role/app/secret-id", false),
+            ("auth/approle/role/app/custom-secret-id", false),
+            ("auth/approle/role//secret-id", false),
+            ("auth/approle/role/a/b/secret-id", false),
+            ("auth/approle2/role/app/secret-id", false),
+            ("sys/wrapping/wrap", false),
+            ("", false),
+        ] {
+            assert_eq!(is_secret_id_path(path, "approle"), ok, "{path}");
+        }
+        assert!(is_secret_id_path(
+            "auth/team/approle/role/app/secret-id",
+            "team/approle"
+        ));
     }
 }

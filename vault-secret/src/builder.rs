@@ -10,9 +10,6 @@ use secret_core::{Env, SecretChain, SecretValue};
 use crate::credentials::{Credentials, DEFAULT_CREDENTIALS_SECRET};
 use crate::{CacheOptions, Error, VaultClient, VaultConfig};
 
-/// How the typed credentials' errors name their origin.
-const BUILDER_ORIGIN: &str = "the client builder";
-
 /// Builds a [`VaultClient`].
 ///
 /// Every setting the environment can give has a setter; a setting not set
@@ -20,9 +17,9 @@ const BUILDER_ORIGIN: &str = "the client builder";
 /// default) as [`VaultConfig::from_env`] documents. Credentials set here
 /// ([`token`](Self::token), [`approle`](Self::approle),
 /// [`kubernetes`](Self::kubernetes), [`jwt`](Self::jwt),
-/// [`cert_role`](Self::cert_role)) replace the credentials secret and
-/// the variables as a whole; without them, the `VAULT_CREDENTIALS` secret
-/// is looked up through the chain, then `VAULT_TOKEN`, then `~/.vault-token`.
+/// [`cert_role`](Self::cert_role)) replace every other source as a whole;
+/// without them, credentials come from the first source in the order the
+/// [`credentials`](crate::credentials#precedence) module documents.
 ///
 /// ```no_run
 /// use vault_secret::VaultClient;
@@ -67,6 +64,7 @@ pub(crate) struct Settings {
     timeout: Option<Duration>,
     deadline: Option<Duration>,
     max_retries: Option<u32>,
+    max_response_size: Option<usize>,
     /// Not a server setting, but part of what makes two clients alike.
     pub(crate) cache: Option<CacheOptions>,
 }
@@ -91,8 +89,9 @@ impl ClientBuilder {
         self
     }
 
-    /// Looks the credentials secret up in `chain` (default: the local
-    /// context, then the environment).
+    /// Looks the credentials secret up in `chain` instead of the process
+    /// environment and the config file (it then comes before the method
+    /// variables: see [`credentials`](crate::credentials#precedence)).
     pub fn chain(mut self, chain: SecretChain) -> Self {
         self.chain = Some(chain);
         self
@@ -179,6 +178,13 @@ impl ClientBuilder {
         self
     }
 
+    /// The largest answer read, in bytes (default
+    /// [`DEFAULT_MAX_RESPONSE_SIZE`](crate::DEFAULT_MAX_RESPONSE_SIZE), 4 MiB).
+    pub fn max_response_size(mut self, bytes: usize) -> Self {
+        self.settings.max_response_size = Some(bytes);
+        self
+    }
+
     /// Caches reads (off by default): see [`CacheOptions`] for the TTL,
     /// size, staleness and refresh-ahead, and what is never cached.
     pub fn cache(mut self, options: CacheOptions) -> Self {
@@ -198,9 +204,22 @@ impl ClientBuilder {
     }
 
     /// Logs in with AppRole (mount `approle` unless [`approle_mount`](Self::approle_mount) says otherwise).
-    pub fn approle(self, role_id: impl Into<String>, secret_id: impl Into<String>) -> Self {
+    pub fn approle(mut self, role_id: impl Into<String>, secret_id: impl Into<String>) -> Self {
+        self.typed.retain(|(k, _)| *k != "VAULT_SECRET_ID_WRAPPED");
         self.credential("VAULT_ROLE_ID", role_id)
             .credential("VAULT_SECRET_ID", secret_id)
+    }
+
+    /// Logs in with AppRole, the secret id given response-wrapped: the
+    /// single-use `wrapping_token` is checked and unwrapped at the first
+    /// login (see [`credentials`](crate::credentials#response-wrapped-approle-secret-ids)).
+    pub fn approle_wrapped(
+        self,
+        role_id: impl Into<String>,
+        wrapping_token: impl Into<String>,
+    ) -> Self {
+        self.approle(role_id, wrapping_token)
+            .credential("VAULT_SECRET_ID_WRAPPED", "true")
     }
 
     /// The AppRole auth mount (default `approle`).
@@ -290,22 +309,14 @@ impl ClientBuilder {
     pub(crate) async fn resolve(&self) -> Result<(VaultConfig, Credentials), Error> {
         let config = self.server_config()?;
         let credentials = if self.typed.is_empty() {
-            let chain = match &self.chain {
-                Some(chain) => chain.clone(),
-                None => SecretChain::local_then_env_with(self.env.clone())?,
-            };
-            Credentials::load(&chain, &self.credentials_secret, &self.env).await?
+            Credentials::load(self.chain.as_ref(), &self.credentials_secret, &self.env).await?
         } else {
             let map = self
                 .typed
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(v.expose_secret())))
                 .collect();
-            let mut credentials =
-                Credentials::from_mapping(BUILDER_ORIGIN, &SecretValue::json(map))?;
-            // The CI runner's endpoint comes from the environment whatever sets the role.
-            credentials.actions = crate::jwt::ActionsEndpoint::from_env(&self.env)?;
-            credentials
+            Credentials::from_builder(&SecretValue::json(map), &self.env)?
         };
         credentials.methods()?;
         Ok((config, credentials))
@@ -349,6 +360,9 @@ impl Settings {
         }
         if let Some(retries) = self.max_retries {
             config = config.with_max_retries(retries);
+        }
+        if let Some(bytes) = self.max_response_size {
+            config = config.with_max_response_size(bytes);
         }
         Ok(config)
     }
@@ -394,6 +408,26 @@ mod tests {
         let (config, _) = VaultClient::builder().env(env).resolve().await.unwrap();
         assert_eq!(config.namespace(), Some("env-team"));
         assert_eq!(config.max_retries(), 7);
+    }
+
+    #[tokio::test]
+    async fn a_wrapped_secret_id_can_be_given_to_the_builder() {
+        let env = Env::from_map([("VAULT_ADDR", "http://v:8200")]);
+        let (_, credentials) = VaultClient::builder()
+            .env(env.clone())
+            .approle_wrapped("role", "wrapping-token")
+            .resolve()
+            .await
+            .unwrap();
+        assert!(credentials.secret_id_wrapped);
+        let (_, credentials) = VaultClient::builder()
+            .env(env)
+            .approle_wrapped("role", "wrapping-token")
+            .approle("role", "plain")
+            .resolve()
+            .await
+            .unwrap();
+        assert!(!credentials.secret_id_wrapped);
     }
 
     #[tokio::test]

@@ -133,6 +133,22 @@ impl VaultClient {
         &self.inner.tokens.credentials().origin
     }
 
+    /// Whether AppRole's secret id was given response-wrapped
+    /// (`VAULT_SECRET_ID_WRAPPED`): the wrapping token works once, so only
+    /// this client's first login can use it (a second client with the same
+    /// token finds it used; `doctor` does not log in with it).
+    pub fn uses_wrapped_secret_id(&self) -> bool {
+        let credentials = self.inner.tokens.credentials();
+        credentials.secret_id_wrapped && credentials.secret_id.is_some()
+    }
+
+    /// The lower-precedence places that also held credentials and were
+    /// ignored (named, e.g. "`~/.vault-token`"; see
+    /// [`credentials`](crate::credentials#precedence)).
+    pub fn ignored_credentials(&self) -> &[String] {
+        &self.inner.tokens.credentials().ignored
+    }
+
     /// The authentication methods the credentials configure completely, in
     /// the order they are tried (`token`, `approle`, `kubernetes`, `jwt`, `cert`).
     pub fn auth_methods(&self) -> Vec<&'static str> {

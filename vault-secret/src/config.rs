@@ -18,6 +18,12 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// The default number of retries, as Vault's CLI (`VAULT_MAX_RETRIES`).
 pub const DEFAULT_MAX_RETRIES: u32 = 2;
 
+/// The largest answer read by default (KV reads, logins, leases, any
+/// call): 4 MiB, far above any secret or login answer, and small enough that
+/// a hostile one cannot cost much memory. [`VaultConfig::with_max_response_size`]
+/// changes it.
+pub const DEFAULT_MAX_RESPONSE_SIZE: usize = 4 * 1024 * 1024;
+
 /// What a whole call (its retries and waits included) may take beyond one
 /// request's timeout, unless [`VaultConfig::with_deadline`] says otherwise.
 const RETRY_ALLOWANCE: Duration = Duration::from_secs(30);
@@ -39,8 +45,8 @@ const ADDRESS_VARIABLES: [Variable; 3] = [
 /// |---|---|---|
 /// | `VAULT_AGENT_ADDR`, else `VAULT_ADDR`, else `vault_addr` | the server's URL (`http` or `https`); the agent's, when set, takes the requests | none: an error naming them |
 /// | `VAULT_NAMESPACE` | the namespace (Vault Enterprise, OpenBao) | none |
-/// | `VAULT_CACERT` | a PEM file of CA certificates to trust | the system's roots |
-/// | `VAULT_CAPATH` | a directory of PEM CA certificates to trust | none |
+/// | `VAULT_CACERT` | a PEM file of CA certificates: the only roots trusted (the system's are then not) | the system's roots |
+/// | `VAULT_CAPATH` | a directory of PEM CA certificates: the only roots trusted, with `VAULT_CACERT`'s | none |
 /// | `VAULT_CLIENT_CERT`, `VAULT_CLIENT_KEY` | a PEM client certificate and key (both or neither) | none |
 /// | `VAULT_SKIP_VERIFY` | `true` to skip TLS verification (never in production) | `false` |
 /// | `VAULT_TLS_SERVER_NAME` | the name the server's certificate is verified against (and sent as SNI), when the address's host is not on it | the address's host |
@@ -61,6 +67,7 @@ pub struct VaultConfig {
     max_retries: u32,
     deadline: Option<Duration>,
     tls_server_name: Option<String>,
+    max_response_size: usize,
 }
 
 impl VaultConfig {
@@ -82,6 +89,7 @@ impl VaultConfig {
             max_retries: DEFAULT_MAX_RETRIES,
             deadline: None,
             tls_server_name: None,
+            max_response_size: DEFAULT_MAX_RESPONSE_SIZE,
         }
     }
 
@@ -251,6 +259,21 @@ impl VaultConfig {
     #[must_use]
     pub fn with_deadline(mut self, deadline: Duration) -> Self {
         self.deadline = Some(deadline);
+        self
+    }
+
+    /// The largest answer read, in bytes (default
+    /// [`DEFAULT_MAX_RESPONSE_SIZE`]); a larger one is a
+    /// [`TransportKind::Body`](crate::TransportKind::Body) error.
+    pub fn max_response_size(&self) -> usize {
+        self.max_response_size
+    }
+
+    /// Sets the largest answer read, in bytes (a secret holding a large
+    /// file may need more than the 4 MiB default).
+    #[must_use]
+    pub fn with_max_response_size(mut self, bytes: usize) -> Self {
+        self.max_response_size = bytes;
         self
     }
 

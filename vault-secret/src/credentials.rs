@@ -1,20 +1,69 @@
-//! The credentials: which authentication methods are configured, from the
-//! `VAULT_CREDENTIALS` secret (a JSON mapping, winning as a whole when it
-//! exists), else the variables of the same names, else `~/.vault-token`.
+//! Which authentication methods are configured, and from where.
 //!
-//! The user-facing rules (the forms, the order methods are tried in, each
-//! method's keys and what is refused) are in the crate docs' Credentials
-//! section; the logins themselves are `auth`'s.
+//! # Precedence
+//!
+//! Credentials come from one place. The first of these that holds any is
+//! used as a whole; every later one that also holds some is named (never its
+//! values) in one WARN line, and the INFO line of a login names the method
+//! and where its keys came from (`doctor` shows the same):
+//!
+//! | order | source | read when |
+//! |---|---|---|
+//! | 1 | the client builder's typed setters ([`token`](crate::ClientBuilder::token), [`approle`](crate::ClientBuilder::approle), ...) | any is called |
+//! | 2 | the credentials secret from the process environment: `VAULT_CREDENTIALS`, then its compatibility name `PREFECT__CONTEXT__SECRETS__VAULT_CREDENTIALS` (or the chain given to [`ClientBuilder::chain`](crate::ClientBuilder::chain)) | always |
+//! | 3 | the plain method variables: `VAULT_TOKEN` first, then AppRole's, Kubernetes', JWT's and certificate login's (see [`crate::variables`]) | no secret above |
+//! | 4 | the config file's credentials secret: `[context.secrets] VAULT_CREDENTIALS` in `~/.prefect/config.toml` | no variable above is set (default chain only) |
+//! | 5 | `~/.vault-token` (what `vault login` writes), as a token | nothing above configures any method |
+//!
+//! So an exported `VAULT_TOKEN` beats a config file, and AppRole variables
+//! beat a developer's `~/.vault-token`. A credentials secret's name other
+//! than `VAULT_CREDENTIALS` ([`ClientBuilder::credentials_secret`](crate::ClientBuilder::credentials_secret))
+//! is looked up the same way under that name.
+//!
+//! Within the source used, the methods it configures completely are tried
+//! in order: token, AppRole, Kubernetes, JWT, certificate.
+//!
+//! # Response-wrapped AppRole secret ids
+//!
+//! An orchestrator often hands a service its AppRole secret id
+//! *response-wrapped*: a single-use token (`vault write -wrap-ttl=60s -f
+//! auth/approle/role/NAME/secret-id`). Give that token as `VAULT_SECRET_ID`
+//! and set `VAULT_SECRET_ID_WRAPPED=true` (a variable, or a key of the
+//! credentials secret beside the others). The client then, at its first
+//! login only:
+//!
+//! 1. asks `sys/wrapping/lookup` who created the token, and refuses it
+//!    unopened unless it is AppRole's `auth/<mount>/role/<role>/secret-id`
+//!    on the configured mount ([`Error::WrappedSecretId`] with
+//!    [`WrappingKind::WrongCreationPath`](crate::WrappingKind::WrongCreationPath));
+//! 2. unwraps it (`sys/wrapping/unwrap`) and keeps the secret id in memory
+//!    for the logins after (renewals past the max TTL log in again).
+//!
+//! A token the server does not know (already unwrapped, expired) is
+//! [`WrappingKind::InvalidOrUsed`](crate::WrappingKind::InvalidOrUsed), never
+//! retried: if this process did not unwrap it, someone else did. So hold one
+//! [`VaultClient`](crate::VaultClient) for the process's life; a second
+//! client (another process, `doctor`) cannot use the same token again.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), vault_secret::Error> {
+//! // VAULT_ROLE_ID, VAULT_SECRET_ID=<wrapping token>, VAULT_SECRET_ID_WRAPPED=true
+//! let vault = vault_secret::VaultClient::builder().build().await?;
+//! let password = vault.read("secret/app/db#password").await?;
+//! # drop(password);
+//! # Ok(())
+//! # }
+//! ```
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use secrecy::{ExposeSecret, SecretString};
-use secret_core::{Env, SecretChain};
+use secret_core::{Env, LocalContext, SecretChain, SecretValue};
 
-use crate::error::{ConfigKind, IncompleteMethod};
+use crate::error::{ConfigKind, Error, IncompleteMethod};
+use crate::input;
 use crate::jwt::{self, ActionsEndpoint};
 use crate::variables::{self as var, Variable};
-use crate::{Error, input};
 
 /// How errors about `~/.vault-token` name it.
 const VAULT_TOKEN_FILE: &str = "~/.vault-token";
@@ -27,10 +76,11 @@ pub const DEFAULT_KUBE_TOKEN_FILE: &str = "/var/run/secrets/kubernetes.io/servic
 
 /// The keys of the credentials secret, each also read as the variable of
 /// the same name when there is no secret.
-const KEYS: [Variable; 14] = [
+const KEYS: [Variable; 15] = [
     var::VAULT_TOKEN,
     var::VAULT_ROLE_ID,
     var::VAULT_SECRET_ID,
+    var::VAULT_SECRET_ID_WRAPPED,
     var::VAULT_APPROLE_PATH,
     var::VAULT_KUBE_AUTH_ROLE,
     var::VAULT_KUBE_AUTH_PATH,
@@ -45,8 +95,8 @@ const KEYS: [Variable; 14] = [
 ];
 
 /// The keys' names.
-const KNOWN_KEYS: [&str; 14] = {
-    let mut names = [""; 14];
+const KNOWN_KEYS: [&str; 15] = {
+    let mut names = [""; 15];
     let mut i = 0;
     while i < KEYS.len() {
         names[i] = KEYS[i].name;
@@ -55,13 +105,17 @@ const KNOWN_KEYS: [&str; 14] = {
     names
 };
 
-/// Where the keys were looked for.
+/// Where the keys were taken from (one row of the precedence table).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Origin {
-    /// The credentials secret of this name (it wins as a whole); the
+    /// The client builder's typed setters.
+    Builder,
+    /// The credentials secret of this name, found `place` (in the variable
+    /// `VAULT_CREDENTIALS`, in the config file...); it wins as a whole. The
     /// variables of the keys set beside it, which were not read.
     Secret {
         name: String,
+        place: String,
         ignored: Vec<&'static str>,
     },
     /// The environment variables (no credentials secret exists), the token
@@ -72,10 +126,11 @@ pub(crate) enum Origin {
 impl std::fmt::Display for Origin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Origin::Secret { name, .. } => write!(f, "the secret `{name}`"),
+            Origin::Builder => f.write_str("the client builder"),
+            Origin::Secret { name, place, .. } => write!(f, "the secret `{name}` ({place})"),
             Origin::Environment {
                 token_file: true, ..
-            } => f.write_str("the environment variables, the token from `~/.vault-token`"),
+            } => f.write_str("the token file `~/.vault-token`"),
             Origin::Environment { .. } => f.write_str("the environment variables"),
         }
     }
@@ -89,9 +144,15 @@ pub(crate) struct Credentials {
     pub(crate) origin: String,
     /// Where the keys were looked for.
     pub(crate) keys_from: Origin,
+    /// The lower-precedence sources that also held credentials, named (for
+    /// the WARN line and `doctor`), never their values.
+    pub(crate) ignored: Vec<String>,
     pub(crate) token: Option<SecretString>,
     pub(crate) role_id: Option<SecretString>,
     pub(crate) secret_id: Option<SecretString>,
+    /// The secret id is a response-wrapping token to unwrap at first login
+    /// (`VAULT_SECRET_ID_WRAPPED`).
+    pub(crate) secret_id_wrapped: bool,
     pub(crate) approle_mount: String,
     pub(crate) kube_role: Option<String>,
     pub(crate) kube_mount: Option<String>,
@@ -153,6 +214,8 @@ pub(crate) enum Method<'a> {
         mount: &'a str,
         role_id: &'a SecretString,
         secret_id: &'a SecretString,
+        /// `secret_id` is a response-wrapping token to unwrap first.
+        wrapped: bool,
     },
     Kubernetes {
         mount: &'a str,
@@ -189,9 +252,11 @@ impl Credentials {
         Credentials {
             origin: origin.to_string(),
             keys_from: origin,
+            ignored: Vec::new(),
             token: None,
             role_id: None,
             secret_id: None,
+            secret_id_wrapped: false,
             approle_mount: "approle".into(),
             kube_role: None,
             kube_mount: None,
@@ -207,32 +272,136 @@ impl Credentials {
         }
     }
 
-    /// Reads the credentials secret `name` through `chain`; where no source
-    /// has it, reads each key from the variable of the same name, and the
-    /// token, when `VAULT_TOKEN` is unset, from `~/.vault-token`, as Vault's
-    /// CLI does. The secret, when it exists, wins as a whole.
+    /// Reads the credentials from the first source of the precedence table
+    /// (see the [module docs](self)) that holds any: the credentials secret
+    /// `name` from `env` (or through `chain`, when the caller gave one), the
+    /// method variables, the config file's secret (without a `chain`), then
+    /// `~/.vault-token`. Later sources that also hold credentials are named
+    /// in [`Credentials::ignored`] and one WARN line.
     ///
     /// Every value goes through [`input`]: trimmed, and refused (naming the
     /// variable, file or key, never the value) when it holds a control
     /// character or is too long, so none reaches a request that would panic on it.
-    pub(crate) async fn load(chain: &SecretChain, name: &str, env: &Env) -> Result<Self, Error> {
-        if let Some(value) = chain.get_optional(name).await? {
-            let mut creds = Self::from_mapping(name, &value)?;
-            // Named in messages only: the secret wins, these are not read.
-            let mut ignored = Vec::new();
-            for key in KEYS {
-                if env.get(key.name)?.is_some_and(|v| !v.trim().is_empty()) {
-                    ignored.push(key.name);
-                }
+    pub(crate) async fn load(
+        chain: Option<&SecretChain>,
+        name: &str,
+        env: &Env,
+    ) -> Result<Self, Error> {
+        let set_variables = set_variables(env)?;
+        // 2: the secret from the process environment (or the caller's chain).
+        let (secret, place) = match chain {
+            Some(chain) => (
+                chain.get_optional(name).await?,
+                "through the client's chain".to_owned(),
+            ),
+            None => env_secret(name, env)?,
+        };
+        // 4: the config file's secret, read whenever there is one (a
+        // malformed file is an error whichever source wins).
+        let file = match chain {
+            Some(_) => None,
+            None => config_file_secret(name, env).await?,
+        };
+        let token_file = token_file_path(env)?;
+        let mut creds = if let Some(value) = secret {
+            let mut creds = Self::from_secret(name, &value, place, &set_variables)?;
+            if let Some((shown, _)) = &file {
+                creds
+                    .ignored
+                    .push(format!("the secret `{name}` in `{shown}`"));
             }
-            creds.keys_from = Origin::Secret {
-                name: name.to_owned(),
-                ignored,
-            };
+            creds
+        } else if !set_variables.is_empty() {
+            // 3: the plain variables.
+            let mut creds = Self::from_env(name, env, &set_variables)?;
+            if let Some((shown, _)) = &file {
+                creds
+                    .ignored
+                    .push(format!("the secret `{name}` in `{shown}`"));
+            }
+            creds
+        } else if let Some((shown, value)) = &file {
+            Self::from_secret(name, value, format!("in `{shown}`"), &[])?
+        } else {
+            // 5: `~/.vault-token`, only when nothing else configures a method.
+            let mut creds = Self::from_env(name, env, &[])?;
+            if let Some(path) = &token_file {
+                creds.token = Some(read_token_file(path)?);
+                creds.keys_from = Origin::Environment {
+                    secret: name.to_owned(),
+                    token_file: true,
+                };
+                creds.origin = creds.keys_from.to_string();
+            }
             creds.actions = ActionsEndpoint::from_env(env)?;
             return Ok(creds);
+        };
+        if token_file.is_some() {
+            creds.ignored.push(format!("`{VAULT_TOKEN_FILE}`"));
         }
-        let mut creds = Self::from_env(name, env)?;
+        creds.actions = ActionsEndpoint::from_env(env)?;
+        creds.warn_ignored();
+        Ok(creds)
+    }
+
+    /// One WARN line naming what lost to the source used (names only),
+    /// once per process for each such combination: `VaultSecret::run()`
+    /// resolves again every second, and a service reading in a loop should
+    /// not repeat it.
+    fn warn_ignored(&self) {
+        static WARNED: std::sync::Mutex<Vec<(String, Vec<String>)>> =
+            std::sync::Mutex::new(Vec::new());
+        if self.ignored.is_empty() {
+            return;
+        }
+        {
+            let mut warned = WARNED.lock().unwrap_or_else(|p| p.into_inner());
+            let seen = (self.origin.clone(), self.ignored.clone());
+            // Bounded: past a few dozen combinations, warn again rather than grow.
+            if warned.contains(&seen) {
+                return;
+            }
+            if warned.len() >= 64 {
+                warned.clear();
+            }
+            warned.push(seen);
+        }
+        tracing::warn!(
+            used = %self.origin,
+            ignored = %self.ignored.join(", "),
+            "credentials found in more than one place: using the first by precedence \
+             (see vault_secret's `credentials` docs); the others are ignored"
+        );
+    }
+
+    /// The credentials secret's value, from wherever it was found; the
+    /// variables set beside it are named as ignored.
+    fn from_secret(
+        name: &str,
+        value: &SecretValue,
+        place: String,
+        set_variables: &[&'static str],
+    ) -> Result<Self, Error> {
+        let mut creds = Self::from_mapping(name, value)?;
+        creds.keys_from = Origin::Secret {
+            name: name.to_owned(),
+            place,
+            ignored: set_variables.to_vec(),
+        };
+        creds.origin = creds.keys_from.to_string();
+        creds
+            .ignored
+            .extend(set_variables.iter().map(|v| format!("`{v}`")));
+        Ok(creds)
+    }
+
+    /// The typed credentials of the client builder, given as the mapping
+    /// the credentials secret would hold (so one parser checks both).
+    pub(crate) fn from_builder(value: &SecretValue, env: &Env) -> Result<Self, Error> {
+        let mut creds = Self::from_mapping(BUILDER_ORIGIN, value)?;
+        creds.keys_from = Origin::Builder;
+        creds.origin = creds.keys_from.to_string();
+        // The CI runner's endpoint comes from the environment whatever sets the role.
         creds.actions = ActionsEndpoint::from_env(env)?;
         Ok(creds)
     }
@@ -268,6 +437,11 @@ impl Credentials {
                 .map_err(|e| named(v.name, e))
         };
         // AppRole's and Kubernetes' settings, then the CI methods'.
+        if let Some(raw) = get(&var::VAULT_SECRET_ID_WRAPPED)? {
+            self.secret_id_wrapped = input::name("a boolean", &raw)
+                .and_then(input::boolean)
+                .map_err(|e| named(var::VAULT_SECRET_ID_WRAPPED.name, e))?;
+        }
         if let Some(raw) = get(&var::VAULT_APPROLE_PATH)? {
             self.approle_mount = mount(&var::VAULT_APPROLE_PATH, &raw)?;
         }
@@ -302,44 +476,19 @@ impl Credentials {
         Ok(())
     }
 
-    /// The keys from the variables of the same names; the token, when
-    /// `VAULT_TOKEN` is unset, from `~/.vault-token`.
-    fn from_env(secret: &str, env: &Env) -> Result<Self, Error> {
+    /// The keys from the variables of the same names (`set` names those set).
+    fn from_env(secret: &str, env: &Env, set: &[&'static str]) -> Result<Self, Error> {
         let mut creds = Credentials::empty(Origin::Environment {
             secret: secret.to_owned(),
             token_file: false,
         });
-        let read = |v: &Variable| -> Result<Option<zeroize::Zeroizing<String>>, Error> {
-            Ok(env
-                .get(v.name)?
-                .map(zeroize::Zeroizing::new)
-                .filter(|t| !t.trim().is_empty()))
-        };
-        creds.read_keys(read, |name, e| e.for_variable(name))?;
-        let mut set = Vec::new();
-        for key in KEYS {
-            if read(&key)?.is_some() {
-                set.push(format!("`{}`", key.name));
-            }
-        }
+        creds.read_keys(|v| read_variable(env, v), |name, e| e.for_variable(name))?;
+        let set: Vec<String> = set.iter().map(|v| format!("`{v}`")).collect();
         creds.origin = match set.len() {
             0 => "nowhere".to_owned(),
             1 => format!("the environment variable {}", set[0]),
             _ => format!("the environment variables {}", set.join(", ")),
         };
-        if creds.token.is_none()
-            && let Some((token, file)) = token_file(env)?
-        {
-            creds.token = Some(token);
-            creds.keys_from = Origin::Environment {
-                secret: secret.to_owned(),
-                token_file: true,
-            };
-            creds.origin = match set.is_empty() {
-                true => format!("the token file `{file}`"),
-                false => format!("{} and the token file `{file}`", creds.origin),
-            };
-        }
         Ok(creds)
     }
 
@@ -397,6 +546,7 @@ impl Credentials {
         };
         let mut creds = Credentials::empty(Origin::Secret {
             name: name.to_owned(),
+            place: String::new(),
             ignored: Vec::new(),
         });
         creds.read_keys(|v| take(v.name), |key, e| e.for_key(name, key))?;
@@ -453,6 +603,7 @@ impl Credentials {
                 mount: &self.approle_mount,
                 role_id,
                 secret_id,
+                wrapped: self.secret_id_wrapped,
             }),
             (Some(_), None) => Err(IncompleteMethod::new("approle", &[ROLE], &[SECRET])),
             (None, Some(_)) => Err(IncompleteMethod::new("approle", &[SECRET], &[ROLE])),
@@ -543,10 +694,11 @@ impl Credentials {
     /// Where the keys were looked for, for messages.
     fn looked_in(&self) -> String {
         match &self.keys_from {
-            Origin::Secret { name, ignored } if ignored.is_empty() => {
+            Origin::Builder => "looked in the client builder's credentials".to_owned(),
+            Origin::Secret { name, ignored, .. } if ignored.is_empty() => {
                 format!("looked in the secret `{name}`")
             }
-            Origin::Secret { name, ignored } => format!(
+            Origin::Secret { name, ignored, .. } => format!(
                 "looked in the secret `{name}`, which wins as a whole: the variables {} \
                  are set but not read",
                 ignored
@@ -555,10 +707,30 @@ impl Credentials {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
-            Origin::Environment { secret, .. } => format!(
-                "looked in the environment variables and `~/.vault-token` (there is no \
-                 secret `{secret}`)"
-            ),
+            Origin::Environment { secret, .. } => {
+                // Lower sources that were set but not read, as their keys
+                // may be the ones missing.
+                let skipped: Vec<&String> = self
+                    .ignored
+                    .iter()
+                    .filter(|s| !s.contains("~/.vault-token"))
+                    .collect();
+                let also = match skipped.is_empty() {
+                    true => String::new(),
+                    false => format!(
+                        "; not read, as lower in precedence: {}",
+                        skipped
+                            .iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                };
+                format!(
+                    "looked in the environment variables and `~/.vault-token` (there is no \
+                     secret `{secret}` in the environment){also}"
+                )
+            }
         }
     }
 
@@ -587,6 +759,7 @@ impl Credentials {
         )
             .hash(hasher);
         (
+            self.secret_id_wrapped,
             &self.approle_mount,
             &self.kube_role,
             &self.kube_mount,
@@ -596,19 +769,72 @@ impl Credentials {
     }
 }
 
-/// The token in `~/.vault-token` and the file, shown, when `HOME` is set and the file exists.
-fn token_file(env: &Env) -> Result<Option<(SecretString, String)>, Error> {
+/// How errors about the builder's typed credentials name their origin.
+const BUILDER_ORIGIN: &str = "the client builder";
+
+/// A variable's value, `None` when unset or blank (wiped on drop).
+fn read_variable(env: &Env, v: &Variable) -> Result<Option<zeroize::Zeroizing<String>>, Error> {
+    Ok(env
+        .get(v.name)?
+        .map(zeroize::Zeroizing::new)
+        .filter(|t| !t.trim().is_empty()))
+}
+
+/// The names of the key variables set (not blank), in the keys' order.
+fn set_variables(env: &Env) -> Result<Vec<&'static str>, Error> {
+    let mut set = Vec::new();
+    for key in KEYS {
+        if read_variable(env, &key)?.is_some() {
+            set.push(key.name);
+        }
+    }
+    Ok(set)
+}
+
+/// The credentials secret `name` from the process environment: the
+/// variable of that name, else its compatibility name; and where it was.
+fn env_secret(name: &str, env: &Env) -> Result<(Option<SecretValue>, String), Error> {
+    let compat = format!("{}{name}", secret_core::DEFAULT_ENV_PREFIX);
+    for variable in [name, compat.as_str()] {
+        if let Some(text) = env.get(variable)?.filter(|t| !t.trim().is_empty()) {
+            return Ok((
+                Some(SecretValue::text(text)),
+                format!("in the variable `{variable}`"),
+            ));
+        }
+    }
+    Ok((None, String::new()))
+}
+
+/// The config file's (`~/.prefect/config.toml`) credentials secret, and the
+/// file as shown, when `HOME` is set and the file holds the secret.
+async fn config_file_secret(name: &str, env: &Env) -> Result<Option<(String, SecretValue)>, Error> {
+    let Some(home) = env.get(var::HOME.name)?.filter(|h| !h.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let file = Path::new(&home).join(secret_core::DEFAULT_CONFIG_FILE);
+    let local = LocalContext::builder().config_file(&file).build()?;
+    let chain = SecretChain::first_try("config file", local);
+    Ok(chain
+        .get_optional(name)
+        .await?
+        .map(|value| (input::shown(&file.display().to_string()), value)))
+}
+
+/// `~/.vault-token`, when `HOME` is set and something is at that path
+/// (what it is, is checked when read).
+fn token_file_path(env: &Env) -> Result<Option<PathBuf>, Error> {
     let Some(home) = env.get(var::HOME.name)?.filter(|h| !h.trim().is_empty()) else {
         return Ok(None);
     };
     let file = PathBuf::from(home).join(".vault-token");
-    // Absent is fine (no token there); anything else about it is checked.
-    if std::fs::symlink_metadata(&file).is_err() {
-        return Ok(None);
-    }
-    let text = input::read_token_file(VAULT_TOKEN_FILE, &file)?;
-    let token = input::token(VAULT_TOKEN_FILE, &text)?;
-    Ok(Some((token, input::shown(&file.display().to_string()))))
+    Ok(std::fs::symlink_metadata(&file).is_ok().then_some(file))
+}
+
+/// The token in `~/.vault-token`.
+fn read_token_file(file: &Path) -> Result<SecretString, Error> {
+    let text = input::read_token_file(VAULT_TOKEN_FILE, file)?;
+    input::token(VAULT_TOKEN_FILE, &text)
 }
 
 #[cfg(test)]
@@ -683,7 +909,7 @@ mod tests {
         assert!(msg.contains("key `VAULT_JWT` is not a JWT"), "{msg}");
         assert!(!msg.contains("hunter2"), "{msg}");
         let env = Env::from_map([("VAULT_JWT_ROLE", "ci"), ("VAULT_JWT", "hunter2")]);
-        let err = Credentials::load(&SecretChain::empty(), "VAULT_CREDENTIALS", &env)
+        let err = Credentials::load(None, "VAULT_CREDENTIALS", &env)
             .await
             .unwrap_err();
         let msg = err.to_string();
@@ -705,7 +931,7 @@ mod tests {
             ),
             ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "request-hunter2"),
         ]);
-        let c = Credentials::load(&SecretChain::empty(), "VAULT_CREDENTIALS", &env)
+        let c = Credentials::load(None, "VAULT_CREDENTIALS", &env)
             .await
             .unwrap();
         let methods = c.methods().unwrap();
@@ -904,9 +1130,8 @@ mod tests {
 
     #[tokio::test]
     async fn the_token_variable_and_file_follow_the_same_rules() {
-        let chain = SecretChain::empty();
         let env = Env::from_map([("VAULT_TOKEN", "hunter\n2")]);
-        let err = Credentials::load(&chain, "VAULT_CREDENTIALS", &env)
+        let err = Credentials::load(None, "VAULT_CREDENTIALS", &env)
             .await
             .unwrap_err();
         let msg = err.to_string();
@@ -921,7 +1146,7 @@ mod tests {
             (b"hunter\x002", "NUL"),
         ] {
             std::fs::write(home.path().join(".vault-token"), content).unwrap();
-            let err = Credentials::load(&chain, "VAULT_CREDENTIALS", &env)
+            let err = Credentials::load(None, "VAULT_CREDENTIALS", &env)
                 .await
                 .unwrap_err();
             let msg = err.to_string();
@@ -931,7 +1156,7 @@ mod tests {
         }
         std::fs::remove_file(home.path().join(".vault-token")).unwrap();
         std::fs::create_dir(home.path().join(".vault-token")).unwrap();
-        let err = Credentials::load(&chain, "VAULT_CREDENTIALS", &env)
+        let err = Credentials::load(None, "VAULT_CREDENTIALS", &env)
             .await
             .unwrap_err();
         assert!(err.to_string().contains("is a directory"), "{err}");
@@ -951,22 +1176,21 @@ mod tests {
     #[tokio::test]
     async fn fallback_to_vault_token_then_token_file() {
         let home = tempfile::tempdir().unwrap();
-        let chain = SecretChain::empty();
         let env = Env::from_map([("VAULT_TOKEN", " tok\n")]);
-        let c = Credentials::load(&chain, "VAULT_CREDENTIALS", &env)
+        let c = Credentials::load(None, "VAULT_CREDENTIALS", &env)
             .await
             .unwrap();
         assert_eq!(c.token.unwrap().expose_secret(), "tok");
 
         std::fs::write(home.path().join(".vault-token"), "filetok\n").unwrap();
         let env = Env::from_map([("HOME", home.path().as_os_str().to_owned())]);
-        let c = Credentials::load(&chain, "VAULT_CREDENTIALS", &env)
+        let c = Credentials::load(None, "VAULT_CREDENTIALS", &env)
             .await
             .unwrap();
         assert_eq!(c.token.unwrap().expose_secret(), "filetok");
 
         let env = Env::from_map([("HOME", "/nonexistent-home")]);
-        let err = Credentials::load(&chain, "VAULT_CREDENTIALS", &env)
+        let err = Credentials::load(None, "VAULT_CREDENTIALS", &env)
             .await
             .unwrap()
             .methods()
@@ -979,7 +1203,6 @@ mod tests {
 
     #[tokio::test]
     async fn every_method_reads_its_keys_from_variables_without_a_secret() {
-        let chain = SecretChain::empty();
         let env = Env::from_map([
             ("VAULT_ROLE_ID", " r\n"),
             ("VAULT_SECRET_ID", "s"),
@@ -988,7 +1211,7 @@ mod tests {
             ("VAULT_KUBE_AUTH_PATH", "k8s"),
             ("VAULT_KUBE_TOKEN_FILE", "/tmp/t"),
         ]);
-        let c = Credentials::load(&chain, "VAULT_CREDENTIALS", &env)
+        let c = Credentials::load(None, "VAULT_CREDENTIALS", &env)
             .await
             .unwrap();
         match &c.methods().unwrap()[..] {
@@ -1007,7 +1230,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let env = Env::from_map([("VAULT_ROLE_ID", "r\n2")]);
-        let err = Credentials::load(&chain, "VAULT_CREDENTIALS", &env)
+        let err = Credentials::load(None, "VAULT_CREDENTIALS", &env)
             .await
             .unwrap_err();
         assert!(
@@ -1019,7 +1242,7 @@ mod tests {
     #[tokio::test]
     async fn an_incomplete_method_says_where_its_keys_were_looked_for() {
         let env = Env::from_map([("VAULT_SECRET_ID", "s"), ("HOME", "/nonexistent")]);
-        let err = Credentials::load(&SecretChain::empty(), "VAULT_CREDENTIALS", &env)
+        let err = Credentials::load(None, "VAULT_CREDENTIALS", &env)
             .await
             .unwrap()
             .methods()
@@ -1038,8 +1261,8 @@ mod tests {
             )
             .build()
             .unwrap();
-        let chain = SecretChain::first_try("local", local);
-        let err = Credentials::load(&chain, "VAULT_CREDENTIALS", &env)
+        let chain = Some(SecretChain::first_try("local", local));
+        let err = Credentials::load(chain.as_ref(), "VAULT_CREDENTIALS", &env)
             .await
             .unwrap()
             .methods()
@@ -1073,6 +1296,154 @@ mod tests {
         );
     }
 
+    /// A scratch home with `~/.vault-token` and/or a config file holding
+    /// the credentials secret.
+    fn home(token_file: Option<&str>, config_token: Option<&str>) -> tempfile::TempDir {
+        let home = tempfile::tempdir().unwrap();
+        if let Some(token) = token_file {
+            std::fs::write(home.path().join(".vault-token"), token).unwrap();
+        }
+        if let Some(token) = config_token {
+            std::fs::create_dir(home.path().join(".prefect")).unwrap();
+            std::fs::write(
+                home.path().join(".prefect/config.toml"),
+                format!(
+                    "[context.secrets]\nVAULT_CREDENTIALS = '{{\"VAULT_TOKEN\": \"{token}\"}}'\n"
+                ),
+            )
+            .unwrap();
+        }
+        home
+    }
+
+    async fn load(home: &tempfile::TempDir, vars: &[(&str, &str)]) -> Credentials {
+        let mut all: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        all.push(("HOME".into(), home.path().display().to_string()));
+        Credentials::load(None, "VAULT_CREDENTIALS", &Env::from_map(all))
+            .await
+            .unwrap()
+    }
+
+    fn method_names(c: &Credentials) -> Vec<&'static str> {
+        c.methods().unwrap().iter().map(Method::name).collect()
+    }
+
+    #[tokio::test]
+    async fn the_token_file_is_read_only_when_nothing_else_configures_a_method() {
+        let home = home(Some("file-root-token\n"), None);
+        let c = load(&home, &[("VAULT_ROLE_ID", "r"), ("VAULT_SECRET_ID", "s")]).await;
+        assert_eq!(method_names(&c), ["approle"]);
+        assert!(c.token.is_none());
+        assert_eq!(c.ignored, ["`~/.vault-token`"]);
+        // Even a half-configured method keeps the file out (and says so).
+        let c = load(&home, &[("VAULT_SECRET_ID", "s")]).await;
+        assert!(c.token.is_none());
+        assert!(c.methods().is_err());
+        let c = load(&home, &[]).await;
+        assert_eq!(c.token.unwrap().expose_secret(), "file-root-token");
+        assert_eq!(c.origin, "the token file `~/.vault-token`");
+        assert!(c.ignored.is_empty());
+    }
+
+    #[tokio::test]
+    async fn exported_variables_beat_the_config_file_and_the_env_secret_beats_both() {
+        let home = home(Some("file-token"), Some("config-token"));
+        let c = load(&home, &[("VAULT_TOKEN", "exported")]).await;
+        assert_eq!(c.token.as_ref().unwrap().expose_secret(), "exported");
+        assert_eq!(c.origin, "the environment variable `VAULT_TOKEN`");
+        let shown = home
+            .path()
+            .join(".prefect/config.toml")
+            .display()
+            .to_string();
+        assert_eq!(
+            c.ignored,
+            [
+                format!("the secret `VAULT_CREDENTIALS` in `{shown}`"),
+                "`~/.vault-token`".to_owned()
+            ]
+        );
+        let c = load(&home, &[]).await;
+        assert_eq!(c.token.as_ref().unwrap().expose_secret(), "config-token");
+        assert_eq!(
+            c.origin,
+            format!("the secret `VAULT_CREDENTIALS` (in `{shown}`)")
+        );
+        assert_eq!(c.ignored, ["`~/.vault-token`"]);
+        for name in [
+            "VAULT_CREDENTIALS",
+            "PREFECT__CONTEXT__SECRETS__VAULT_CREDENTIALS",
+        ] {
+            let c = load(
+                &home,
+                &[
+                    (name, r#"{"VAULT_TOKEN":"env-secret"}"#),
+                    ("VAULT_TOKEN", "exported"),
+                ],
+            )
+            .await;
+            assert_eq!(c.token.as_ref().unwrap().expose_secret(), "env-secret");
+            assert_eq!(
+                c.origin,
+                format!("the secret `VAULT_CREDENTIALS` (in the variable `{name}`)")
+            );
+            assert_eq!(c.ignored.len(), 3, "{:?}", c.ignored);
+            assert_eq!(c.ignored[0], "`VAULT_TOKEN`");
+            let shown = format!("{:?} {c:?}", c.ignored);
+            for value in ["exported", "config-token", "file-token", "env-secret"] {
+                assert!(!shown.contains(value), "{shown}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_half_method_in_the_variables_names_the_config_file_it_hides() {
+        let home = home(None, Some("config-token"));
+        let c = load(&home, &[("VAULT_APPROLE_PATH", "ar")]).await;
+        let err = c.methods().unwrap_err().to_string();
+        assert!(
+            err.contains("not read, as lower in precedence: the secret `VAULT_CREDENTIALS` in `"),
+            "{err}"
+        );
+        assert!(!err.contains("config-token"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn the_wrapped_flag_is_a_boolean_key_and_variable() {
+        let c = parse(
+            r#"{"VAULT_ROLE_ID":"r","VAULT_SECRET_ID":"w","VAULT_SECRET_ID_WRAPPED":"true"}"#,
+        )
+        .unwrap();
+        assert!(c.secret_id_wrapped);
+        let home = home(None, None);
+        let c = load(&home, &[("VAULT_ROLE_ID", "r"), ("VAULT_SECRET_ID", "w")]).await;
+        assert!(!c.secret_id_wrapped);
+        let c = load(
+            &home,
+            &[
+                ("VAULT_ROLE_ID", "r"),
+                ("VAULT_SECRET_ID", "w"),
+                ("VAULT_SECRET_ID_WRAPPED", "1"),
+            ],
+        )
+        .await;
+        assert!(c.secret_id_wrapped);
+        let err = Credentials::load(
+            None,
+            "VAULT_CREDENTIALS",
+            &Env::from_map([("VAULT_SECRET_ID_WRAPPED", "yes please")]),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(&err, Error::Config { name, kind: ConfigKind::NotABoolean, .. } if name == "VAULT_SECRET_ID_WRAPPED"),
+            "{err}"
+        );
+    }
+
     #[tokio::test]
     async fn secret_wins_over_vault_token() {
         let local = LocalContext::builder()
@@ -1082,14 +1453,20 @@ mod tests {
             )
             .build()
             .unwrap();
-        let chain = SecretChain::first_try("local", local);
+        let chain = Some(SecretChain::first_try("local", local));
         let env = Env::from_map([("VAULT_TOKEN", "from-env")]);
-        let c = Credentials::load(&chain, "CREDS", &env).await.unwrap();
-        assert_eq!(c.token.unwrap().expose_secret(), "from-secret");
-        assert_eq!(c.origin, "the secret `CREDS`");
-        let err = Credentials::load(&chain, "CREDS", &Env::from_map([("VAULT_ROLE_ID", "r")]))
+        let c = Credentials::load(chain.as_ref(), "CREDS", &env)
             .await
             .unwrap();
+        assert_eq!(c.token.unwrap().expose_secret(), "from-secret");
+        assert_eq!(c.origin, "the secret `CREDS` (through the client's chain)");
+        let err = Credentials::load(
+            chain.as_ref(),
+            "CREDS",
+            &Env::from_map([("VAULT_ROLE_ID", "r")]),
+        )
+        .await
+        .unwrap();
         assert!(err.methods().is_ok(), "the secret's token is used");
     }
 }

@@ -61,6 +61,20 @@ pub enum Error {
         attempts: Vec<AuthAttempt>,
     },
 
+    /// The response-wrapped AppRole secret id (`VAULT_SECRET_ID_WRAPPED`)
+    /// was refused before use, or could not be unwrapped. Never retried.
+    #[error("the wrapped AppRole secret id in `VAULT_SECRET_ID` cannot be used: {}", WrappedReason(*kind, expected, found))]
+    WrappedSecretId {
+        /// What is wrong, to match on.
+        kind: WrappingKind,
+        /// The creation path an AppRole secret id's wrapping token has:
+        /// `auth/<mount>/role/<role>/secret-id` (the role as the server
+        /// names it, `<role>` when not known).
+        expected: String,
+        /// The creation path the server gave for the token, when it gave one.
+        found: Option<String>,
+    },
+
     /// The secret path is malformed.
     #[error("invalid secret path `{path}`: {reason}")]
     InvalidPath {
@@ -209,6 +223,8 @@ pub enum ConfigKind {
     IsADirectory,
     /// It names something that is not a directory where one is expected.
     NotADirectory,
+    /// It names a FIFO, a device or a socket where a regular file is expected.
+    NotARegularFile,
     /// The file or directory cannot be read (permissions, I/O).
     Unreadable,
     /// The file is larger than accepted.
@@ -225,6 +241,41 @@ pub enum ConfigKind {
     NotAMapping,
     /// Anything else (the message says what).
     Invalid,
+}
+
+/// Why a response-wrapped secret id was not used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum WrappingKind {
+    /// The server does not know the wrapping token: already unwrapped,
+    /// expired or never issued. If this client did not unwrap it, someone
+    /// else may have: treat the secret id as intercepted.
+    InvalidOrUsed,
+    /// The token wraps the answer of another endpoint than AppRole's
+    /// secret-id (it could carry anything): refused, not unwrapped.
+    WrongCreationPath,
+}
+
+struct WrappedReason<'a>(WrappingKind, &'a str, &'a Option<String>);
+
+impl fmt::Display for WrappedReason<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let WrappedReason(kind, expected, found) = self;
+        match kind {
+            WrappingKind::InvalidOrUsed => write!(
+                f,
+                "the server does not know its wrapping token (already unwrapped, expired or \
+                 never issued); if this process did not unwrap it, it may have been \
+                 intercepted: revoke the role's secret ids and issue a new wrapped one"
+            ),
+            WrappingKind::WrongCreationPath => write!(
+                f,
+                "its wrapping token was created by `{}`, not `{expected}`, so it is refused \
+                 unopened (a token wrapping something else may have been substituted)",
+                found.as_deref().unwrap_or("an unknown path")
+            ),
+        }
+    }
 }
 
 /// What failed between this process and the server.

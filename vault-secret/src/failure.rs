@@ -317,15 +317,22 @@ pub(crate) fn parse_error_body(
     let mut errors = Vec::new();
     match json.get("errors") {
         Some(serde_json::Value::Array(items)) => {
-            errors.extend(items.iter().filter_map(|e| e.as_str()).map(str::to_owned));
+            errors.extend(items.iter().filter_map(|e| e.as_str()).map(server_text));
         }
-        Some(serde_json::Value::String(one)) => errors.push(one.clone()),
+        Some(serde_json::Value::String(one)) => errors.push(server_text(one)),
         _ => {}
     }
     if let Some(serde_json::Value::String(one)) = json.get("error") {
-        errors.push(one.clone());
+        errors.push(server_text(one));
     }
     (errors, Body::Json, Some(json))
+}
+
+/// A server's error message with its control characters escaped (an
+/// `ESC]0;...BEL` would retitle the terminal it is printed to), but for the
+/// line breaks and tabs of Vault's multi-error layout, which messages tidy.
+fn server_text(raw: &str) -> String {
+    crate::input::escape_controls(&raw.replace("\r\n", "\n"), &['\n', '\t'])
 }
 
 /// The answers a standby gives while the cluster has no active node (seen on
@@ -623,19 +630,26 @@ pub(crate) mod proptests {
                 Body::Json => {
                     let parsed: Value = serde_json::from_slice(&body).expect("parsed as JSON");
                     prop_assert_eq!(json.as_ref(), Some(&parsed));
-                    // Exactly the messages of `errors` (array or string), then `error`.
+                    // Exactly the messages of `errors` (array or string), then
+                    // `error`, control characters escaped.
                     let mut expected: Vec<String> = match parsed.get("errors") {
                         Some(Value::Array(items)) => items
                             .iter()
-                            .filter_map(|e| e.as_str().map(str::to_owned))
+                            .filter_map(|e| e.as_str().map(server_text))
                             .collect(),
-                        Some(Value::String(one)) => vec![one.clone()],
+                        Some(Value::String(one)) => vec![server_text(one)],
                         _ => Vec::new(),
                     };
                     if let Some(Value::String(one)) = parsed.get("error") {
-                        expected.push(one.clone());
+                        expected.push(server_text(one));
                     }
                     prop_assert_eq!(&errors, &expected);
+                    for e in &errors {
+                        prop_assert!(
+                            !e.chars().any(|c| c.is_control() && c != '\n' && c != '\t'),
+                            "{:?}", e
+                        );
+                    }
                 }
             }
             let quoted = errors.iter().any(|e| e.contains(MARK));

@@ -270,8 +270,13 @@ pub(crate) fn file_path(raw: &str) -> Result<&str, Invalid> {
 }
 
 /// Reads the file `path` named by `variable`, at most `max` bytes. A file
-/// that is missing, a directory, unreadable, empty (or only whitespace) or
-/// too large is a configuration error naming the variable and the file.
+/// that is missing, a directory, not a regular file (a FIFO, a device, a
+/// socket), unreadable, empty (or only whitespace) or too large is a
+/// configuration error naming the variable and the file.
+///
+/// The file is opened without blocking (a FIFO with no writer would hang
+/// an ordinary open) and what was opened is checked with `fstat`, so a
+/// file swapped between a check and the open cannot slip through.
 pub(crate) fn read_file(
     variable: &str,
     path: &Path,
@@ -280,15 +285,26 @@ pub(crate) fn read_file(
     let shown = shown(&path.display().to_string());
     let fail = |kind, reason: String| Error::config_kind(variable, kind, reason);
     let io = |e: std::io::Error| io_error(variable, &format!("the file `{shown}`"), e);
-    let metadata = std::fs::metadata(path).map_err(io)?;
+    let file = open_nonblocking(path).map_err(io)?;
+    let metadata = file.metadata().map_err(io)?;
     if metadata.is_dir() {
         return Err(fail(
             ConfigKind::IsADirectory,
             format!("`{shown}` is a directory; it must name a file"),
         ));
     }
-    let file = std::fs::File::open(path).map_err(io)?;
-    let mut content = Zeroizing::new(Vec::new());
+    if !metadata.is_file() {
+        return Err(fail(
+            ConfigKind::NotARegularFile,
+            format!(
+                "`{shown}` is {}, not a regular file",
+                file_type_name(&metadata.file_type())
+            ),
+        ));
+    }
+    let mut content = Zeroizing::new(Vec::with_capacity(
+        usize::try_from(metadata.len().min(max + 1)).unwrap_or(0),
+    ));
     file.take(max + 1).read_to_end(&mut content).map_err(io)?;
     if content.len() as u64 > max {
         return Err(fail(
@@ -305,6 +321,38 @@ pub(crate) fn read_file(
         ));
     }
     Ok(content)
+}
+
+/// Opens `path` for reading; on Unix with `O_NONBLOCK`, which returns at
+/// once for a FIFO (and is harmless for a regular file).
+fn open_nonblocking(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
+    }
+    options.open(path)
+}
+
+/// What a file that is not a regular file is, in words.
+fn file_type_name(file_type: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt as _;
+        if file_type.is_fifo() {
+            return "a FIFO (named pipe)";
+        }
+        if file_type.is_char_device() || file_type.is_block_device() {
+            return "a device";
+        }
+        if file_type.is_socket() {
+            return "a socket";
+        }
+    }
+    let _ = file_type;
+    "something other than a file"
 }
 
 /// The error for an I/O failure on `what` ("the file `x`", "the directory
@@ -361,6 +409,21 @@ pub(crate) fn shown(raw: &str) -> String {
             break;
         }
         if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Text from a server (an error message, a version) as a terminal may be
+/// shown it: every control character but those in `keep` escaped (`\u{1b}`
+/// for ESC), so no escape sequence reaches the terminal. Not cut short.
+pub(crate) fn escape_controls(raw: &str, keep: &[char]) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        if c.is_control() && !keep.contains(&c) {
             out.extend(c.escape_default());
         } else {
             out.push(c);
@@ -551,11 +614,70 @@ mod tests {
         assert!(large.to_string().contains("larger than"), "{large}");
     }
 
+    /// A FIFO with no writer (an ordinary open would wait for one forever)
+    /// and a symlink to `/dev/zero` (endless) are refused at once, by name.
+    #[cfg(unix)]
+    #[test]
+    fn fifos_and_devices_are_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("token-fifo");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+            0,
+        )
+        .unwrap();
+        let zero = dir.path().join("zero");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        let started = std::time::Instant::now();
+        for (path, phrase) in [(&fifo, "a FIFO"), (&zero, "a device")] {
+            for err in [
+                read_token_file("VAULT_JWT_FILE", path).unwrap_err(),
+                read_file("VAULT_CACERT", path, MAX_PEM_FILE_LEN).unwrap_err(),
+            ] {
+                assert!(
+                    matches!(
+                        &err,
+                        Error::Config {
+                            kind: ConfigKind::NotARegularFile,
+                            ..
+                        }
+                    ),
+                    "{err:?}"
+                );
+                let msg = err.to_string();
+                assert!(
+                    msg.contains(phrase) && msg.contains("not a regular file"),
+                    "{msg}"
+                );
+            }
+        }
+        let msg = read_token_file("VAULT_JWT_FILE", &fifo)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.starts_with("invalid `VAULT_JWT_FILE`"), "{msg}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    }
+
     #[test]
     fn shown_values_are_escaped_and_cut() {
         assert_eq!(shown("a\nb"), "a\\nb");
         let long = "x".repeat(1000);
         assert_eq!(shown(&long).chars().count(), SHOWN_CHARS + 1);
+    }
+
+    #[test]
+    fn server_text_has_its_escape_sequences_escaped() {
+        let hostile = "v1\u{1b}]0;pwned\u{7}\u{1b}[2J\r\u{9b}31m\nnext\tline";
+        let out = escape_controls(hostile, &['\n']);
+        assert!(!out.chars().any(|c| c.is_control() && c != '\n'), "{out:?}");
+        assert_eq!(
+            out,
+            "v1\\u{1b}]0;pwned\\u{7}\\u{1b}[2J\\r\\u{9b}31m\nnext\\tline"
+        );
+        assert_eq!(escape_controls("plain text", &[]), "plain text");
     }
 
     #[test]

@@ -70,7 +70,9 @@
 //!
 //! # Credentials
 //!
-//! Give the credentials in one of three forms:
+//! Give the credentials in one of three forms (where several sources hold
+//! some, the first in the [`credentials`] module's precedence table wins as
+//! a whole, and what lost is named in a WARN line):
 //!
 //! - each key as an environment variable of its own name (`VAULT_TOKEN`, or
 //!   `VAULT_ROLE_ID` and `VAULT_SECRET_ID`, `VAULT_KUBE_AUTH_ROLE`,
@@ -257,7 +259,7 @@ mod client;
 mod config;
 #[cfg(feature = "config")]
 mod config_source;
-mod credentials;
+pub mod credentials;
 mod defaults;
 mod error;
 mod failure;
@@ -282,11 +284,13 @@ pub mod variables;
 pub use builder::ClientBuilder;
 pub use cache::{CacheOptions, CacheStats};
 pub use client::VaultClient;
-pub use config::{DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, VaultConfig};
+pub use config::{DEFAULT_MAX_RESPONSE_SIZE, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, VaultConfig};
 #[cfg(feature = "config")]
 pub use config_source::VaultConfigSource;
 pub use credentials::{DEFAULT_CREDENTIALS_SECRET, DEFAULT_KUBE_TOKEN_FILE};
-pub use error::{AuthAttempt, Cause, ConfigKind, Error, IncompleteMethod, TransportKind};
+pub use error::{
+    AuthAttempt, Cause, ConfigKind, Error, IncompleteMethod, TransportKind, WrappingKind,
+};
 #[cfg(feature = "figment")]
 pub use figment_provider::VaultProvider;
 pub use inspect::{Health, TokenInfo};

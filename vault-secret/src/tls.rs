@@ -1,5 +1,9 @@
 //! Building the HTTP client a [`VaultConfig`] describes: TLS roots, client
 //! certificate, server name, timeouts and no redirects.
+//!
+//! `VAULT_CACERT` / `VAULT_CAPATH`, when given, are the *only* roots
+//! trusted, as Vault's own client does: the system's store (and a CA
+//! added to it, a corporate interception CA for one) is then not consulted.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -53,7 +57,15 @@ fn tls(
                 .to_owned(),
         });
     }
+    if config.skip_verify() {
+        warn_once(
+            &SKIP_VERIFY_WARNED,
+            "TLS verification is off (VAULT_SKIP_VERIFY): whoever answers at the address \
+             gets the token; never do this in production",
+        );
+    }
     builder = builder.tls_danger_accept_invalid_certs(config.skip_verify());
+    let mut roots = Vec::new();
     for (variable, file) in ca_files(config)? {
         let pem = input::read_file(variable, &file, input::MAX_PEM_FILE_LEN)?;
         let shown = input::shown(&file.display().to_string());
@@ -72,12 +84,55 @@ fn tls(
                 "no PEM certificate (-----BEGIN CERTIFICATE-----)",
             ));
         }
-        builder = builder.tls_certs_merge(certs);
+        roots.extend(certs);
+    }
+    if !roots.is_empty() {
+        // The given CAs replace the system's roots rather than join them.
+        builder = builder.tls_certs_only(roots);
     }
     if let Some((cert, key)) = config.client_cert() {
         builder = builder.identity(client_identity(cert, key)?);
     }
     Ok(builder)
+}
+
+static SKIP_VERIFY_WARNED: std::sync::Once = std::sync::Once::new();
+static PLAIN_HTTP_WARNED: std::sync::Once = std::sync::Once::new();
+
+/// Logs `message` at WARN the first time `once` is passed in this process.
+fn warn_once(once: &std::sync::Once, message: &str) {
+    once.call_once(|| tracing::warn!("{message}"));
+}
+
+/// Warns once per process when credentials or a token are about to go over
+/// plain `http://` to a host that is not this machine's loopback.
+pub(crate) fn warn_if_plain_http(config: &VaultConfig) {
+    let address = config.address();
+    if address.scheme() != "http" || is_loopback(address) {
+        return;
+    }
+    let host = address.host_str().unwrap_or_default();
+    warn_once(
+        &PLAIN_HTTP_WARNED,
+        &format!(
+            "sending Vault credentials over plain http to `{}`, not a loopback address: \
+             anyone on the path can read them; use an https address",
+            input::shown(host)
+        ),
+    );
+}
+
+/// `localhost`, `127.0.0.0/8` or `::1`.
+fn is_loopback(address: &url::Url) -> bool {
+    match address.host() {
+        Some(url::Host::Domain(name)) => {
+            name.eq_ignore_ascii_case("localhost")
+                || name.to_ascii_lowercase().ends_with(".localhost")
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
 }
 
 fn not_pem(variable: &str, shown: &str, what: &str) -> Error {
@@ -189,5 +244,29 @@ impl reqwest::dns::Resolve for ServerName {
                 .collect();
             Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts_are_told_from_others() {
+        for (address, loopback) in [
+            ("http://127.0.0.1:8200", true),
+            ("http://127.3.2.1:8200", true),
+            ("http://[::1]:8200", true),
+            ("http://localhost:8200", true),
+            ("http://LocalHost:8200", true),
+            ("http://vault.localhost:8200", true),
+            ("http://10.0.0.5:8200", false),
+            ("http://vault.example.com:8200", false),
+            ("http://localhost.example.com:8200", false),
+            ("http://[::ffff:10.0.0.1]:8200", false),
+        ] {
+            let url = url::Url::parse(address).unwrap();
+            assert_eq!(is_loopback(&url), loopback, "{address}");
+        }
     }
 }

@@ -133,6 +133,9 @@ pub(crate) struct Tokens {
     credentials: Credentials,
     /// One login or renewal at a time: concurrent first uses wait for it.
     state: tokio::sync::Mutex<Option<Arc<Authed>>>,
+    /// The AppRole secret id unwrapped at the first login, when it was
+    /// given response-wrapped (the wrapping token works only once).
+    unwrapped: tokio::sync::Mutex<Option<SecretString>>,
 }
 
 impl Tokens {
@@ -140,6 +143,7 @@ impl Tokens {
         Tokens {
             credentials,
             state: tokio::sync::Mutex::new(None),
+            unwrapped: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -165,7 +169,16 @@ impl Tokens {
             }
         }
         let old = state.take();
-        let login = auth::login(t, &self.credentials).await?;
+        let login = {
+            // Taken under the state's lock: one login at a time.
+            let mut unwrapped = self.unwrapped.lock().await;
+            auth::login(t, &self.credentials, &mut unwrapped).await?
+        };
+        tracing::info!(
+            method = login.method,
+            keys_from = %self.credentials.origin,
+            "logged in"
+        );
         if let Some(old) = old.filter(|o| o.owned) {
             // Its lease is nearly over: revoke it rather than leave it behind.
             if let Err(e) = api::revoke_self(t, &old.token).await {

@@ -241,7 +241,8 @@ impl Transport {
             .config
             .timeout()
             .min(deadline.saturating_duration_since(Instant::now()));
-        match exchange(http, request, timeout, attempts).await {
+        let max_body = self.config.max_response_size();
+        match exchange(http, request, timeout, attempts, max_body).await {
             Ok(received) => judge(received, attempts),
             Err(verdict) => verdict,
         }
@@ -289,6 +290,7 @@ async fn exchange(
     request: reqwest::Request,
     timeout: Duration,
     attempts: u32,
+    max_body: usize,
 ) -> Result<Received, Verdict> {
     let exchange = async {
         let response = http.execute(request).await?;
@@ -301,7 +303,7 @@ async fn exchange(
         };
         let (content_type, retry_after) = (header(CONTENT_TYPE), header(RETRY_AFTER));
         let status = response.status().as_u16();
-        let body = read_body(response).await?;
+        let body = read_body(response, max_body).await?;
         Ok::<_, Exchange>(Received {
             status,
             content_type,
@@ -321,8 +323,8 @@ async fn exchange(
         Ok(Err(Exchange::TooLarge)) => Err(Verdict::Done(Err(ApiFailure::Transport {
             kind: TransportKind::Body,
             reason: format!(
-                "the answer is larger than {} MiB, more than any secret or login answer",
-                MAX_BODY / (1024 * 1024)
+                "the answer is larger than {max_body} bytes, the most accepted (see \
+                 VaultConfig::with_max_response_size)"
             ),
             attempts,
             source: None,
@@ -370,10 +372,6 @@ fn judge(received: Received, attempts: u32) -> Verdict {
     }
 }
 
-/// The largest answer read: Vault's own request limit. A larger one is not a
-/// secret or a login answer (a proxy's download, a misconfigured address).
-const MAX_BODY: usize = 32 * 1024 * 1024;
-
 /// Why an exchange ended without an answer to judge.
 enum Exchange {
     Http(reqwest::Error),
@@ -386,33 +384,40 @@ impl From<reqwest::Error> for Exchange {
     }
 }
 
-/// The body, in memory of our own (wiped on drop), at most [`MAX_BODY`]
-/// bytes: read whole when its length is announced (Vault always does), else
-/// chunk by chunk, stopping at the limit.
+/// The body, in memory of our own (wiped on drop), at most `max` bytes
+/// ([`VaultConfig::max_response_size`]): refused at once when its announced
+/// length is larger, else read chunk by chunk, stopping at the limit. Each
+/// chunk is wiped once copied when no one else holds it (reqwest hands them
+/// over as `Bytes`, which would otherwise be freed unwiped).
 async fn read_body(
     mut response: reqwest::Response,
+    max: usize,
 ) -> Result<zeroize::Zeroizing<Vec<u8>>, Exchange> {
-    if let Some(length) = response.content_length() {
-        if length > MAX_BODY as u64 {
-            return Err(Exchange::TooLarge);
-        }
-        return Ok(zeroize::Zeroizing::new(response.bytes().await?.to_vec()));
+    let announced = response.content_length();
+    if announced.is_some_and(|length| length > max as u64) {
+        return Err(Exchange::TooLarge);
     }
-    let mut body = zeroize::Zeroizing::new(Vec::new());
+    let capacity = announced.map_or(0, |length| usize::try_from(length).unwrap_or(max).min(max));
+    let mut body = zeroize::Zeroizing::new(Vec::with_capacity(capacity));
     while let Some(chunk) = response.chunk().await? {
-        if body.len() + chunk.len() > MAX_BODY {
+        if body.len() + chunk.len() > max {
             return Err(Exchange::TooLarge);
         }
         if body.len() + chunk.len() > body.capacity() {
             // Grow by copying into a wiped-on-drop buffer, not by `Vec`'s own
             // reallocation, which would leave the old bytes behind unwiped.
             let mut bigger = zeroize::Zeroizing::new(Vec::with_capacity(
-                (body.len() + chunk.len()).max(body.capacity() * 2),
+                (body.len() + chunk.len()).max(body.capacity() * 2).min(max),
             ));
             bigger.extend_from_slice(&body);
             body = bigger;
         }
         body.extend_from_slice(&chunk);
+        // Only the sole handle on the bytes can write them; a shared one is
+        // left as it is.
+        if let Ok(mut owned) = chunk.try_into_mut() {
+            zeroize::Zeroize::zeroize(&mut owned[..]);
+        }
     }
     Ok(body)
 }

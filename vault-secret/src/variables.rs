@@ -65,13 +65,13 @@ pub const VAULT_NAMESPACE: Variable = resolved(
 /// A PEM file of CA certificates to trust.
 pub const VAULT_CACERT: Variable = resolved(
     "VAULT_CACERT",
-    "a PEM file of CA certificates to trust",
+    "a PEM file of CA certificates: the only roots trusted (the system's are not, as for Vault's client)",
     "the system's roots",
 );
 /// A directory of PEM CA certificates to trust.
 pub const VAULT_CAPATH: Variable = resolved(
     "VAULT_CAPATH",
-    "a directory of PEM CA certificates to trust",
+    "a directory of PEM CA certificates: the only roots trusted (with VAULT_CACERT's)",
     "none",
 );
 /// A PEM client certificate (with `VAULT_CLIENT_KEY`).
@@ -113,7 +113,7 @@ pub const VAULT_MAX_RETRIES: Variable = resolved(
 /// The credentials secret: a JSON mapping of the keys below.
 pub const VAULT_CREDENTIALS: Variable = resolved(
     "VAULT_CREDENTIALS",
-    "the credentials: a JSON mapping of the keys below; when it exists, it wins as a whole",
+    "the credentials: a JSON mapping of the keys below; when set, it wins as a whole over the variables below, the config file and ~/.vault-token",
     "the variables below",
 );
 /// The credentials secret as the local context (the workflow library's layout) spells it.
@@ -125,8 +125,8 @@ pub const PREFECT_VAULT_CREDENTIALS: Variable = resolved(
 /// A token.
 pub const VAULT_TOKEN: Variable = resolved(
     "VAULT_TOKEN",
-    "a token, when there is no VAULT_CREDENTIALS",
-    "~/.vault-token",
+    "a token, when there is no VAULT_CREDENTIALS variable; beats the config file's and ~/.vault-token",
+    "~/.vault-token, when no method is configured elsewhere",
 );
 /// AppRole's role id.
 pub const VAULT_ROLE_ID: Variable = resolved(
@@ -139,6 +139,12 @@ pub const VAULT_SECRET_ID: Variable = resolved(
     "VAULT_SECRET_ID",
     "AppRole's secret id (with VAULT_ROLE_ID), when there is no VAULT_CREDENTIALS",
     "none",
+);
+/// `true`: `VAULT_SECRET_ID` is a response-wrapping token to unwrap.
+pub const VAULT_SECRET_ID_WRAPPED: Variable = resolved(
+    "VAULT_SECRET_ID_WRAPPED",
+    "true: VAULT_SECRET_ID is a response-wrapping token of AppRole's secret id, unwrapped once at first login (its creation path checked first); also a key of VAULT_CREDENTIALS",
+    "false",
 );
 /// AppRole's auth mount.
 pub const VAULT_APPROLE_PATH: Variable = resolved(
@@ -221,7 +227,7 @@ pub const VAULT_CERT_AUTH_PATH: Variable = resolved(
 /// The home directory.
 pub const HOME: Variable = resolved(
     "HOME",
-    "finds ~/.vault-token and ~/.prefect/config.toml",
+    "finds ~/.prefect/config.toml (its VAULT_CREDENTIALS, when no variable gives credentials) and ~/.vault-token (when nothing else does)",
     "none: neither file is read",
 );
 
@@ -244,6 +250,7 @@ pub const ALL: &[Variable] = &[
     VAULT_TOKEN,
     VAULT_ROLE_ID,
     VAULT_SECRET_ID,
+    VAULT_SECRET_ID_WRAPPED,
     VAULT_APPROLE_PATH,
     VAULT_KUBE_AUTH_ROLE,
     VAULT_KUBE_AUTH_PATH,

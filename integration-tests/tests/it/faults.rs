@@ -330,7 +330,10 @@ async fn an_answer_larger_than_any_secret_is_refused_not_read_whole() {
     .await;
     let err = read(&mock, "huge", &[]).run().await.unwrap_err();
     assert!(matches!(err, Error::Transport { .. }), "{err}");
-    assert!(err.to_string().contains("larger than 32 MiB"), "{err}");
+    assert!(
+        err.to_string().contains("larger than 4194304 bytes"),
+        "{err}"
+    );
     assert_eq!(
         mock.count("huge/data/app").await,
         1,
@@ -425,7 +428,10 @@ async fn a_chunked_answer_is_held_to_the_same_limit() {
         .run()
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("larger than 32 MiB"), "{err}");
+    assert!(
+        err.to_string().contains("larger than 4194304 bytes"),
+        "{err}"
+    );
 }
 
 /// `VAULT_ADDR` of a raw server and a token, for a server that is no

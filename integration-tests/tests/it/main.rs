@@ -21,6 +21,7 @@ mod harness_selftest;
 mod lifecycle;
 mod mount_detection;
 mod pipeline;
+mod security;
 mod server_shapes;
 pub mod support;
 // Shared with the canary's own binary.

@@ -404,6 +404,46 @@ impl Admin {
             .to_owned()
     }
 
+    /// A new secret id for AppRole `role` on `auth/<auth_path>`,
+    /// response-wrapped (`X-Vault-Wrap-TTL`): the single-use wrapping token
+    /// an orchestrator would hand a service.
+    pub async fn approle_wrapped_secret_id(&self, auth_path: &str, role: &str) -> String {
+        self.wrapped(
+            &format!("auth/{auth_path}/role/{role}/secret-id"),
+            &json!({}),
+        )
+        .await
+    }
+
+    /// `data` wrapped by `sys/wrapping/wrap`: a wrapping token whose
+    /// creation path is `sys/wrapping/wrap`, not an AppRole's.
+    pub async fn wrap(&self, data: &Value) -> String {
+        self.wrapped("sys/wrapping/wrap", data).await
+    }
+
+    /// `POST <path>` answered wrapped (60 s): the wrapping token.
+    async fn wrapped(&self, path: &str, body: &Value) -> String {
+        let url = format!("{}/v1/{path}", self.addr);
+        let mut request = self
+            .client
+            .post(&url)
+            .header("X-Vault-Token", self.token.expose_secret())
+            .header("X-Vault-Wrap-TTL", "60s")
+            .header("Content-Type", "application/json")
+            .body(body.to_string());
+        if let Some(namespace) = &self.namespace {
+            request = request.header("X-Vault-Namespace", namespace);
+        }
+        let text = async { request.send().await?.text().await }
+            .await
+            .unwrap_or_else(|e: reqwest::Error| panic!("POST {path} (wrapped): {e}"));
+        let answer: Value = serde_json::from_str(&text).unwrap_or_default();
+        answer["wrap_info"]["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("POST {path} (wrapped): no wrap_info.token in the answer"))
+            .to_owned()
+    }
+
     /// Configures the Kubernetes auth mount `auth/<auth_path>` to review
     /// tokens at `kubernetes_host` (e.g. a [`KubeFixture`](super::KubeFixture)) with a
     /// placeholder reviewer JWT and CA certificate.

@@ -51,6 +51,8 @@ pub struct AppRoleCredentials {
     role_id: SecretString,
     secret_id: SecretString,
     mount: String,
+    /// The secret id is a response-wrapping token.
+    wrapped: bool,
 }
 
 impl AppRoleCredentials {
@@ -64,6 +66,7 @@ impl AppRoleCredentials {
             role_id: SecretString::from(role_id.into()),
             secret_id: SecretString::from(secret_id.into()),
             mount: mount.into(),
+            wrapped: false,
         }
     }
 
@@ -77,6 +80,22 @@ impl AppRoleCredentials {
         self.secret_id.expose_secret()
     }
 
+    /// Whether the secret id is a response-wrapping token
+    /// (`VAULT_SECRET_ID_WRAPPED`).
+    pub fn is_wrapped(&self) -> bool {
+        self.wrapped
+    }
+
+    /// The same role with a response-wrapped secret id: `wrapping_token`
+    /// (e.g. from [`Admin::approle_wrapped_secret_id`](super::Admin::approle_wrapped_secret_id)).
+    pub fn with_wrapped_secret_id(&self, wrapping_token: impl Into<String>) -> AppRoleCredentials {
+        AppRoleCredentials {
+            secret_id: SecretString::from(wrapping_token.into()),
+            wrapped: true,
+            ..self.clone()
+        }
+    }
+
     /// The AppRole mount, without the `auth/` prefix.
     pub fn mount(&self) -> &str {
         &self.mount
@@ -87,6 +106,7 @@ impl AppRoleCredentials {
     pub fn with_secret_id(&self, secret_id: impl Into<String>) -> AppRoleCredentials {
         AppRoleCredentials {
             secret_id: SecretString::from(secret_id.into()),
+            wrapped: false,
             ..self.clone()
         }
     }
@@ -94,11 +114,15 @@ impl AppRoleCredentials {
 
 impl Credentials for AppRoleCredentials {
     fn credentials_json(&self) -> Value {
-        json!({
+        let mut json = json!({
             "VAULT_ROLE_ID": self.role_id(),
             "VAULT_SECRET_ID": self.secret_id(),
             "VAULT_APPROLE_PATH": self.mount,
-        })
+        });
+        if self.wrapped {
+            json["VAULT_SECRET_ID_WRAPPED"] = json!("true");
+        }
+        json
     }
 }
 
@@ -166,7 +190,15 @@ mod tests {
         assert_eq!(
             format!("{approle:?}"),
             "AppRoleCredentials { role_id: SecretBox<str>([REDACTED]), \
-             secret_id: SecretBox<str>([REDACTED]), mount: \"approle-x\" }"
+             secret_id: SecretBox<str>([REDACTED]), mount: \"approle-x\", wrapped: false }"
+        );
+        let wrapped = approle.with_wrapped_secret_id("wrapping-token-value");
+        let shown = format!("{wrapped:?}");
+        assert!(shown.ends_with("wrapped: true }"), "{shown}");
+        assert!(!shown.contains("wrapping-token-value"), "{shown}");
+        assert_eq!(
+            wrapped.credentials_json()["VAULT_SECRET_ID_WRAPPED"],
+            serde_json::json!("true")
         );
     }
 

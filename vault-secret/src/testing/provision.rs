@@ -131,6 +131,18 @@ impl DevVault {
         AppRoleCredentials::new(mount, role_id, secret_id)
     }
 
+    /// As [`approle`](Self::approle), with the secret id response-wrapped:
+    /// the credentials hold the single-use wrapping token and
+    /// `VAULT_SECRET_ID_WRAPPED`, so the code under test unwraps it.
+    pub async fn approle_wrapped(&self, policies: &[&str]) -> AppRoleCredentials {
+        let plain = self.approle(policies).await;
+        let wrapped = self
+            .client()
+            .approle_wrapped_secret_id(plain.mount(), "app")
+            .await;
+        plain.with_wrapped_secret_id(wrapped)
+    }
+
     /// Enables Kubernetes auth at a unique mount, pointed at a fresh
     /// in-process TokenReview stand-in, with `role` bound to a service
     /// account whose token the stand-in accepts, granting `policies`.

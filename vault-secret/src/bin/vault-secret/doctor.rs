@@ -68,9 +68,10 @@ impl Report {
             Status::Fail => self.failed.push(check),
             Status::Ok | Status::Skip => {}
         }
-        let mut line = format!("{} {check}: {text}", status.tag());
+        // Server text (a version, an error) reaches the terminal escaped.
+        let mut line = format!("{} {check}: {}", status.tag(), output::escaped(text));
         if let Some(hint) = hint {
-            let _ = write!(line, "\n       hint: {hint}");
+            let _ = write!(line, "\n       hint: {}", output::escaped(&hint));
         }
         output::print(&line, true)
     }
@@ -270,9 +271,16 @@ fn check_tls(r: &mut Report, config: &VaultConfig) -> Result<(), Failure> {
             Some("unset VAULT_SKIP_VERIFY and export VAULT_CACERT=/path/to/ca.pem".into()),
         );
     }
+    // The given CAs are the only roots (the system's are not consulted).
+    let shown = |p: &std::path::Path| p.display().to_string();
     let roots = match (config.ca_cert(), config.ca_path()) {
-        (Some(file), _) => format!("the CA in VAULT_CACERT ({})", file.display()),
-        (None, Some(dir)) => format!("the CAs in VAULT_CAPATH ({})", dir.display()),
+        (Some(file), Some(dir)) => format!(
+            "only the CAs in VAULT_CACERT ({}) and VAULT_CAPATH ({})",
+            shown(file),
+            shown(dir)
+        ),
+        (Some(file), None) => format!("only the CA in VAULT_CACERT ({})", shown(file)),
+        (None, Some(dir)) => format!("only the CAs in VAULT_CAPATH ({})", shown(dir)),
         (None, None) => "the system's roots".to_owned(),
     };
     r.ok(
@@ -314,10 +322,19 @@ async fn check_credentials(r: &mut Report, env: &Env) -> Result<Option<VaultClie
     match VaultClient::builder().env(env.clone()).build().await {
         Ok(session) => {
             let methods = session.auth_methods().join(", ");
-            r.ok(
-                "credentials",
-                &format!("from {}; methods: {methods}", session.credentials_origin()),
-            )?;
+            let text = format!("from {}; methods: {methods}", session.credentials_origin());
+            match session.ignored_credentials() {
+                [] => r.ok("credentials", &text)?,
+                ignored => r.warn(
+                    "credentials",
+                    &format!("{text}; also set but ignored: {}", ignored.join(", ")),
+                    Some(
+                        "the first source by precedence wins (see the `credentials` module of \
+                         vault-secret's docs); remove the others to avoid surprises"
+                            .into(),
+                    ),
+                )?,
+            }
             check_jwt(r, &session).await?;
             Ok(Some(session))
         }
@@ -417,14 +434,27 @@ async fn check_login(
             login_hint(e, namespace),
         )
     };
+    if session.uses_wrapped_secret_id() {
+        r.warn(
+            "login",
+            "not tried: AppRole's secret id is response-wrapped (VAULT_SECRET_ID_WRAPPED), \
+             and its wrapping token works once; logging in here would use it up",
+            Some(
+                "the service's own first login unwraps it; run doctor with a plain secret id"
+                    .into(),
+            ),
+        )?;
+        return Ok(None);
+    }
     // A lone static token is only checked by its first use: look it up.
     match session.token_info().await {
         Ok(info) => {
             r.ok(
                 "login",
                 &format!(
-                    "works with method `{}`; policies: {}",
+                    "works with method `{}` (keys from {}); policies: {}",
                     info.method,
+                    session.credentials_origin(),
                     info.policies.join(", ")
                 ),
             )?;
@@ -498,7 +528,8 @@ async fn check_path(
                 r.ok(
                     "mount",
                     &format!(
-                        "`{path}` is in the mount `{}/`, {}",
+                        "`{}` is in the mount `{}/`, {}",
+                        secret_path(path),
                         mount.mount,
                         kv_name(mount.kv_version)
                     ),
@@ -602,6 +633,12 @@ async fn check_capabilities(
     Ok(Some(false))
 }
 
+/// The secret's path without its `#field` (the mount line is about the
+/// secret, not one of its fields).
+fn secret_path(path: &str) -> &str {
+    path.split_once('#').map_or(path, |(secret, _)| secret)
+}
+
 /// The address as users write it (no trailing slash).
 fn shown(config: &VaultConfig) -> &str {
     config.address().as_str().trim_end_matches('/')
@@ -630,6 +667,16 @@ fn human(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_mount_line_shows_the_secret_without_its_field() {
+        assert_eq!(secret_path("secret/app/db#password"), "secret/app/db");
+        assert_eq!(
+            secret_path("secret/app/db?version=2#pw"),
+            "secret/app/db?version=2"
+        );
+        assert_eq!(secret_path("secret/app/db"), "secret/app/db");
+    }
 
     #[test]
     fn durations_read_well() {

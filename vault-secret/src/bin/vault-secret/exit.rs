@@ -69,7 +69,7 @@ impl Exit {
             // The credentials lookup through the local context failed
             // (a malformed config file, a variable that is not UTF-8).
             | Error::Secret(_) => Exit::Config,
-            Error::AuthFailed { .. } => Exit::Auth,
+            Error::AuthFailed { .. } | Error::WrappedSecretId { .. } => Exit::Auth,
             Error::NotFound { .. }
             | Error::FieldNotFound { .. }
             | Error::VersionDeleted { .. }
@@ -320,18 +320,27 @@ pub(crate) fn policy_stanza(path: &str) -> String {
     format!("path \"{path}\" {{ capabilities = [\"read\"] }}")
 }
 
-/// Keeps a message on one line, whatever a server put in it.
+/// Keeps a message on one line, whatever a server put in it, with any
+/// other control character escaped (no escape sequence reaches the terminal).
 fn one_line(text: &str) -> String {
-    text.split(['\n', '\r'])
+    let joined = text
+        .split(['\n', '\r'])
         .map(str::trim)
         .filter(|part| !part.is_empty())
         .collect::<Vec<_>>()
-        .join("; ")
+        .join("; ");
+    crate::output::escaped(&joined)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_reach_the_terminal_on_one_line_without_escape_sequences() {
+        let shown = one_line("denied\u{1b}]0;pwned\u{7}\r\n\u{1b}[2Jagain");
+        assert_eq!(shown, "denied\\u{1b}]0;pwned\\u{7}; \\u{1b}[2Jagain");
+    }
 
     #[test]
     fn every_library_error_has_its_code() {

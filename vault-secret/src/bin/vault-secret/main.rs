@@ -4,9 +4,10 @@
 //!
 //! Every command resolves the address, the credentials and the path exactly
 //! as the library's `VaultSecret::run()` does: `VAULT_ADDR` (else
-//! `vault_addr`), the `VAULT_CREDENTIALS` secret through the local context
-//! (else `VAULT_TOKEN`, else `~/.vault-token`), and token, then AppRole, then
-//! Kubernetes authentication. Nothing it prints to its own stdout or stderr
+//! `vault_addr`), the credentials from the first place that holds any (in
+//! the order of the library's `credentials` module: `VAULT_CREDENTIALS`, the
+//! method variables, the config file, `~/.vault-token`), and token, then
+//! AppRole, then Kubernetes authentication. Nothing it prints to its own stdout or stderr
 //! ever holds a token or a credential; only `get` prints secret values, on
 //! stdout, because that is what it is asked for.
 
@@ -48,10 +49,12 @@ fn long_about() -> String {
     let mut text = String::from(
         "Read secrets from HashiCorp Vault or OpenBao (KV v1 and v2; token, AppRole and \
          Kubernetes auth).\n\n\
-         Settings come from the environment, as for the library. Credentials: \
+         Settings come from the environment, as for the library. Credentials come from \
+         the first of these that holds any (the others are named in a warning): \
          VAULT_CREDENTIALS='{\"VAULT_TOKEN\":\"...\"}' (or AppRole's or Kubernetes' keys) \
-         as a JSON mapping, else each key as a variable of its own name, else \
-         ~/.vault-token.\n",
+         as a JSON mapping; else each key as a variable of its own name (VAULT_TOKEN \
+         first); else VAULT_CREDENTIALS under [context.secrets] in \
+         ~/.prefect/config.toml; else ~/.vault-token.\n",
     );
     let width = vault_secret::variables::ALL
         .iter()
@@ -65,6 +68,41 @@ fn long_about() -> String {
         ));
     }
     text
+}
+
+/// Turns core dumps off for this process, whose memory holds tokens,
+/// credentials and secret values: not dumpable (`prctl(PR_SET_DUMPABLE,
+/// 0)`, which also keeps other processes of the same user from attaching
+/// a debugger or reading its memory through `/proc`), and a core size
+/// limit of 0 (`RLIMIT_CORE`'s soft limit; the hard one is left, so the
+/// program `exec` runs, which inherits the limit, may raise it again).
+/// Linux only; elsewhere nothing is changed. What the kernel then reports
+/// back, for the debug log.
+#[cfg(target_os = "linux")]
+fn harden_process() -> std::io::Result<String> {
+    use rustix::process::{DumpableBehavior, Resource, Rlimit};
+    let maximum = rustix::process::getrlimit(Resource::Core).maximum;
+    rustix::process::setrlimit(
+        Resource::Core,
+        Rlimit {
+            current: Some(0),
+            maximum,
+        },
+    )?;
+    rustix::process::set_dumpable_behavior(DumpableBehavior::NotDumpable)?;
+    let dumpable = rustix::process::dumpable_behavior()?;
+    let core = rustix::process::getrlimit(Resource::Core);
+    Ok(format!(
+        "dumpable={} core_limit={}/{}",
+        dumpable as i32,
+        core.current.map_or("unlimited".into(), |c| c.to_string()),
+        core.maximum.map_or("unlimited".into(), |c| c.to_string()),
+    ))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn harden_process() -> std::io::Result<String> {
+    Ok("unchanged (not Linux)".to_owned())
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,6 +124,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // First, before any credential is read: a core dump would hold them.
+    let hardened = harden_process();
     report_panics();
     // Usage errors exit 2 (clap's code), --help and --version exit 0.
     let cli = match parse() {
@@ -93,6 +133,10 @@ fn main() -> ExitCode {
         Err(failure) => return failure.report(),
     };
     logging::init(cli.verbose);
+    match hardened {
+        Ok(state) => tracing::debug!(%state, "core dumps are off for this process"),
+        Err(e) => tracing::warn!("could not turn core dumps off: {e}"),
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

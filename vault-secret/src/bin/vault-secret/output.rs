@@ -19,6 +19,21 @@ pub(crate) fn print(text: &str, newline: bool) -> Result<(), Failure> {
         .map_err(|e| Failure::new(Exit::Other, format!("cannot write to standard output: {e}")))
 }
 
+/// Text that is not a secret value (a message, a server's version or error)
+/// as the terminal is shown it: every control character but the line feed
+/// escaped (`\u{1b}` for ESC), as the library shows input it refuses.
+pub(crate) fn escaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() && c != '\n' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Whether stdout is a terminal (a bare value then gets a newline so the
 /// prompt does not stick to it; into a pipe or file it is written exactly).
 pub(crate) fn stdout_is_terminal() -> bool {
