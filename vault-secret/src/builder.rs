@@ -7,7 +7,8 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use secret_core::{Env, SecretChain, SecretValue};
 
-use crate::credentials::{Credentials, DEFAULT_CREDENTIALS_SECRET};
+use crate::credentials::Credentials;
+use crate::variables::DEFAULT_CREDENTIALS_SECRET;
 use crate::{CacheOptions, Error, VaultClient, VaultConfig};
 
 /// How the typed credentials' errors name their origin.
@@ -81,6 +82,20 @@ impl Default for ClientBuilder {
             config: None,
             settings: Settings::default(),
         }
+    }
+}
+
+// Here rather than in `client`: the client knows nothing of how it is built.
+impl VaultClient {
+    /// A builder: every setting the environment can give has a setter, and
+    /// what is not set is read from the environment.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// A client for the process environment's settings and credentials.
+    pub async fn from_env() -> Result<Self, Error> {
+        Self::builder().build().await
     }
 }
 

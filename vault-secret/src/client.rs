@@ -10,7 +10,6 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tracing::Instrument;
 
-use crate::builder::ClientBuilder;
 use crate::cache::{Cache, CacheKey};
 use crate::credentials::Credentials;
 use crate::inspect::{self, Health, TokenInfo};
@@ -69,7 +68,7 @@ use crate::{CacheOptions, CacheStats, Error, VaultConfig, batch};
 /// logging in. Dropping the last clone without it leaves that token on the
 /// server until its TTL runs out: nothing is revoked behind the caller's
 /// back, whatever runtime is (or is not) running. A token the caller
-/// supplied (`VAULT_TOKEN`, [`ClientBuilder::token`]) is never renewed nor
+/// supplied (`VAULT_TOKEN`, [`ClientBuilder::token`](crate::ClientBuilder::token)) is never renewed nor
 /// revoked.
 #[derive(Clone)]
 pub struct VaultClient {
@@ -96,17 +95,6 @@ impl fmt::Debug for VaultClient {
 }
 
 impl VaultClient {
-    /// A builder: every setting the environment can give has a setter, and
-    /// what is not set is read from the environment.
-    pub fn builder() -> ClientBuilder {
-        ClientBuilder::default()
-    }
-
-    /// A client for the process environment's settings and credentials.
-    pub async fn from_env() -> Result<Self, Error> {
-        Self::builder().build().await
-    }
-
     pub(crate) fn new(
         config: VaultConfig,
         credentials: Credentials,

@@ -7,17 +7,11 @@ use secret_core::{Env, SecretChain};
 
 use crate::error::{ConfigKind, IncompleteMethod};
 use crate::jwt::{self, ActionsEndpoint};
-use crate::variables::{self as var, Variable};
+use crate::variables::{self as var, DEFAULT_KUBE_TOKEN_FILE, Variable};
 use crate::{Error, input};
 
 /// How errors about `~/.vault-token` name it.
 const VAULT_TOKEN_FILE: &str = "~/.vault-token";
-
-/// The default name of the credentials secret.
-pub const DEFAULT_CREDENTIALS_SECRET: &str = "VAULT_CREDENTIALS";
-
-/// The default Kubernetes service-account token file.
-pub const DEFAULT_KUBE_TOKEN_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 
 /// The keys of the credentials secret, each also read as the variable of
 /// the same name when there is no secret.

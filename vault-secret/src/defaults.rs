@@ -194,7 +194,7 @@ fn fingerprint(builder: &ClientBuilder) -> Option<u64> {
     let keys = &defaults().keys;
     let secret = builder.credentials_secret.as_str();
     // The default secret's names are declared; another name's are added.
-    let other_secret = (secret != crate::DEFAULT_CREDENTIALS_SECRET).then(|| {
+    let other_secret = (secret != crate::variables::DEFAULT_CREDENTIALS_SECRET).then(|| {
         [
             secret.to_owned(),
             format!("{}{secret}", secret_core::DEFAULT_ENV_PREFIX),

@@ -106,7 +106,6 @@ pub use client::VaultClient;
 pub use config::{DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, VaultConfig};
 #[cfg(feature = "config")]
 pub use config_source::VaultConfigSource;
-pub use credentials::{DEFAULT_CREDENTIALS_SECRET, DEFAULT_KUBE_TOKEN_FILE};
 pub use error::{AuthAttempt, Cause, ConfigKind, Error, IncompleteMethod, TransportKind};
 #[cfg(feature = "figment")]
 pub use figment_provider::VaultProvider;

@@ -12,8 +12,8 @@ use super::admin::{Admin, Method};
 use super::binary::{default_venv_dirs, find_server_binary};
 use super::credentials::Token;
 use super::error::{Error, ErrorKind};
-use super::launch::Launched;
 use super::raft::{initialise, launch_node, unseal};
+use super::state::Launched;
 
 /// Three OpenBao (or Vault) servers with integrated (raft) storage, each
 /// from its own config file on free loopback ports (plain http), joined into

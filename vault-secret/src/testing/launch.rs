@@ -1,5 +1,5 @@
 //! Launching servers: a dev server ([`DevVault::start`](super::DevVault::start)),
-//! a persistent raft server, attaching to one the user runs, and the free
+//! the primitives a persistent raft server uses, attaching to one the user runs, and the free
 //! port each listens on.
 
 use std::ffi::OsStr;
@@ -10,14 +10,12 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 use secret_core::Env;
-use tempfile::TempDir;
 
 use super::binary::{HOW_TO_GET_A_SERVER, default_venv_dirs, find_server_binary};
 use super::error::{Error, ErrorKind};
 use super::health::{NotReady, wait_for_health};
 use super::process::ServerProcess;
-use super::raft;
-use super::server::{DevVaultBuilder, Kind, ServerInner};
+use super::state::{Kind, Launched, ServerInner, ServerOptions};
 
 /// Root token of every dev server started here.
 const DEV_ROOT_TOKEN: &str = "root";
@@ -31,17 +29,6 @@ const START_ATTEMPTS: usize = 5;
 /// Dev server config: lets tests enable a file audit device through the API
 /// (OpenBao 2.x refuses without it). Costs nothing at start.
 pub(crate) const AUDIT_CONFIG: &str = "unsafe_allow_api_audit_creation = true\n";
-
-/// A server process that answers `sys/health`.
-#[derive(Debug)]
-pub(crate) struct Launched {
-    pub(crate) process: ServerProcess,
-    pub(crate) work_dir: TempDir,
-    /// `http(s)://127.0.0.1:PORT`.
-    pub(crate) addr: String,
-    pub(crate) ca_cert: Option<PathBuf>,
-    pub(crate) args: Vec<String>,
-}
 
 /// The arguments of `server` for a port and a scratch directory.
 pub(crate) type ServerArgs<'a> = dyn Fn(u16, &Path) -> Result<Vec<String>, Error> + 'a;
@@ -112,7 +99,7 @@ pub(crate) async fn launch(plan: &LaunchPlan<'_>) -> Result<Launched, Error> {
 }
 
 /// The binary the builder's options find.
-pub(crate) fn binary(options: &DevVaultBuilder) -> Result<PathBuf, Error> {
+pub(crate) fn binary(options: &ServerOptions) -> Result<PathBuf, Error> {
     let venv_dirs = match &options.venv_dirs {
         Some(dirs) => dirs.clone(),
         None => default_venv_dirs(&options.env),
@@ -126,14 +113,12 @@ pub(crate) fn is_openbao(bin: &Path) -> bool {
     bin.file_name() != Some(OsStr::new("vault"))
 }
 
-/// Starts a dev server (`server -dev`) as the builder says.
+/// Starts a dev server (`server -dev`) as the options say (a persistent
+/// server is `raft`'s).
 pub(crate) async fn start_dev_server(
-    options: &DevVaultBuilder,
+    options: &ServerOptions,
     kind: Kind,
 ) -> Result<ServerInner, Error> {
-    if options.persistent {
-        return raft::start_persistent(options).await;
-    }
     let bin = binary(options)?;
     let args = |port: u16, work_dir: &Path| -> Result<Vec<String>, Error> {
         let mut args = vec![

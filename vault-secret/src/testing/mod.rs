@@ -148,6 +148,7 @@ mod process;
 mod provision;
 mod raft;
 mod server;
+mod state;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -12,10 +12,8 @@ use serde_json::json;
 use super::admin::{Admin, Method};
 use super::error::{Error, ErrorKind};
 use super::health::{NotReady, wait_for_health};
-use super::launch::{
-    AUDIT_CONFIG, LaunchPlan, Launched, READY_TIMEOUT, binary, is_openbao, launch, write,
-};
-use super::server::{DevVaultBuilder, Kind, Relaunch, ServerInner};
+use super::launch::{AUDIT_CONFIG, LaunchPlan, READY_TIMEOUT, binary, is_openbao, launch, write};
+use super::state::{Kind, Launched, Relaunch, ServerInner, ServerOptions};
 
 /// The config of one raft node listening on `port` (plain http), its
 /// cluster listener on `port + 1`, its data under `work_dir/raft`; a node
@@ -145,7 +143,7 @@ pub(crate) async fn launch_node(
 }
 
 /// A one-node raft server, initialised and unsealed.
-pub(crate) async fn start_persistent(options: &DevVaultBuilder) -> Result<ServerInner, Error> {
+pub(crate) async fn start_persistent(options: &ServerOptions) -> Result<ServerInner, Error> {
     if options.tls || !options.args.is_empty() {
         return Err(Error::new(
             ErrorKind::Start,

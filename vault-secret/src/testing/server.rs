@@ -7,22 +7,22 @@
 use std::ffi::OsStr;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
 use secret_core::Env;
-use serde_json::json;
-use tempfile::TempDir;
+use serde_json::{Value, json};
 
 use super::admin::{Admin, Method};
-use super::cleanup::Cleanup;
+use super::cleanup::{Cleanup, Undo};
 use super::credentials::{Credentials, Token};
 use super::error::Error;
 use super::health::{NotReady, wait_for_health};
-use super::launch::{Launched, READY_TIMEOUT, attach_server, start_dev_server};
+use super::launch::{READY_TIMEOUT, attach_server, start_dev_server};
 use super::process::ServerProcess;
-use super::raft::RESTART_TIMEOUT;
+use super::raft::{RESTART_TIMEOUT, start_persistent};
+use super::state::{Kind, ServerInner, ServerOptions};
 use crate::VaultSecret;
 
 /// A Vault-API server for a test: a dev server of the test's own
@@ -62,83 +62,10 @@ impl fmt::Debug for DevVault {
     }
 }
 
-/// How a test got its server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    /// Started for this test ([`DevVault::start`]).
-    Own,
-    /// Started once for the test binary ([`DevVault::shared`]).
-    Shared,
-    /// Run by the user ([`DevVault::attach`]).
-    Attached,
-    /// Started for this test with raft storage
-    /// ([`DevVaultBuilder::persistent`]): it can be killed and restarted.
-    Persistent,
-}
-
-/// How to start a persistent server's process again.
-#[derive(Debug)]
-pub(crate) struct Relaunch {
-    pub(crate) bin: PathBuf,
-    pub(crate) args: Vec<String>,
-}
-
-#[derive(Debug)]
-pub(crate) struct ServerInner {
-    pub(crate) addr: String,
-    pub(crate) root_token: SecretString,
-    pub(crate) ca_cert: Option<PathBuf>,
-    pub(crate) kind: Kind,
-    pub(crate) process: Option<Mutex<ServerProcess>>,
-    pub(crate) relaunch: Option<Relaunch>,
-    pub(crate) unseal_key: Mutex<Option<SecretString>>,
-    /// The file audit device of a started server, enabled on first use.
-    pub(crate) audit: tokio::sync::OnceCell<PathBuf>,
-    // Declared after `process`: removed once the server has stopped.
-    pub(crate) work_dir: Option<TempDir>,
-}
-
-impl ServerInner {
-    /// A server this process launched.
-    pub(crate) fn started(
-        launched: Launched,
-        root_token: SecretString,
-        unseal_key: Option<SecretString>,
-        kind: Kind,
-        relaunch: Option<Relaunch>,
-    ) -> Self {
-        ServerInner {
-            addr: launched.addr,
-            root_token,
-            ca_cert: launched.ca_cert,
-            kind,
-            process: Some(Mutex::new(launched.process)),
-            relaunch,
-            unseal_key: Mutex::new(unseal_key),
-            audit: tokio::sync::OnceCell::new(),
-            work_dir: Some(launched.work_dir),
-        }
-    }
-
-    fn process(&self) -> Option<MutexGuard<'_, ServerProcess>> {
-        self.process
-            .as_ref()
-            .map(|p| p.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
-    }
-
-    pub(crate) fn work_dir(&self) -> Option<&Path> {
-        self.work_dir.as_ref().map(TempDir::path)
-    }
-}
-
 /// Options for a server of the test's own: [`DevVault::builder`].
 #[derive(Debug, Clone)]
 pub struct DevVaultBuilder {
-    pub(crate) tls: bool,
-    pub(crate) persistent: bool,
-    pub(crate) env: Env,
-    pub(crate) args: Vec<String>,
-    pub(crate) venv_dirs: Option<Vec<PathBuf>>,
+    options: ServerOptions,
 }
 
 impl DevVaultBuilder {
@@ -146,7 +73,7 @@ impl DevVaultBuilder {
     /// [`DevVault::ca_cert`] and goes into [`DevVault::env_for`] as
     /// `VAULT_CACERT`.
     pub fn tls(mut self) -> Self {
-        self.tls = true;
+        self.options.tls = true;
         self
     }
 
@@ -159,7 +86,7 @@ impl DevVaultBuilder {
     /// makes it serve again. For outage tests. Not with [`tls`](Self::tls)
     /// or [`arg`](Self::arg).
     pub fn persistent(mut self) -> Self {
-        self.persistent = true;
+        self.options.persistent = true;
         self
     }
 
@@ -168,7 +95,7 @@ impl DevVaultBuilder {
     /// `CARGO_MANIFEST_DIR` to find the binary; `VAULT_ADDR`, `VAULT_TOKEN`
     /// and `VAULT_CACERT` for [`attach`](Self::attach).
     pub fn env(mut self, env: Env) -> Self {
-        self.env = env;
+        self.options.env = env;
         self
     }
 
@@ -177,25 +104,29 @@ impl DevVaultBuilder {
     /// binary. Default: the current directory, `CARGO_MANIFEST_DIR` and the
     /// directory `vault-secret` was built from. An empty list looks nowhere.
     pub fn venv_dirs(mut self, dirs: impl IntoIterator<Item = PathBuf>) -> Self {
-        self.venv_dirs = Some(dirs.into_iter().collect());
+        self.options.venv_dirs = Some(dirs.into_iter().collect());
         self
     }
 
     /// One more argument for `server -dev`.
     pub fn arg(mut self, arg: impl Into<String>) -> Self {
-        self.args.push(arg.into());
+        self.options.args.push(arg.into());
         self
     }
 
     /// Starts the dev server; see [`DevVault::start`].
     pub async fn start(self) -> Result<DevVault, Error> {
-        let server = start_dev_server(&self, Kind::Own).await?;
+        let server = if self.options.persistent {
+            start_persistent(&self.options).await?
+        } else {
+            start_dev_server(&self.options, Kind::Own).await?
+        };
         Ok(DevVault::handle(Arc::new(server)))
     }
 
     /// Attaches to a running server; see [`DevVault::attach`].
     pub async fn attach(self) -> Result<DevVault, Error> {
-        let server = attach_server(&self.env).await?;
+        let server = attach_server(&self.options.env).await?;
         Ok(DevVault::handle(Arc::new(server)))
     }
 }
@@ -205,11 +136,13 @@ impl DevVault {
     /// more arguments).
     pub fn builder() -> DevVaultBuilder {
         DevVaultBuilder {
-            tls: false,
-            persistent: false,
-            env: Env::process(),
-            args: Vec::new(),
-            venv_dirs: None,
+            options: ServerOptions {
+                tls: false,
+                persistent: false,
+                env: Env::process(),
+                args: Vec::new(),
+                venv_dirs: None,
+            },
         }
     }
 
@@ -255,7 +188,7 @@ impl DevVault {
                 let server = if attach {
                     attach_server(&Env::process()).await
                 } else {
-                    start_dev_server(&DevVault::builder(), Kind::Shared).await
+                    start_dev_server(&DevVault::builder().options, Kind::Shared).await
                 };
                 server.map(Arc::new)
             })
@@ -361,6 +294,25 @@ impl DevVault {
 
     pub(crate) fn server(&self) -> &Arc<ServerInner> {
         &self.server
+    }
+
+    /// Remembers how to undo something this handle created, for an
+    /// attached server (a started one goes away with what it holds).
+    pub(crate) fn undo_later(&self, method: Method, path: String, body: Option<Value>, root: bool) {
+        if self.server.kind != Kind::Attached {
+            return;
+        }
+        let namespace = if root { None } else { self.namespace.clone() };
+        self.cleanup
+            .undo
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Undo {
+                namespace,
+                method,
+                path,
+                body,
+            });
     }
 
     /// Everything the server process wrote so far (empty for an attached
