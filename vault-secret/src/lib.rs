@@ -60,11 +60,33 @@
 //! Answers are parsed only as far as each call needs, so older Vault
 //! versions, Vault-compatible servers and proxies that leave envelope
 //! fields out are read alike.
+//!
+//! # Layers
+//!
+//! For contributors: the modules, lowest first. A module imports only from
+//! its own layer or lower ones, always from the module that defines a name
+//! (`crate::error::Error`, never the re-export `crate::Error`), and no two
+//! modules import each other; `scripts/check-layers.sh` checks this list
+//! against the code (CI runs it).
+//!
+//! 1. `error`, `variables`
+//! 2. `input`, `failure`, `blocking`, `cache`
+//! 3. `path`, `config`, `jwt`
+//! 4. `batch`, `credentials`, `tls`
+//! 5. `transport`
+//! 6. `api`
+//! 7. `auth`
+//! 8. `token`
+//! 9. `mounts`
+//! 10. `kv`
+//! 11. `client`
+//! 12. `builder`, `inspect`
+//! 13. `defaults`
+//! 14. `secret`, `source`, `adapter`
+//! 15. `figment_provider`, `config_source`, `testing`
+//!
+//! The CLI (`src/bin/vault-secret`) sits on top and uses the crate by name.
 
-// Layers, each using only those above it in this list: config, input,
-// credentials -> transport -> api -> auth -> token -> mounts, kv, inspect
-// -> client, builder -> defaults -> secret, source, the adapters (and the
-// CLI on top).
 // What the figment and config-rs adapters share.
 #[cfg(any(feature = "figment", feature = "config"))]
 mod adapter;
