@@ -17,7 +17,7 @@ use crate::adapter::SecretLoad;
 ///
 /// # async fn demo() -> Result<(), config::ConfigError> {
 /// let settings = Config::builder()
-///     .add_async_source(VaultConfigSource::new("secret/db").under("database")) // database.<key>
+///     .add_async_source(VaultConfigSource::new("secret/db").nest("database")) // database.<key>
 ///     .add_async_source(VaultConfigSource::new("secret/api#key").at("api.token"))
 ///     .build()
 ///     .await?;

@@ -336,7 +336,7 @@ impl Credentials {
         name: &str,
         value: &secret_core::SecretValue,
     ) -> Result<Self, Error> {
-        let invalid = |kind, source: Option<crate::Cause>| Error::Credentials {
+        let invalid = |kind, source: Option<secret_core::BoxError>| Error::Credentials {
             secret: name.to_owned(),
             key: None,
             kind,

@@ -15,7 +15,7 @@
 //!   variables in the last [`RESOLVED_FOR`] is reused without resolving
 //!   again (the files resolution reads, `~/.vault-token` and the local
 //!   context's config file, are read again after that).
-//! - [`shutdown`] revokes every default client's token, for a service that
+//! - [`shutdown_default_clients`] revokes every default client's token, for a service that
 //!   used `run()` and shuts down cleanly (the CLI does this before it exits).
 //!
 //! A service that holds a [`VaultClient`] of its own does not touch this map.
@@ -96,9 +96,12 @@ pub(crate) async fn client_for(builder: &ClientBuilder) -> Result<VaultClient, E
     Ok(client)
 }
 
-/// Revokes the tokens every default client obtained by logging in. Returns
-/// the first failure, after trying them all.
-pub(crate) async fn shutdown() -> Result<(), Error> {
+/// Revokes the tokens the default clients behind
+/// [`VaultSecret::run`](crate::VaultSecret::run) and
+/// [`VaultSource`](crate::VaultSource) obtained by logging in, for a service
+/// that used them and shuts down cleanly. Returns the first failure, after
+/// trying them all. A [`VaultClient`] of the caller's own is not touched.
+pub async fn shutdown_default_clients() -> Result<(), Error> {
     let all: Vec<VaultClient> = lock()
         .by_settings
         .values()

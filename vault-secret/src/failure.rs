@@ -5,8 +5,10 @@
 
 use std::fmt;
 
+use secret_core::BoxError;
+
 use crate::Error;
-use crate::error::{Cause, TransportKind};
+use crate::error::TransportKind;
 
 /// A successful (2xx) answer.
 pub(crate) struct Answer {
@@ -75,7 +77,7 @@ pub(crate) enum ApiFailure {
         reason: String,
         attempts: u32,
         /// reqwest's error, when there is one: the `source()` of the error it becomes.
-        source: Option<Cause>,
+        source: Option<BoxError>,
     },
     /// A token or namespace that cannot travel as an HTTP header.
     BadHeader { name: &'static str },

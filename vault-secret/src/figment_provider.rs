@@ -14,7 +14,7 @@ use crate::adapter::SecretLoad;
 /// # fn demo() -> Result<(), figment::Error> {
 /// let figment = Figment::new()
 ///     .merge(VaultProvider::new("secret/app"))                        // its keys at the top level
-///     .merge(VaultProvider::new("secret/db").under("database"))       // database.<key>
+///     .merge(VaultProvider::new("secret/db").nest("database"))       // database.<key>
 ///     .merge(VaultProvider::new("secret/api#key").at("api.token"));   // one field at api.token
 /// let port: u16 = figment.extract_inner("database.port")?;
 /// # Ok(()) }

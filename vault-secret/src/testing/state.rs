@@ -101,4 +101,3 @@ impl ServerInner {
         self.work_dir.as_ref().map(TempDir::path)
     }
 }
-

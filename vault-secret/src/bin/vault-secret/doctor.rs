@@ -313,10 +313,13 @@ fn check_seal(r: &mut Report, health: &Health) -> Result<bool, Failure> {
 async fn check_credentials(r: &mut Report, env: &Env) -> Result<Option<VaultClient>, Failure> {
     match VaultClient::builder().env(env.clone()).build().await {
         Ok(session) => {
-            let methods = session.auth_methods().join(", ");
+            let methods = session.inspect().auth_methods().join(", ");
             r.ok(
                 "credentials",
-                &format!("from {}; methods: {methods}", session.credentials_origin()),
+                &format!(
+                    "from {}; methods: {methods}",
+                    session.inspect().credentials_origin()
+                ),
             )?;
             check_jwt(r, &session).await?;
             Ok(Some(session))
@@ -331,10 +334,10 @@ async fn check_credentials(r: &mut Report, env: &Env) -> Result<Option<VaultClie
 /// The JWT method's token, by its claims (decoded, not verified): when it
 /// expires and whom it is for, never the token.
 async fn check_jwt(r: &mut Report, session: &VaultClient) -> Result<(), Failure> {
-    if !session.auth_methods().contains(&"jwt") {
+    if !session.inspect().auth_methods().contains(&"jwt") {
         return Ok(());
     }
-    match session.jwt_claims().await {
+    match session.inspect().jwt_claims().await {
         Ok(Some(claims)) => {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -418,7 +421,7 @@ async fn check_login(
         )
     };
     // A lone static token is only checked by its first use: look it up.
-    match session.token_info().await {
+    match session.inspect().token_info().await {
         Ok(info) => {
             r.ok(
                 "login",
@@ -431,7 +434,7 @@ async fn check_login(
             Ok(Some(Login::Checked(info)))
         }
         // A valid token whose policies leave out `auth/token/lookup-self`.
-        Err(Error::Server { status: 403, .. }) => match session.login().await {
+        Err(Error::Server { status: 403, .. }) => match session.inspect().login().await {
             Ok(method) => {
                 r.warn(
                     "login",
@@ -492,7 +495,7 @@ async fn check_path(
         r.skip("capabilities", "needs a working login")?;
         return r.skip("read", "needs a working login");
     };
-    let mount = match session.mount_of(path).await {
+    let mount = match session.inspect().mount_of(path).await {
         Ok(mount) => {
             if mount.from_server {
                 r.ok(
@@ -563,7 +566,7 @@ async fn check_capabilities(
     let paths = &mount.policy_paths;
     let mut found = Vec::new();
     for path in paths {
-        match session.capabilities(path).await {
+        match session.inspect().capabilities(path).await {
             Ok(caps) => found.push((path, caps)),
             Err(e) => {
                 r.warn(

@@ -111,7 +111,7 @@ fn main() -> ExitCode {
         };
         // Tokens this run obtained by logging in do not outlive it, success
         // or failure (a token the user supplied is left alone).
-        if let Err(e) = vault_secret::VaultSecret::shutdown_default_clients().await {
+        if let Err(e) = vault_secret::shutdown_default_clients().await {
             tracing::debug!(error = %e, "could not revoke a token");
         }
         outcome
