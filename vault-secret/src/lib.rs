@@ -1,6 +1,7 @@
 //! Read secrets from HashiCorp Vault (or OpenBao): KV v1 and v2, any mount;
-//! token, AppRole and Kubernetes authentication; a client a service holds,
-//! a one-liner, and adapters for secret-core chains, figment and config-rs.
+//! token, AppRole, Kubernetes, JWT and TLS certificate authentication; a
+//! client a service holds, a one-liner, and adapters for secret-core
+//! chains, figment and config-rs.
 //!
 //! ```no_run
 //! use vault_secret::VaultClient;
@@ -21,7 +22,9 @@
 //! - [`VaultClient`]: one server, one login and its state, built once and
 //!   held by a service; [`VaultClient::builder`] has a setter for every
 //!   setting and typed credentials (`.token(..)`, `.approle(..)`,
-//!   `.kubernetes(..)`), and `.cache(..)` turns on the [read cache](cache).
+//!   `.kubernetes(..)`, `.jwt(..)`, `.cert_role(..)`), and `.cache(..)`
+//!   turns on the [read cache](cache); [`VaultClient::inspect`] holds the
+//!   diagnostics (health, login, token, capabilities, mounts).
 //! - [`VaultSecret`], the one-liner (`VaultSecret::new("secret/test/path").run().await`,
 //!   or `run_blocking()`): settings from the environment on each call.
 //! - [`VaultSource`]: Vault as a [`secret_core::SecretSource`], to put in a
@@ -32,6 +35,8 @@
 //!   [`variables`] lists every environment variable read.
 //! - `testing` (feature `testing`): a throwaway dev server and a mock for
 //!   your own tests.
+//! - [`secret_core`], re-exported: the value, environment and chain types
+//!   in this crate's signatures.
 //!
 //! # Credentials
 //!
@@ -46,7 +51,12 @@
 //! 1. token: `VAULT_TOKEN` (as a variable, else `~/.vault-token`);
 //! 2. AppRole: `VAULT_ROLE_ID`, `VAULT_SECRET_ID` (mount `VAULT_APPROLE_PATH`, default `approle`);
 //! 3. Kubernetes: `VAULT_KUBE_AUTH_ROLE`, `VAULT_KUBE_AUTH_PATH` (mount, default
-//!    `kubernetes`), `VAULT_KUBE_TOKEN_FILE` (default the pod's service-account token).
+//!    `kubernetes`), `VAULT_KUBE_TOKEN_FILE` (default the pod's service-account token);
+//! 4. JWT: `VAULT_JWT_ROLE` with `VAULT_JWT` or `VAULT_JWT_FILE` (in GitHub
+//!    Actions, a fresh token from its endpoint), mount `VAULT_JWT_PATH`
+//!    (default `jwt`);
+//! 5. TLS certificate: `VAULT_CERT_ROLE` or `VAULT_CERT_AUTH_PATH` (default
+//!    `cert`), with the client certificate `VAULT_CLIENT_CERT`/`VAULT_CLIENT_KEY`.
 //!
 //! # Behaviour under failure
 //!

@@ -6,7 +6,7 @@
 //! as the library's `VaultSecret::run()` does: `VAULT_ADDR` (else
 //! `vault_addr`), the `VAULT_CREDENTIALS` secret through the local context
 //! (else `VAULT_TOKEN`, else `~/.vault-token`), and token, then AppRole, then
-//! Kubernetes authentication. Nothing it prints to its own stdout or stderr
+//! Kubernetes, then JWT, then TLS certificate authentication. Nothing it prints to its own stdout or stderr
 //! ever holds a token or a credential; only `get` prints secret values, on
 //! stdout, because that is what it is asked for.
 
@@ -28,8 +28,8 @@ use crate::exit::{EXIT_CODES_HELP, Exit, Failure};
 /// in the top-level help only).
 const SEE_EXIT_CODES: &str = "Exit codes: see `vault-secret --help`.";
 
-/// Read secrets from HashiCorp Vault or OpenBao (KV v1 and v2; token, AppRole
-/// and Kubernetes auth).
+/// Read secrets from HashiCorp Vault or OpenBao (KV v1 and v2; token, AppRole,
+/// Kubernetes, JWT and TLS certificate auth).
 #[derive(Debug, Parser)]
 #[command(name = "vault-secret", version, about, after_help = EXIT_CODES_HELP)]
 struct Cli {
@@ -42,17 +42,18 @@ struct Cli {
     command: Command,
 }
 
-/// The top-level `--help` text: what the tool does and every variable the
-/// library reads, from the library's one declaration of them.
-fn long_about() -> String {
-    let mut text = String::from(
-        "Read secrets from HashiCorp Vault or OpenBao (KV v1 and v2; token, AppRole and \
-         Kubernetes auth).\n\n\
-         Settings come from the environment, as for the library. Credentials: \
-         VAULT_CREDENTIALS='{\"VAULT_TOKEN\":\"...\"}' (or AppRole's or Kubernetes' keys) \
-         as a JSON mapping, else each key as a variable of its own name, else \
-         ~/.vault-token.\n",
-    );
+/// The top-level `--help` text above the usage line: what the tool does.
+const LONG_ABOUT: &str = "Read secrets from HashiCorp Vault or OpenBao (KV v1 and v2; token, \
+     AppRole, Kubernetes, JWT and TLS certificate auth).\n\n\
+     Settings come from the environment, as for the library (the variables are listed \
+     below the options). Credentials: VAULT_CREDENTIALS='{\"VAULT_TOKEN\":\"...\"}' (or \
+     another method's keys) as a JSON mapping, else each key as a variable of its own \
+     name, else ~/.vault-token.";
+
+/// The top-level `--help` text after the options: every variable the library
+/// reads (from the library's one declaration of them), then the exit codes.
+fn after_long_help() -> String {
+    let mut text = String::from("Environment variables:");
     let width = vault_secret::variables::ALL
         .iter()
         .map(|v| v.name.len())
@@ -64,6 +65,8 @@ fn long_about() -> String {
             v.name, v.meaning, v.default
         ));
     }
+    text.push_str("\n\n");
+    text.push_str(EXIT_CODES_HELP);
     text
 }
 
@@ -124,12 +127,14 @@ fn main() -> ExitCode {
 
 /// The `clap` command, with the help generated from the library's declarations.
 fn command() -> clap::Command {
-    <Cli as clap::CommandFactory>::command().long_about(long_about())
+    <Cli as clap::CommandFactory>::command()
+        .long_about(LONG_ABOUT)
+        .after_long_help(after_long_help())
 }
 
 /// The arguments, or the usage failure to report.
 fn parse() -> Result<Cli, Failure> {
-    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let args = get::vault_cli_forms(std::env::args_os().collect())?;
     let parsed = command()
         .try_get_matches_from(&args)
         .and_then(|matches| <Cli as clap::FromArgMatches>::from_arg_matches(&matches));
