@@ -58,6 +58,24 @@
 //! 5. TLS certificate: `VAULT_CERT_ROLE` or `VAULT_CERT_AUTH_PATH` (default
 //!    `cert`), with the client certificate `VAULT_CLIENT_CERT`/`VAULT_CLIENT_KEY`.
 //!
+//! # TLS
+//!
+//! The TLS stack is a feature: `rustls` (the default: rustls with the
+//! aws-lc-rs provider), `rustls-ring` (rustls with ring, no C build of
+//! aws-lc), or `native-tls` (the platform's library and trust store, such as
+//! OpenSSL, which corporate proxies often rely on). One is needed; to pick
+//! another than the default, turn default features off:
+//!
+//! ```toml
+//! vault-secret = { version = "0.1", default-features = false, features = ["cli", "native-tls"] }
+//! ```
+//!
+//! When several are on, `rustls` wins, then `rustls-ring`, then `native-tls`.
+//! With `rustls-ring`, ring is installed as rustls' process-wide default
+//! provider unless the program installed one first. An `https` address
+//! whose port speaks plain HTTP is told apart ([`TransportKind::NotTls`])
+//! with rustls only; native-tls reports it as a TLS failure.
+//!
 //! # Behaviour under failure
 //!
 //! Connection errors, 412, 429 (honouring `Retry-After`) and 500/502/503/504
@@ -81,19 +99,20 @@
 //!
 //! 1. `error`, `variables`
 //! 2. `input`, `failure`, `blocking`, `cache`
-//! 3. `path`, `config`, `jwt`
-//! 4. `batch`, `credentials`, `tls`
-//! 5. `transport`
-//! 6. `api`
-//! 7. `auth`
-//! 8. `token`
-//! 9. `mounts`
-//! 10. `kv`
-//! 11. `client`
-//! 12. `builder`, `inspect`
-//! 13. `defaults`
-//! 14. `secret`, `source`, `adapter`
-//! 15. `figment_provider`, `config_source`, `testing`
+//! 3. `path`, `config`
+//! 4. `batch`, `jwt`, `tls`
+//! 5. `credentials`
+//! 6. `transport`
+//! 7. `api`
+//! 8. `auth`
+//! 9. `token`
+//! 10. `mounts`
+//! 11. `kv`
+//! 12. `client`
+//! 13. `builder`, `inspect`
+//! 14. `defaults`
+//! 15. `secret`, `source`, `adapter`
+//! 16. `figment_provider`, `config_source`, `testing`
 //!
 //! The CLI (`src/bin/vault-secret`) sits on top and uses the crate by name.
 
