@@ -51,9 +51,9 @@ impl DevVault {
     /// ```no_run
     /// # async fn demo(vault: vault_secret::testing::DevVault) {
     /// let audit = vault.audit_requests().await;
-    /// let before = audit.mark();
+    /// let before = audit.mark().await;
     /// // ... run the code under test ...
-    /// assert!(audit.count_since(&before, "secret/") <= 4);
+    /// assert!(audit.count_since(&before, "secret/").await <= 4);
     /// # }
     /// ```
     ///
