@@ -264,7 +264,7 @@ async fn vault_secret_and_vault_source_read_through_a_caching_client() {
     // A bypassing read and a read after `invalidate` each ask once more.
     let v = client.read_fresh(&format!("{mount}/config#USER")).await;
     assert_eq!(v.unwrap().expose_secret(), "u");
-    client.invalidate(&format!("{mount}/apps/DB"));
+    client.invalidate(format!("{mount}/apps/DB"));
     let v = VaultSecret::new(format!("{mount}/apps/DB#password"))
         .client(client.clone())
         .run()
