@@ -50,9 +50,9 @@ pub struct VaultProvider {
 impl VaultProvider {
     /// The secret at `<mount>/<path>[?version=N][#field]`: a whole secret's
     /// keys go to the top level, a field goes under its own name.
-    pub fn new(path: impl Into<String>) -> Self {
+    pub fn new(path: impl AsRef<str>) -> Self {
         VaultProvider {
-            load: SecretLoad::new(path.into()),
+            load: SecretLoad::new(path.as_ref().to_owned()),
             profile: Profile::Default,
         }
     }

@@ -35,9 +35,9 @@ pub struct VaultSecret {
 
 impl VaultSecret {
     /// The secret at `<mount>/<path>`.
-    pub fn new(path: impl Into<String>) -> Self {
+    pub fn new(path: impl AsRef<str>) -> Self {
         VaultSecret {
-            path: path.into(),
+            path: path.as_ref().to_owned(),
             field: None,
             version: None,
             kv_version: None,

@@ -621,7 +621,7 @@ impl MockVault {
 
     /// A [`VaultSecret`] for `path` bound to the mock with
     /// [`root_token`](Self::root_token).
-    pub fn secret(&self, path: impl Into<String>) -> VaultSecret {
+    pub fn secret(&self, path: impl AsRef<str>) -> VaultSecret {
         VaultSecret::new(path).env(self.env_for(&self.root_token()))
     }
 }

@@ -364,7 +364,7 @@ impl DevVault {
     }
 
     /// A [`VaultSecret`] for `path` bound to this server with the root token.
-    pub fn secret(&self, path: impl Into<String>) -> VaultSecret {
+    pub fn secret(&self, path: impl AsRef<str>) -> VaultSecret {
         VaultSecret::new(path).env(self.env_for(&self.root_token()))
     }
 
