@@ -108,7 +108,11 @@ fn main() {
             .await
             .unwrap();
         // Log in and learn the mount first: only the read is measured.
-        client.mount_of(&format!("{mount}/largest")).await.unwrap();
+        client
+            .inspect()
+            .mount_of(&format!("{mount}/largest"))
+            .await
+            .unwrap();
         measure(
             "OpenBao: one string, just under the cap",
             &client,
@@ -143,7 +147,7 @@ fn main() {
             .build()
             .await
             .unwrap();
-        client.mount_of("numbers/largest").await.unwrap();
+        client.inspect().mount_of("numbers/largest").await.unwrap();
         measure(
             "stand-in: small numbers, just under the cap",
             &client,

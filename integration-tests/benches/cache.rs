@@ -141,7 +141,7 @@ async fn main() {
         .await
         .unwrap();
     let hot_path = format!("{mount}/bench/hot#k");
-    let mark = audit.mark();
+    let mark = audit.mark().await;
     let stop = Arc::new(AtomicBool::new(false));
     let reads = Arc::new(AtomicU64::new(0));
     let slowest = Arc::new(AtomicU64::new(0));
@@ -170,7 +170,9 @@ async fn main() {
         reader.await.unwrap();
     }
     let elapsed = started.elapsed();
-    let hot_requests = audit.count_since(&mark, &format!("{mount}/data/bench/hot"));
+    let hot_requests = audit
+        .count_since(&mark, &format!("{mount}/data/bench/hot"))
+        .await;
     let reads = reads.load(Ordering::Relaxed);
     let stats = hot.cache_stats().unwrap();
     println!(

@@ -205,7 +205,7 @@ async fn no_token_id_jwt_or_secret_value_reaches_the_logs_or_debug_output() {
     ] {
         shown.debug(value);
     }
-    let before = audit.mark();
+    let before = audit.mark().await;
 
     // --- Token login: reads of both KV versions, and what a session tells.
     let session = VaultClient::builder()
@@ -225,9 +225,9 @@ async fn no_token_id_jwt_or_secret_value_reaches_the_logs_or_debug_output() {
         .unwrap();
     assert_value(&as_root, KV2_VALUE, "KV v2 with a root token");
     shown.debug(&as_root);
-    let info = session.token_info().await.unwrap();
-    let health = session.health().await.unwrap();
-    let mount = session.mount_of(&kv2_path).await.unwrap();
+    let info = session.inspect().token_info().await.unwrap();
+    let health = session.inspect().health().await.unwrap();
+    let mount = session.inspect().mount_of(&kv2_path).await.unwrap();
     let config: &VaultConfig = session.config();
     for value in [
         &session as &dyn std::fmt::Debug,
@@ -261,11 +261,11 @@ async fn no_token_id_jwt_or_secret_value_reaches_the_logs_or_debug_output() {
         .await
         .unwrap();
     assert_value(&second, KV1_VALUE, "KV v1 with AppRole after the renewal");
-    let renewed_info = approle_session.token_info().await.unwrap();
+    let renewed_info = approle_session.inspect().token_info().await.unwrap();
     shown.debug(&renewed_info);
     approle_session.shutdown().await.unwrap();
     shown.debug(&approle_session);
-    let requests = audit.requests_since(&before);
+    let requests = audit.requests_since(&before).await;
     let count = |path: &str| requests.iter().filter(|r| r.path == path).count();
     let login_path = format!("auth/{}/login", approle.mount());
     assert_eq!(

@@ -17,10 +17,10 @@ use crate::{ClientBuilder, Error, VaultClient};
 /// (a type with a `load: SecretLoad` field).
 macro_rules! load_setters {
     () => {
-        /// Puts the values under the dotted key `key` (`database` gives
+        /// Nests the values in the dotted key `key` (`database` gives
         /// `database.<key>` for each key of the secret, or `database.<field>`).
-        pub fn under(mut self, key: impl Into<String>) -> Self {
-            self.load.under(key.into());
+        pub fn nest(mut self, key: impl Into<String>) -> Self {
+            self.load.nest(key.into());
             self
         }
 
@@ -51,11 +51,12 @@ macro_rules! load_setters {
             self
         }
 
-        /// Builds the one-shot client with this builder's settings and
-        /// credentials (the environment for the rest); its token is revoked
-        /// once the load is over.
-        pub fn builder(mut self, builder: $crate::ClientBuilder) -> Self {
-            self.load.builder(builder);
+        /// Loads with a one-shot client built from this builder's settings
+        /// and credentials (the environment for the rest), whose token is
+        /// revoked once the load is over. (Unlike `VaultSecret::builder`,
+        /// which keeps a shared default client.)
+        pub fn one_shot(mut self, builder: $crate::ClientBuilder) -> Self {
+            self.load.one_shot(builder);
             self
         }
     };
@@ -77,8 +78,8 @@ pub(crate) struct SecretLoad {
 enum Place {
     /// A whole secret's keys at the top level; a field under its own name.
     Root,
-    /// As [`Place::Root`], under this dotted key.
-    Under(String),
+    /// As [`Place::Root`], nested in this dotted key.
+    Nested(String),
     /// The value (the whole mapping, or the field) at this dotted key.
     At(String),
 }
@@ -94,8 +95,8 @@ impl SecretLoad {
         }
     }
 
-    pub(crate) fn under(&mut self, key: String) {
-        self.place = Place::Under(key);
+    pub(crate) fn nest(&mut self, key: String) {
+        self.place = Place::Nested(key);
     }
 
     pub(crate) fn at(&mut self, key: String) {
@@ -110,7 +111,7 @@ impl SecretLoad {
         self.builder = self.builder.clone().env(env);
     }
 
-    pub(crate) fn builder(&mut self, builder: ClientBuilder) {
+    pub(crate) fn one_shot(&mut self, builder: ClientBuilder) {
         self.builder = builder;
     }
 
@@ -157,7 +158,7 @@ impl SecretLoad {
         let secret_ref = SecretRef::parse(&self.path)?;
         let keys = match &self.place {
             Place::Root => Vec::new(),
-            Place::Under(key) | Place::At(key) => dotted(key, &self.path)?,
+            Place::Nested(key) | Place::At(key) => dotted(key, &self.path)?,
         };
         let value = match self.read().await {
             Ok(value) => value,
@@ -282,7 +283,7 @@ mod tests {
         let env = Env::from_map([("VAULT_ADDR", "http://127.0.0.1:1"), ("VAULT_TOKEN", "t")]);
         let mut load = SecretLoad::new("secret/db".into());
         load.env(env.clone());
-        load.under("a..b".into());
+        load.nest("a..b".into());
         let err = load.load().await.unwrap_err();
         assert!(matches!(err, Error::Config { .. }), "{err}");
         let mut load = SecretLoad::new("secret".into());

@@ -7,7 +7,8 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use secret_core::{Env, SecretChain, SecretValue};
 
-use crate::credentials::{Credentials, DEFAULT_CREDENTIALS_SECRET};
+use crate::credentials::Credentials;
+use crate::variables::DEFAULT_CREDENTIALS_SECRET;
 use crate::{CacheOptions, Error, VaultClient, VaultConfig};
 
 /// Builds a [`VaultClient`].
@@ -82,6 +83,20 @@ impl Default for ClientBuilder {
     }
 }
 
+// Here rather than in `client`: the client knows nothing of how it is built.
+impl VaultClient {
+    /// A builder: every setting the environment can give has a setter, and
+    /// what is not set is read from the environment.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// A client for the process environment's settings and credentials.
+    pub async fn from_env() -> Result<Self, Error> {
+        Self::builder().build().await
+    }
+}
+
 impl ClientBuilder {
     /// Reads variables from `env` instead of the process environment.
     pub fn env(mut self, env: Env) -> Self {
@@ -103,8 +118,10 @@ impl ClientBuilder {
         self
     }
 
-    /// A complete configuration: nothing of the server settings is read
-    /// from the environment, and the other setters of settings are ignored.
+    /// Starts from this configuration instead of the environment's: no
+    /// server setting is read from the environment. The setters of
+    /// settings ([`address`](Self::address), [`namespace`](Self::namespace),
+    /// ...) still apply over it, whether called before or after this one.
     pub fn config(mut self, config: VaultConfig) -> Self {
         self.config = Some(config);
         self
@@ -298,10 +315,7 @@ impl ClientBuilder {
 
     /// The server settings alone (no credentials are looked at).
     pub(crate) fn server_config(&self) -> Result<VaultConfig, Error> {
-        match &self.config {
-            Some(config) => Ok(config.clone()),
-            None => self.settings.apply(&self.env),
-        }
+        self.settings.apply(self.config.as_ref(), &self.env)
     }
 
     /// The server settings and the credentials, checked (at least one
@@ -324,15 +338,19 @@ impl ClientBuilder {
 }
 
 impl Settings {
-    /// The configuration from `env`, with the builder's settings over it.
-    fn apply(&self, env: &Env) -> Result<VaultConfig, Error> {
-        let mut config = match self.agent_address.as_ref().or(self.address.as_ref()) {
-            Some(address) => {
+    /// The builder's settings over `base`, else over the configuration
+    /// from `env`: one path, so no setting silently undoes another.
+    fn apply(&self, base: Option<&VaultConfig>, env: &Env) -> Result<VaultConfig, Error> {
+        let address = self.agent_address.as_ref().or(self.address.as_ref());
+        let mut config = match (address, base) {
+            (Some(address), Some(base)) => base.clone().with_address(address)?,
+            (Some(address), None) => {
                 let mut config = VaultConfig::new(address)?;
                 config.apply_env(env)?;
                 config
             }
-            None => VaultConfig::from_env(env)?,
+            (None, Some(base)) => base.clone(),
+            (None, None) => VaultConfig::from_env(env)?,
         };
         if let Some(ns) = &self.namespace {
             config = config.with_namespace(Some(ns));
@@ -428,6 +446,50 @@ mod tests {
             .await
             .unwrap();
         assert!(!credentials.secret_id_wrapped);
+    }
+
+    #[tokio::test]
+    async fn a_config_and_the_setters_compose_in_any_order() {
+        let env = Env::from_map([
+            ("VAULT_ADDR", "http://from-env:8200"),
+            ("VAULT_NAMESPACE", "env-team"),
+            ("VAULT_MAX_RETRIES", "7"),
+        ]);
+        let base = VaultConfig::new("http://from-config:8200")
+            .unwrap()
+            .with_timeout(Duration::from_secs(9));
+        let before = VaultClient::builder()
+            .env(env.clone())
+            .namespace("team")
+            .config(base.clone())
+            .server_config()
+            .unwrap();
+        let after = VaultClient::builder()
+            .env(env.clone())
+            .config(base.clone())
+            .namespace("team")
+            .server_config()
+            .unwrap();
+        assert_eq!(before, after);
+        assert_eq!(after.namespace(), Some("team"));
+        assert_eq!(after.address().host_str(), Some("from-config"));
+        assert_eq!(after.timeout(), Duration::from_secs(9));
+        // Nothing of the server settings comes from the environment.
+        assert_eq!(after.max_retries(), crate::config::DEFAULT_MAX_RETRIES);
+        let moved = VaultClient::builder()
+            .env(env)
+            .address("https://from-setter:8200")
+            .config(base)
+            .server_config()
+            .unwrap();
+        assert_eq!(moved.address().as_str(), "https://from-setter:8200/");
+        assert_eq!(moved.timeout(), Duration::from_secs(9));
+        let err = VaultClient::builder()
+            .address("ftp://nope")
+            .config(VaultConfig::new("http://v:8200").unwrap())
+            .server_config()
+            .unwrap_err();
+        assert!(err.to_string().contains("address"), "{err}");
     }
 
     #[tokio::test]

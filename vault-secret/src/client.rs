@@ -10,14 +10,12 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tracing::Instrument;
 
-use crate::builder::ClientBuilder;
 use crate::cache::{Cache, CacheKey};
 use crate::credentials::Credentials;
-use crate::inspect::{self, Health, TokenInfo};
 use crate::kv::{self, KvContext};
-use crate::mounts::{self, KvVersion, MountCache, MountReport};
+use crate::mounts::{KvVersion, MountCache};
 use crate::path::SecretRef;
-use crate::token::{Attempt, Tokens};
+use crate::token::Tokens;
 use crate::transport::Transport;
 use crate::{CacheOptions, CacheStats, Error, VaultConfig, batch};
 
@@ -69,7 +67,7 @@ use crate::{CacheOptions, CacheStats, Error, VaultConfig, batch};
 /// logging in. Dropping the last clone without it leaves that token on the
 /// server until its TTL runs out: nothing is revoked behind the caller's
 /// back, whatever runtime is (or is not) running. A token the caller
-/// supplied (`VAULT_TOKEN`, [`ClientBuilder::token`]) is never renewed nor
+/// supplied (`VAULT_TOKEN`, [`ClientBuilder::token`](crate::ClientBuilder::token)) is never renewed nor
 /// revoked.
 #[derive(Clone)]
 pub struct VaultClient {
@@ -89,24 +87,13 @@ impl fmt::Debug for VaultClient {
         f.debug_struct("VaultClient")
             .field("address", &self.config().base())
             .field("namespace", &self.config().namespace())
-            .field("credentials", &self.credentials_origin())
+            .field("credentials", &self.inner.tokens.credentials().origin)
             .field("cache", &self.inner.cache.as_ref().map(Cache::options))
             .finish_non_exhaustive()
     }
 }
 
 impl VaultClient {
-    /// A builder: every setting the environment can give has a setter, and
-    /// what is not set is read from the environment.
-    pub fn builder() -> ClientBuilder {
-        ClientBuilder::default()
-    }
-
-    /// A client for the process environment's settings and credentials.
-    pub async fn from_env() -> Result<Self, Error> {
-        Self::builder().build().await
-    }
-
     pub(crate) fn new(
         config: VaultConfig,
         credentials: Credentials,
@@ -127,64 +114,25 @@ impl VaultClient {
         self.inner.transport.config()
     }
 
-    /// Where the credentials came from (a secret's name, `VAULT_TOKEN`, a
-    /// file, the builder), for messages.
-    pub fn credentials_origin(&self) -> &str {
-        &self.inner.tokens.credentials().origin
-    }
-
-    /// Whether AppRole's secret id was given response-wrapped
-    /// (`VAULT_SECRET_ID_WRAPPED`): the wrapping token works once, so only
-    /// this client's first login can use it (a second client with the same
-    /// token finds it used; `doctor` does not log in with it).
-    pub fn uses_wrapped_secret_id(&self) -> bool {
-        let credentials = self.inner.tokens.credentials();
-        credentials.secret_id_wrapped && credentials.secret_id.is_some()
-    }
-
-    /// The lower-precedence places that also held credentials and were
-    /// ignored (named, e.g. "`~/.vault-token`"; see
-    /// [`credentials`](crate::credentials#precedence)).
-    pub fn ignored_credentials(&self) -> &[String] {
-        &self.inner.tokens.credentials().ignored
-    }
-
-    /// The authentication methods the credentials configure completely, in
-    /// the order they are tried (`token`, `approle`, `kubernetes`, `jwt`, `cert`).
-    pub fn auth_methods(&self) -> Vec<&'static str> {
-        self.inner
-            .tokens
-            .credentials()
-            .methods()
-            .map(|methods| methods.iter().map(|m| m.name()).collect())
-            .unwrap_or_default()
-    }
-
-    /// The `exp` and `aud` claims of the JWT the `jwt` method would log in
-    /// with now (read from its file, or fetched from GitHub Actions), decoded
-    /// without verification; `None` when no JWT method is configured.
-    pub async fn jwt_claims(&self) -> Result<Option<crate::JwtClaims>, Error> {
-        self.inner.tokens.credentials().jwt_claims().await
-    }
-
     /// Whether `self` and `other` are clones of one client (share its state).
     pub fn shares_state_with(&self, other: &VaultClient) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// The HTTP transport (for the diagnostics in `inspect`).
+    pub(crate) fn transport(&self) -> &Transport {
+        &self.inner.transport
+    }
+
+    /// The token and its lifetime.
+    pub(crate) fn tokens(&self) -> &Tokens {
+        &self.inner.tokens
     }
 
     /// How many clones of this client exist (the default-client map evicts
     /// only clients nobody else holds).
     pub(crate) fn holders(&self) -> usize {
         Arc::strong_count(&self.inner)
-    }
-
-    /// Logs in if needed and says which method gave the token.
-    ///
-    /// A static token that is the only method configured is not checked
-    /// here (its first use checks it); [`token_info`](Self::token_info) does.
-    pub async fn login(&self) -> Result<&'static str, Error> {
-        let t = &self.inner.transport;
-        Ok(self.inner.tokens.current(t).await?.method)
     }
 
     /// Revokes the token this client obtained by logging in
@@ -196,14 +144,17 @@ impl VaultClient {
     }
 
     /// Reads `<mount>/<path>[?version=N][#field]`: the key/value mapping, or one field.
-    pub async fn read(&self, path: &str) -> Result<SecretValue, Error> {
-        self.read_ref(&SecretRef::parse(path)?, None).await
+    ///
+    /// Like every method here that takes a path, it takes anything that is a
+    /// `str` (`&str`, `String`, `&String`).
+    pub async fn read(&self, path: impl AsRef<str>) -> Result<SecretValue, Error> {
+        self.read_ref(&SecretRef::parse(path.as_ref())?, None).await
     }
 
     /// Reads a secret (or one field of it) straight into `T`. A missing or
     /// mistyped field is an error naming the secret and the field, never
     /// the value; `secrecy::SecretString` fields stay redacted.
-    pub async fn read_as<T: DeserializeOwned>(&self, path: &str) -> Result<T, Error> {
+    pub async fn read_as<T: DeserializeOwned>(&self, path: impl AsRef<str>) -> Result<T, Error> {
         Ok(self.read(path).await?.deserialize()?)
     }
 
@@ -271,8 +222,8 @@ impl VaultClient {
     /// Reads `path` from the server even when a cached value is fresh, and
     /// caches the answer in its place (a 403 or 404 drops the entry). Without
     /// a cache, the same as [`read`](Self::read).
-    pub async fn read_fresh(&self, path: &str) -> Result<SecretValue, Error> {
-        let r = SecretRef::parse(path)?;
+    pub async fn read_fresh(&self, path: impl AsRef<str>) -> Result<SecretValue, Error> {
+        let r = SecretRef::parse(path.as_ref())?;
         let mut data = match &self.inner.cache {
             Some(cache) => {
                 let key = CacheKey::new(&r.path, r.version);
@@ -287,9 +238,9 @@ impl VaultClient {
 
     /// Drops every cached version of `path` (`<mount>/<path>`, without
     /// `?version` or `#field`): the next read asks the server.
-    pub fn invalidate(&self, path: &str) {
+    pub fn invalidate(&self, path: impl AsRef<str>) {
         if let Some(cache) = &self.inner.cache {
-            cache.invalidate(path.trim_matches('/'));
+            cache.invalidate(path.as_ref().trim_matches('/'));
         }
     }
 
@@ -324,52 +275,6 @@ impl VaultClient {
             })
             .instrument(span)
             .await
-    }
-
-    /// The mount and KV version of `path` (`<mount>/<path>`), as a read would find them.
-    pub async fn mount_of(&self, path: &str) -> Result<MountReport, Error> {
-        let r = SecretRef::parse(path)?;
-        let inner = &*self.inner;
-        let preflight = inner
-            .tokens
-            .with_token(&inner.transport, |authed| {
-                let r = &r;
-                async move {
-                    Ok(
-                        match mounts::preflight(&inner.transport, &authed.token, r).await? {
-                            mounts::Preflight::TokenRejected => Attempt::TokenRejected,
-                            other => Attempt::Done(other),
-                        },
-                    )
-                }
-            })
-            .await?;
-        mounts::report(&r, preflight)
-    }
-
-    /// The server's health (`sys/health`); needs no token.
-    pub async fn health(&self) -> Result<Health, Error> {
-        inspect::health(&self.inner.transport).await
-    }
-
-    /// Logs in if needed and looks the token up (`auth/token/lookup-self`).
-    pub async fn token_info(&self) -> Result<TokenInfo, Error> {
-        let t = &self.inner.transport;
-        self.inner
-            .tokens
-            .with_token(
-                t,
-                |authed| async move { inspect::token_info(t, &authed).await },
-            )
-            .await
-    }
-
-    /// The token's capabilities on an API path (`sys/capabilities-self`),
-    /// such as `secret/data/app`.
-    pub async fn capabilities(&self, api_path: &str) -> Result<Vec<String>, Error> {
-        let t = &self.inner.transport;
-        let authed = self.inner.tokens.current(t).await?;
-        inspect::capabilities(t, &authed.token, api_path).await
     }
 
     /// How many mounts this client has learned (tests of its state).

@@ -137,6 +137,13 @@ impl VaultConfig {
         Ok(())
     }
 
+    /// This configuration with another address (its other settings kept).
+    pub(crate) fn with_address(mut self, address: &str) -> Result<Self, Error> {
+        self.address = parse_address("address", address)?;
+        self.address_variable = None;
+        Ok(self)
+    }
+
     /// The server's URL.
     pub fn address(&self) -> &Url {
         &self.address

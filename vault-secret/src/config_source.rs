@@ -17,7 +17,7 @@ use crate::adapter::SecretLoad;
 ///
 /// # async fn demo() -> Result<(), config::ConfigError> {
 /// let settings = Config::builder()
-///     .add_async_source(VaultConfigSource::new("secret/db").under("database")) // database.<key>
+///     .add_async_source(VaultConfigSource::new("secret/db").nest("database")) // database.<key>
 ///     .add_async_source(VaultConfigSource::new("secret/api#key").at("api.token"))
 ///     .build()
 ///     .await?;
@@ -53,9 +53,9 @@ pub struct VaultConfigSource {
 impl VaultConfigSource {
     /// The secret at `<mount>/<path>[?version=N][#field]`: a whole secret's
     /// keys go to the top level, a field goes under its own name.
-    pub fn new(path: impl Into<String>) -> Self {
+    pub fn new(path: impl AsRef<str>) -> Self {
         VaultConfigSource {
-            load: SecretLoad::new(path.into()),
+            load: SecretLoad::new(path.as_ref().to_owned()),
         }
     }
 

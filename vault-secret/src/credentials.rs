@@ -63,16 +63,10 @@ use secret_core::{Env, LocalContext, SecretChain, SecretValue};
 use crate::error::{ConfigKind, Error, IncompleteMethod};
 use crate::input;
 use crate::jwt::{self, ActionsEndpoint};
-use crate::variables::{self as var, Variable};
+use crate::variables::{self as var, DEFAULT_KUBE_TOKEN_FILE, Variable};
 
 /// How errors about `~/.vault-token` name it.
 const VAULT_TOKEN_FILE: &str = "~/.vault-token";
-
-/// The default name of the credentials secret.
-pub const DEFAULT_CREDENTIALS_SECRET: &str = "VAULT_CREDENTIALS";
-
-/// The default Kubernetes service-account token file.
-pub const DEFAULT_KUBE_TOKEN_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 
 /// The keys of the credentials secret, each also read as the variable of
 /// the same name when there is no secret.
@@ -497,7 +491,7 @@ impl Credentials {
         name: &str,
         value: &secret_core::SecretValue,
     ) -> Result<Self, Error> {
-        let invalid = |kind, source: Option<crate::Cause>| Error::Credentials {
+        let invalid = |kind, source: Option<secret_core::BoxError>| Error::Credentials {
             secret: name.to_owned(),
             key: None,
             kind,

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use secret_core::BoxError;
+
 /// Everything that can go wrong reading a secret from Vault.
 ///
 /// Messages name variables, keys, paths and auth methods; they never hold a
@@ -25,7 +27,7 @@ pub enum Error {
         reason: String,
         /// The underlying error (an I/O or URL error), when there is one.
         #[source]
-        source: Option<Cause>,
+        source: Option<BoxError>,
     },
 
     /// The credentials secret exists but cannot be used.
@@ -41,7 +43,7 @@ pub enum Error {
         reason: String,
         /// The underlying error (the JSON syntax error), when there is one.
         #[source]
-        source: Option<Cause>,
+        source: Option<BoxError>,
     },
 
     /// No authentication method has all its keys.
@@ -181,17 +183,13 @@ pub enum Error {
         reason: String,
         /// The underlying error (`reqwest`'s), when there is one.
         #[source]
-        source: Option<Cause>,
+        source: Option<BoxError>,
     },
 
     /// A lookup through the secret chain failed.
     #[error(transparent)]
     Secret(#[from] secret_core::Error),
 }
-
-/// The underlying error of a variant that has one: `reqwest`'s, `std::io`'s,
-/// `serde_json`'s (a syntax error, which never quotes the text) or `url`'s.
-pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// What is wrong with a setting or a key of the credentials secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -320,7 +318,7 @@ impl Error {
 
     /// Attaches `cause` as the `source()` of a `Config`, `Credentials` or
     /// `Transport` error (any other variant is returned as it is).
-    pub(crate) fn caused_by(mut self, cause: impl Into<Cause>) -> Self {
+    pub(crate) fn caused_by(mut self, cause: impl Into<BoxError>) -> Self {
         if let Error::Config { source, .. }
         | Error::Credentials { source, .. }
         | Error::Transport { source, .. } = &mut self

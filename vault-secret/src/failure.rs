@@ -10,8 +10,10 @@
 
 use std::fmt;
 
+use secret_core::BoxError;
+
 use crate::Error;
-use crate::error::{Cause, TransportKind};
+use crate::error::TransportKind;
 
 /// A successful (2xx) answer.
 pub(crate) struct Answer {
@@ -80,7 +82,7 @@ pub(crate) enum ApiFailure {
         reason: String,
         attempts: u32,
         /// reqwest's error, when there is one: the `source()` of the error it becomes.
-        source: Option<Cause>,
+        source: Option<BoxError>,
     },
     /// A token or namespace that cannot travel as an HTTP header.
     BadHeader { name: &'static str },
@@ -366,18 +368,31 @@ pub(crate) fn transport_failure(err: reqwest::Error, attempts: u32) -> ApiFailur
 
 /// What kind of failure `err` is, from its type and its causes' types.
 fn transport_kind(err: &reqwest::Error) -> TransportKind {
-    let tls = crate::error::causes(err).find_map(|e| e.downcast_ref::<rustls::Error>());
-    match tls {
+    #[cfg(any(feature = "rustls", feature = "rustls-ring"))]
+    match crate::error::causes(err).find_map(|e| e.downcast_ref::<rustls::Error>()) {
         // rustls' words for "this port speaks plain HTTP".
         Some(rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)) => {
-            TransportKind::NotTls
+            return TransportKind::NotTls;
         }
-        Some(_) => TransportKind::Tls,
-        None if err.is_timeout() => TransportKind::Timeout,
-        None if err.is_connect() => TransportKind::Connect,
-        None if err.is_body() || err.is_decode() => TransportKind::Body,
-        None if err.is_builder() || err.is_request() => TransportKind::Request,
-        None => TransportKind::Other,
+        Some(_) => return TransportKind::Tls,
+        None => {}
+    }
+    // native-tls' errors are opaque: a port that speaks plain HTTP is a TLS
+    // failure like any other there.
+    #[cfg(not(any(feature = "rustls", feature = "rustls-ring")))]
+    if crate::error::causes(err).any(|e| e.is::<native_tls::Error>()) {
+        return TransportKind::Tls;
+    }
+    if err.is_timeout() {
+        TransportKind::Timeout
+    } else if err.is_connect() {
+        TransportKind::Connect
+    } else if err.is_body() || err.is_decode() {
+        TransportKind::Body
+    } else if err.is_builder() || err.is_request() {
+        TransportKind::Request
+    } else {
+        TransportKind::Other
     }
 }
 

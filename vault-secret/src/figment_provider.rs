@@ -14,7 +14,7 @@ use crate::adapter::SecretLoad;
 /// # fn demo() -> Result<(), figment::Error> {
 /// let figment = Figment::new()
 ///     .merge(VaultProvider::new("secret/app"))                        // its keys at the top level
-///     .merge(VaultProvider::new("secret/db").under("database"))       // database.<key>
+///     .merge(VaultProvider::new("secret/db").nest("database"))       // database.<key>
 ///     .merge(VaultProvider::new("secret/api#key").at("api.token"));   // one field at api.token
 /// let port: u16 = figment.extract_inner("database.port")?;
 /// # Ok(()) }
@@ -50,9 +50,9 @@ pub struct VaultProvider {
 impl VaultProvider {
     /// The secret at `<mount>/<path>[?version=N][#field]`: a whole secret's
     /// keys go to the top level, a field goes under its own name.
-    pub fn new(path: impl Into<String>) -> Self {
+    pub fn new(path: impl AsRef<str>) -> Self {
         VaultProvider {
-            load: SecretLoad::new(path.into()),
+            load: SecretLoad::new(path.as_ref().to_owned()),
             profile: Profile::Default,
         }
     }

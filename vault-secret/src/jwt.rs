@@ -142,7 +142,7 @@ impl ActionsEndpoint {
         if let Some(audience) = audience {
             url.query_pairs_mut().append_pair("audience", audience);
         }
-        let http = reqwest::Client::builder()
+        let http = crate::tls::backend(reqwest::Client::builder())
             .timeout(ACTIONS_TIMEOUT)
             // The request token must not follow a redirect elsewhere.
             .redirect(reqwest::redirect::Policy::none())

@@ -23,7 +23,8 @@
 //!   held by a service; [`VaultClient::builder`] has a setter for every
 //!   setting and typed credentials (`.token(..)`, `.approle(..)`,
 //!   `.kubernetes(..)`, `.jwt(..)`, `.cert_role(..)`), and `.cache(..)`
-//!   turns on the [read cache](cache).
+//!   turns on the [read cache](cache); [`VaultClient::inspect`] holds the
+//!   diagnostics (health, login, token, capabilities, mounts).
 //! - [`VaultSecret`], the one-liner (`VaultSecret::new("secret/test/path").run().await`,
 //!   or `run_blocking()`): settings from the environment on each call.
 //! - [`VaultSource`]: Vault as a [`secret_core::SecretSource`], to put in a
@@ -35,6 +36,8 @@
 //!   [`variables`] lists every environment variable read.
 //! - `testing` (feature `testing`): a throwaway dev server and a mock for
 //!   your own tests; its module docs are the reference.
+//! - [`secret_core`], re-exported: the value, environment and chain types
+//!   in this crate's signatures.
 //!
 //! # Paths
 //!
@@ -66,7 +69,7 @@
 //! share a default client, so the login is reused: that bounded map (32
 //! clients; past that, the least recently used one nobody holds is dropped
 //! and its token revoked) is the crate's one piece of process-wide state,
-//! and [`VaultSecret::shutdown_default_clients`] revokes their tokens.
+//! and [`shutdown_default_clients`] revokes their tokens.
 //!
 //! # Credentials
 //!
@@ -156,7 +159,7 @@
 //! `config::Source`, each for one secret, with the same choices:
 //!
 //! - Where values land: `new("secret/app")` puts the secret's keys at the
-//!   top level, `.under("database")` under `database.`, a field
+//!   top level, `.nest("database")` under `database.`, a field
 //!   (`secret/db#password`) under its own name or exactly where
 //!   `.at("database.password")` says.
 //! - Merge order decides, as for any provider: figment's `.merge(vault)`
@@ -174,11 +177,29 @@
 //!   an optional one still fails when denied, unreachable or the
 //!   credentials are bad.
 //! - Each load builds a client the way every read here does (or takes
-//!   `.builder(..)` settings) and revokes the token it logged in with once
+//!   `.one_shot(..)` settings) and revokes the token it logged in with once
 //!   the load is over; `.client(vault)` reads with your client and leaves
 //!   it alone. The synchronous entry points work from a plain `fn main` and
 //!   from inside a runtime, even a current-thread one (the read then runs
 //!   on a thread of its own).
+//!
+//! # TLS
+//!
+//! The TLS stack is a feature: `rustls` (the default: rustls with the
+//! aws-lc-rs provider), `rustls-ring` (rustls with ring, no C build of
+//! aws-lc), or `native-tls` (the platform's library and trust store, such as
+//! OpenSSL, which corporate proxies often rely on). One is needed; to pick
+//! another than the default, turn default features off:
+//!
+//! ```toml
+//! vault-secret = { version = "0.1", default-features = false, features = ["cli", "native-tls"] }
+//! ```
+//!
+//! When several are on, `rustls` wins, then `rustls-ring`, then `native-tls`.
+//! With `rustls-ring`, ring is installed as rustls' process-wide default
+//! provider unless the program installed one first. An `https` address
+//! whose port speaks plain HTTP is told apart ([`TransportKind::NotTls`])
+//! with rustls only; native-tls reports it as a TLS failure.
 //!
 //! # Behaviour under failure
 //!
@@ -225,26 +246,30 @@
 //!
 //! # Layers
 //!
-//! For contributors: each module is one concern, and a module imports only
-//! from its own group or an earlier one in this list (names re-exported at
-//! the crate root are imported from the module that defines them):
+//! For contributors: the modules, lowest first. A module imports only from
+//! its own layer or lower ones, always from the module that defines a name
+//! (`crate::error::Error`, never the re-export `crate::Error`), and no two
+//! modules import each other; `scripts/check-layers.sh` checks this list
+//! against the code (CI runs it).
 //!
-//! 1. errors and settings: `error`, `variables`, `input`, `path`, `config`,
-//!    `tls`, `jwt`, `credentials`;
-//! 2. protocol: `failure` (answers and their classification, once),
-//!    `transport` (the HTTP client and every request), `api` (the
-//!    endpoints and tolerant response types);
-//! 3. the token: `auth` (the logins and their fall-through), `token` (its
-//!    lifetime: log in once, renew, log in again, revoke);
-//! 4. operations: `mounts` (a path's mount and KV version), `kv` (KV v1/v2
-//!    reads), `inspect` (health, token and capability look-ups);
-//! 5. the client: `cache`, `batch`, `client`, `builder`;
-//! 6. entry points: `defaults` (the default clients behind
-//!    [`VaultSecret::run`], the crate's one process-wide state), `blocking`,
-//!    `secret`, `source`, `adapter`, `figment_provider`, `config_source`.
+//! 1. `error`, `variables`
+//! 2. `input`, `failure`, `blocking`, `cache`
+//! 3. `path`, `config`
+//! 4. `batch`, `jwt`, `tls`
+//! 5. `credentials`
+//! 6. `transport`
+//! 7. `api`
+//! 8. `auth`
+//! 9. `token`
+//! 10. `mounts`
+//! 11. `kv`
+//! 12. `client`
+//! 13. `builder`, `inspect`
+//! 14. `defaults`
+//! 15. `secret`, `source`, `adapter`
+//! 16. `figment_provider`, `config_source`, `testing`
 //!
-//! The `testing` module and the CLI (`src/bin/vault-secret`) use the
-//! library from outside, through its public API.
+//! The CLI (`src/bin/vault-secret`) sits on top and uses the crate by name.
 
 // What the figment and config-rs adapters share.
 #[cfg(any(feature = "figment", feature = "config"))]
@@ -287,17 +312,21 @@ pub use client::VaultClient;
 pub use config::{DEFAULT_MAX_RESPONSE_SIZE, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, VaultConfig};
 #[cfg(feature = "config")]
 pub use config_source::VaultConfigSource;
-pub use credentials::{DEFAULT_CREDENTIALS_SECRET, DEFAULT_KUBE_TOKEN_FILE};
-pub use error::{
-    AuthAttempt, Cause, ConfigKind, Error, IncompleteMethod, TransportKind, WrappingKind,
-};
+pub use defaults::shutdown_default_clients;
+pub use error::{AuthAttempt, ConfigKind, Error, IncompleteMethod, TransportKind, WrappingKind};
 #[cfg(feature = "figment")]
 pub use figment_provider::VaultProvider;
-pub use inspect::{Health, TokenInfo};
+pub use inspect::{Health, Inspector, TokenInfo};
 pub use jwt::JwtClaims;
 pub use mounts::{KvVersion, MountReport};
 pub use secret::VaultSecret;
 pub use source::VaultSource;
+
+/// Re-exported so callers can name the types in this crate's signatures
+/// ([`SecretValue`](secret_core::SecretValue), [`Env`](secret_core::Env),
+/// [`SecretChain`](secret_core::SecretChain), ...) without a second
+/// dependency to keep in step.
+pub use secret_core;
 
 /// The README's examples, compiled as doc tests so they stay true (with
 /// the adapters' features, whose examples need them; CI runs every feature).

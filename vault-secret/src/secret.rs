@@ -16,7 +16,7 @@ use crate::{ClientBuilder, Error, KvVersion, VaultClient, defaults};
 /// and reads `<mount>/<path>` from a KV v1 or v2 engine, whichever it is.
 /// Settings are read on every call, so a changed variable is seen at once;
 /// the login is not: calls with the same settings share a default client
-/// (see [`VaultSecret::shutdown_default_clients`]). A service that reads
+/// (see [`shutdown_default_clients`](crate::shutdown_default_clients)). A service that reads
 /// secrets over its lifetime holds a [`VaultClient`] instead and passes it
 /// with [`client`](Self::client).
 ///
@@ -35,9 +35,9 @@ pub struct VaultSecret {
 
 impl VaultSecret {
     /// The secret at `<mount>/<path>`.
-    pub fn new(path: impl Into<String>) -> Self {
+    pub fn new(path: impl AsRef<str>) -> Self {
         VaultSecret {
-            path: path.into(),
+            path: path.as_ref().to_owned(),
             field: None,
             version: None,
             kv_version: None,
@@ -71,7 +71,9 @@ impl VaultSecret {
     }
 
     /// Resolves the client with this builder's settings and credentials
-    /// (and the environment for the rest) instead of the environment alone.
+    /// (and the environment for the rest) instead of the environment alone:
+    /// the shared default client for those settings, kept after the read
+    /// (the adapters' `one_shot` instead builds a client for one load).
     pub fn builder(mut self, builder: ClientBuilder) -> Self {
         self.builder = builder;
         self
@@ -127,13 +129,6 @@ impl VaultSecret {
     /// `run().await` there.
     pub fn run_blocking(&self) -> Result<SecretValue, Error> {
         crate::blocking::run(|| self.run())
-    }
-
-    /// Revokes the tokens the default clients behind `run()` obtained by
-    /// logging in, for a service that used `run()` and shuts down cleanly.
-    /// Returns the first failure, after trying them all.
-    pub async fn shutdown_default_clients() -> Result<(), Error> {
-        defaults::shutdown().await
     }
 }
 

@@ -51,17 +51,17 @@ impl Client {
 
 impl VaultSource {
     /// Names map to secrets under `prefix`: `DB` reads `<prefix>/DB`.
-    pub fn under(prefix: impl Into<String>) -> Self {
+    pub fn under(prefix: impl AsRef<str>) -> Self {
         VaultSource {
-            mode: Mode::Under(prefix.into().trim_matches('/').to_owned()),
+            mode: Mode::Under(prefix.as_ref().trim_matches('/').to_owned()),
             client: Client::lazy(VaultClient::builder()),
         }
     }
 
     /// Names map to the fields of the one secret at `path`.
-    pub fn fields_of(path: impl Into<String>) -> Self {
+    pub fn fields_of(path: impl AsRef<str>) -> Self {
         VaultSource {
-            mode: Mode::FieldsOf(path.into()),
+            mode: Mode::FieldsOf(path.as_ref().to_owned()),
             client: Client::lazy(VaultClient::builder()),
         }
     }

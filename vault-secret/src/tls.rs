@@ -12,13 +12,33 @@ use crate::error::{ConfigKind, chain};
 use crate::variables as var;
 use crate::{Error, VaultConfig, input};
 
+#[cfg(not(any(feature = "rustls", feature = "rustls-ring", feature = "native-tls")))]
+compile_error!(
+    "vault-secret needs a TLS feature: `rustls` (the default), `rustls-ring` or `native-tls`"
+);
+
+/// `builder` on the TLS stack the features pick: rustls (aws-lc-rs, else
+/// ring) when a rustls feature is on, else native-tls. Every HTTP client of
+/// the crate is built through here, so they all use the same one.
+pub(crate) fn backend(builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+    #[cfg(all(feature = "rustls-ring", not(feature = "rustls")))]
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Fails only when another thread installed one meanwhile: that one serves.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    #[cfg(any(feature = "rustls", feature = "rustls-ring"))]
+    let builder = builder.tls_backend_rustls();
+    #[cfg(not(any(feature = "rustls", feature = "rustls-ring")))]
+    let builder = builder.tls_backend_native();
+    builder
+}
+
 /// The HTTP client: the configured TLS, the timeout, and no redirects,
 /// because reqwest would resend `X-Vault-Token` to whatever host a
 /// redirect names.
 pub(crate) fn http_client(config: &VaultConfig) -> Result<reqwest::Client, Error> {
     config.check()?;
-    let mut builder = reqwest::Client::builder()
-        .tls_backend_rustls()
+    let mut builder = backend(reqwest::Client::builder())
         .redirect(reqwest::redirect::Policy::none())
         // The per-request timeout is the transport's (capped by the call's deadline).
         .connect_timeout(config.timeout().min(Duration::from_secs(10)));
@@ -211,7 +231,12 @@ fn client_identity(cert: &Path, key: &Path) -> Result<reqwest::Identity, Error> 
     pem.extend_from_slice(&cert_pem);
     pem.push(b'\n');
     pem.extend_from_slice(&key_pem);
-    reqwest::Identity::from_pem(&pem).map_err(|e| {
+    #[cfg(any(feature = "rustls", feature = "rustls-ring"))]
+    let identity = reqwest::Identity::from_pem(&pem);
+    // native-tls reads the key as PKCS #8 only.
+    #[cfg(not(any(feature = "rustls", feature = "rustls-ring")))]
+    let identity = reqwest::Identity::from_pkcs8_pem(&cert_pem, &key_pem);
+    identity.map_err(|e| {
         Error::config_kind(
             key_var,
             ConfigKind::NotPem,

@@ -14,6 +14,12 @@
 //!
 #![doc = include_str!("variables.md")]
 
+/// The default name of the credentials secret.
+pub const DEFAULT_CREDENTIALS_SECRET: &str = "VAULT_CREDENTIALS";
+
+/// The default Kubernetes service-account token file.
+pub const DEFAULT_KUBE_TOKEN_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+
 /// One environment variable the library reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -168,7 +174,7 @@ pub const VAULT_KUBE_AUTH_PATH: Variable = resolved(
 pub const VAULT_KUBE_TOKEN_FILE: Variable = resolved(
     "VAULT_KUBE_TOKEN_FILE",
     "the Kubernetes service-account token file, when there is no VAULT_CREDENTIALS",
-    crate::credentials::DEFAULT_KUBE_TOKEN_FILE,
+    DEFAULT_KUBE_TOKEN_FILE,
 );
 /// The JWT auth role.
 pub const VAULT_JWT_ROLE: Variable = resolved(

@@ -98,7 +98,7 @@ async fn figment_merge_and_join_order_decide_whether_vault_wins() {
     let toml = toml_file();
     let (env, host) = env_host();
     let provider = VaultProvider::new(format!("{mount}/db"))
-        .under("database")
+        .nest("database")
         .env(vault.env_for(&login));
 
     // Merged last: Vault's values win over the file's; the environment's
@@ -154,7 +154,7 @@ async fn figment_puts_one_field_at_a_dotted_key_in_a_profile() {
         )
         .merge(
             VaultProvider::new(format!("{mount}/db#port"))
-                .under("database")
+                .nest("database")
                 .profile("staging")
                 .env(vault.env_for(&login)),
         );
@@ -180,7 +180,7 @@ async fn figment_puts_one_field_at_a_dotted_key_in_a_profile() {
 fn read_both(env: &SecretEnv, mount: &str) -> (u16, u16) {
     let figment = Figment::new().merge(
         VaultProvider::new(format!("{mount}/db"))
-            .under("database")
+            .nest("database")
             .env(env.clone()),
     );
     let from_figment = figment
@@ -189,7 +189,7 @@ fn read_both(env: &SecretEnv, mount: &str) -> (u16, u16) {
     let config = Config::builder()
         .add_source(
             VaultConfigSource::new(format!("{mount}/db"))
-                .under("database")
+                .nest("database")
                 .env(env.clone()),
         )
         .build()
@@ -241,7 +241,7 @@ async fn config_async_source_extracts_typed_settings() {
         .unwrap()
         .add_async_source(
             VaultConfigSource::new(format!("{mount}/db"))
-                .under("database")
+                .nest("database")
                 .env(vault.env_for(&login)),
         )
         .build()

@@ -3,7 +3,7 @@
 //! OpenBao dev server provisioned by `vault_secret::testing`.
 
 use serde_json::json;
-use vault_secret::testing::{Admin, Credentials as _, DevVault, JwtCredentials};
+use vault_secret::testing::{Admin, DevVault, JwtCredentials, TestCredentials as _};
 use vault_secret::{Error, KvVersion, VaultClient, VaultSecret};
 
 use crate::cli_binary;
@@ -66,7 +66,7 @@ async fn method_with(vars: Vec<(String, String)>) -> Result<&'static str, Error>
         .env(secret_core::Env::from_map(vars))
         .build()
         .await?;
-    let method = client.login().await;
+    let method = client.inspect().login().await;
     client.shutdown().await?;
     method
 }
@@ -152,7 +152,7 @@ async fn certificate_login_on_a_tls_server_and_never_without_the_opt_in() {
     let (path, policy) = secret(&vault, "cert-pass").await;
     let cert = vault.cert("web", &[&policy]).await;
     let audit = vault.audit_requests().await;
-    let start = audit.mark();
+    let start = audit.mark().await;
 
     let mut with_cert = vault.env_vars_for(&cert);
     with_cert.extend(cert.client_cert_vars());
@@ -162,7 +162,7 @@ async fn certificate_login_on_a_tls_server_and_never_without_the_opt_in() {
     );
     assert_eq!(method_with(with_cert).await.unwrap(), "cert");
     let logins = format!("auth/{}/login", cert.mount());
-    assert!(audit.count_since(&start, &logins) >= 1);
+    assert!(audit.count_since(&start, &logins).await >= 1);
 
     // A JWT for another audience is rejected and falls through to the certificate.
     let jwt = vault.jwt("ci", &[&policy]).await;
@@ -172,13 +172,18 @@ async fn certificate_login_on_a_tls_server_and_never_without_the_opt_in() {
     creds["VAULT_JWT"] = json!(jwt.mint_for("someone-else"));
     let mut jwt_then_cert = env(&vault, &cert.client_cert_vars());
     jwt_then_cert.push(("VAULT_CREDENTIALS".into(), creds.to_string()));
-    let mark = audit.mark();
+    let mark = audit.mark().await;
     assert_eq!(method_with(jwt_then_cert).await.unwrap(), "cert");
-    assert!(audit.count_since(&mark, &format!("auth/{}/login", jwt.mount())) >= 1);
+    assert!(
+        audit
+            .count_since(&mark, &format!("auth/{}/login", jwt.mount()))
+            .await
+            >= 1
+    );
 
     // The same client certificate for mTLS only, with a rejected AppRole:
     // no certificate login is attempted.
-    let mark = audit.mark();
+    let mark = audit.mark().await;
     let approle = vault.approle(&[&policy]).await;
     let mut creds = approle.credentials_json();
     creds["VAULT_SECRET_ID"] = json!("not-the-secret-id");
@@ -191,9 +196,14 @@ async fn certificate_login_on_a_tls_server_and_never_without_the_opt_in() {
     assert_eq!(attempts.len(), 1, "{err}");
     assert_eq!(attempts[0].method, "approle");
     // Audit lines are written as requests complete: the AppRole login is there.
-    assert!(audit.count_since(&mark, &format!("auth/{}/login", approle.mount())) >= 1);
-    assert_eq!(audit.count_since(&mark, &logins), 0);
-    assert_eq!(audit.count_since(&mark, "auth/cert"), 0);
+    assert!(
+        audit
+            .count_since(&mark, &format!("auth/{}/login", approle.mount()))
+            .await
+            >= 1
+    );
+    assert_eq!(audit.count_since(&mark, &logins).await, 0);
+    assert_eq!(audit.count_since(&mark, "auth/cert").await, 0);
 }
 
 /// The accessors of every live token, with the root token.

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use secret_core::SecretChain;
 use serde_json::json;
-use vault_secret::testing::{Credentials, DevVault};
+use vault_secret::testing::{DevVault, TestCredentials};
 use vault_secret::{CacheOptions, Error, KvVersion, VaultClient, VaultSecret, VaultSource};
 
 fn read_policy(api_path: &str) -> String {
@@ -28,7 +28,7 @@ fn no_refresh_ahead(ttl: Duration) -> CacheOptions {
 
 async fn caching_client(
     vault: &DevVault,
-    credentials: &dyn Credentials,
+    credentials: &dyn TestCredentials,
     options: CacheOptions,
 ) -> VaultClient {
     VaultClient::builder()
@@ -232,7 +232,7 @@ async fn vault_secret_and_vault_source_read_through_a_caching_client() {
     let client = caching_client(&vault, &vault.root_token(), CacheOptions::new()).await;
     let reads_of = |rest: &str| format!("{mount}/data/{rest}");
 
-    let mark = audit.mark();
+    let mark = audit.mark().await;
     for _ in 0..3 {
         let v = VaultSecret::new(format!("{mount}/apps/DB#password"))
             .client(client.clone())
@@ -241,7 +241,7 @@ async fn vault_secret_and_vault_source_read_through_a_caching_client() {
             .unwrap();
         assert_eq!(v.expose_secret(), "db-pw");
     }
-    assert_eq!(audit.count_since(&mark, &reads_of("apps/DB")), 1);
+    assert_eq!(audit.count_since(&mark, &reads_of("apps/DB")).await, 1);
 
     // A chain's source: names under a prefix, and fields of one secret.
     let chain = SecretChain::first_try(
@@ -258,20 +258,20 @@ async fn vault_secret_and_vault_source_read_through_a_caching_client() {
         assert_eq!(chain.get("USER").await.unwrap().expose_secret(), "u");
         assert_eq!(chain.get("HOST").await.unwrap().expose_secret(), "h");
     }
-    assert_eq!(audit.count_since(&mark, &reads_of("apps/DB")), 1);
-    assert_eq!(audit.count_since(&mark, &reads_of("config")), 1);
+    assert_eq!(audit.count_since(&mark, &reads_of("apps/DB")).await, 1);
+    assert_eq!(audit.count_since(&mark, &reads_of("config")).await, 1);
 
     // A bypassing read and a read after `invalidate` each ask once more.
     let v = client.read_fresh(&format!("{mount}/config#USER")).await;
     assert_eq!(v.unwrap().expose_secret(), "u");
-    client.invalidate(&format!("{mount}/apps/DB"));
+    client.invalidate(format!("{mount}/apps/DB"));
     let v = VaultSecret::new(format!("{mount}/apps/DB#password"))
         .client(client.clone())
         .run()
         .await;
     assert_eq!(v.unwrap().expose_secret(), "db-pw");
-    assert_eq!(audit.count_since(&mark, &reads_of("apps/DB")), 2);
-    assert_eq!(audit.count_since(&mark, &reads_of("config")), 2);
+    assert_eq!(audit.count_since(&mark, &reads_of("apps/DB")).await, 2);
+    assert_eq!(audit.count_since(&mark, &reads_of("config")).await, 2);
 
     // Misses: DB, config, DB after `invalidate`, and `apps/USER` and
     // `apps/HOST` in each round (the chain asks `apps` first; a 404 is

@@ -327,6 +327,39 @@ async fn get_version_reads_an_older_version_and_conflicts_with_a_path_version() 
 }
 
 #[tokio::test]
+async fn get_takes_the_vault_cli_single_dash_flags_and_hints_at_version() {
+    let server = harness::server().await;
+    let admin = server.admin();
+    let mount = kv2(&admin).await;
+    admin.kv2_put(&mount, "v", json!({"n": "one"})).await;
+    admin.kv2_put(&mount, "v", json!({"n": "two"})).await;
+    let cli = Cli::with_token(&server, server.root_token());
+    let path = format!("{mount}/v");
+
+    let run = cli.run(&["get", "-version=1", "-field=n", &path]).await;
+    assert_eq!(run.expect_code(0).stdout, "one");
+    let run = cli
+        .run(&["get", "-field", "n", "-format", "json", &path])
+        .await;
+    assert_eq!(run.expect_code(0).stdout.trim_end(), "\"two\"");
+    let run = cli.run(&["get", "--field", "n", &path]).await;
+    assert_eq!(run.expect_code(0).stdout, "two");
+    // The field given twice is a usage error naming the flag.
+    let run = cli.run(&["get", "-field=n", &format!("{path}#n")]).await;
+    run.expect_code(2);
+    assert!(run.stderr.contains("--field"), "{run:?}");
+
+    // `--version` after `get` names the flag that reads a secret's version.
+    let run = cli.run(&["get", &path, "--version", "1"]).await;
+    run.expect_code(2);
+    assert!(
+        run.stderr.contains("--secret-version 1") && run.stderr.contains("?version=1"),
+        "{run:?}"
+    );
+    assert_eq!(run.stdout, "");
+}
+
+#[tokio::test]
 async fn get_reads_kv_v1_too() {
     let server = harness::server().await;
     let admin = server.admin();
@@ -703,6 +736,21 @@ async fn exit_code_2_for_usage_errors() {
 async fn help_lists_the_exit_codes_once_and_every_declared_variable() {
     let run = Cli::bare().run(&["--help"]).await;
     run.expect_code(0);
+    // Usage and subcommands first, the variables after them.
+    let at = |text: &str| {
+        run.stdout
+            .find(text)
+            .unwrap_or_else(|| panic!("{text:?} missing: {run:?}"))
+    };
+    assert!(at("Usage:") < at("Commands:"), "{run:?}");
+    assert!(at("Commands:") < at("Environment variables:"), "{run:?}");
+    assert!(at("Environment variables:") < at("VAULT_ADDR "), "{run:?}");
+    for method in ["AppRole", "Kubernetes", "JWT", "certificate"] {
+        assert!(
+            at("Usage:") > at(method),
+            "{method} missing from the about line"
+        );
+    }
     for line in ["Exit codes:", "  3 ", "  4 ", "  5 ", "  6 ", "  7 "] {
         assert!(run.stdout.contains(line), "{line:?} missing: {run:?}");
     }

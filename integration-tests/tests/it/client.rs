@@ -47,7 +47,7 @@ async fn two_clients_share_no_token_nor_mount_cache_and_shutdown_revokes_only_th
     let a = approle_client(&vault, &pa).await;
     let b = approle_client(&vault, &pb).await;
     let audit = vault.audit_requests().await;
-    let mark = audit.mark();
+    let mark = audit.mark().await;
 
     // Different tokens: each reads only what its own policy allows.
     let who = |c: VaultClient, path: String| async move { c.read(&path).await };
@@ -67,7 +67,10 @@ async fn two_clients_share_no_token_nor_mount_cache_and_shutdown_revokes_only_th
             .expose_secret(),
         "b"
     );
-    let (ia, ib) = (a.token_info().await.unwrap(), b.token_info().await.unwrap());
+    let (ia, ib) = (
+        a.inspect().token_info().await.unwrap(),
+        b.inspect().token_info().await.unwrap(),
+    );
     assert!(
         ia.policies.contains(&pa) && !ia.policies.contains(&pb),
         "{ia:?}"
@@ -82,13 +85,14 @@ async fn two_clients_share_no_token_nor_mount_cache_and_shutdown_revokes_only_th
     // Separate mount caches: each client asked where the mount is, once.
     let preflights = audit
         .requests_since(&mark)
+        .await
         .into_iter()
         .filter(|r| r.path.starts_with("sys/internal/ui/mounts/"))
         .count();
     assert_eq!(preflights, 2, "one preflight per client, none shared");
 
     // A clone shares its client's state: no new login, no new preflight.
-    let mark = audit.mark();
+    let mark = audit.mark().await;
     let clone = a.clone();
     clone
         .read(&format!("{mount}/a"))
@@ -96,6 +100,7 @@ async fn two_clients_share_no_token_nor_mount_cache_and_shutdown_revokes_only_th
         .expect("the clone reads");
     let seen: Vec<String> = audit
         .requests_since(&mark)
+        .await
         .into_iter()
         .map(|r| r.path)
         .collect();

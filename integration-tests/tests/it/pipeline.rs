@@ -16,7 +16,7 @@ async fn exec_with_three_secrets_makes_at_most_four_requests() {
     let secrets = ThreeSecrets::provision(&vault).await;
     let (v2, v1) = (&secrets.v2, &secrets.v1);
     let audit = vault.audit_requests().await;
-    let before = audit.mark();
+    let before = audit.mark().await;
     let output = vault
         .command(binary(), &vault.root_token())
         .args(secrets.exec_args())
@@ -30,6 +30,7 @@ async fn exec_with_three_secrets_makes_at_most_four_requests() {
     );
     let paths: Vec<String> = audit
         .requests_since(&before)
+        .await
         .into_iter()
         .map(|r| r.path)
         .collect();
@@ -74,12 +75,13 @@ async fn concurrent_first_reads_under_one_mount_share_one_preflight() {
         .await
         .expect("a session");
     let audit = vault.audit_requests().await;
-    let before = audit.mark();
+    let before = audit.mark().await;
     let values = session.read_many(&paths).await.expect("the reads");
     let shown: Vec<&str> = values.iter().map(|v| v.expose_secret()).collect();
     assert_eq!(shown, ["v0", "v1", "v2", "v3", "v4"]);
     let seen: Vec<String> = audit
         .requests_since(&before)
+        .await
         .into_iter()
         .map(|r| r.path)
         .collect();

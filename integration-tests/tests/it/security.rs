@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tokio::io::AsyncWriteExt as _;
-use vault_secret::testing::{Credentials as _, MockAnswer, MockVault, TestCertificates};
+use vault_secret::testing::{MockAnswer, MockVault, TestCertificates, TestCredentials as _};
 use vault_secret::{Error, KvVersion, TransportKind, VaultClient, WrappingKind};
 
 use crate::cli_binary::run;
@@ -62,14 +62,14 @@ async fn a_root_token_file_loses_to_approle_variables() {
         .build()
         .await
         .expect("a client");
-    assert_eq!(client.auth_methods(), ["approle"]);
-    assert_eq!(client.ignored_credentials(), ["`~/.vault-token`"]);
+    assert_eq!(client.inspect().auth_methods(), ["approle"]);
+    assert_eq!(client.inspect().ignored_credentials(), ["`~/.vault-token`"]);
     let user = client
         .read(&format!("{mount}/app#user"))
         .await
         .expect("the AppRole's policy reads app");
     assert_eq!(user.expose_secret(), "app-user");
-    let info = client.token_info().await.expect("lookup-self");
+    let info = client.inspect().token_info().await.expect("lookup-self");
     assert_eq!(info.method, "approle");
     assert!(!info.policies.iter().any(|p| p == "root"), "{info:?}");
     let denied = client

@@ -58,7 +58,7 @@ impl TestEnv {
     }
 
     /// Reads `path` with `VaultSecret` in this environment.
-    pub async fn read(&self, path: impl Into<String>) -> Result<SecretValue, Error> {
+    pub async fn read(&self, path: impl AsRef<str>) -> Result<SecretValue, Error> {
         VaultSecret::new(path).env(self.env()).run().await
     }
 

@@ -5,7 +5,7 @@
 
 use secret_core::Env;
 use serde_json::{Value, json};
-use vault_secret::testing::{Credentials, DevVault, ErrorKind, MockVault, Token};
+use vault_secret::testing::{DevVault, MockVault, TestCredentials, TestingErrorKind, Token};
 use vault_secret::{Error, KvVersion, VaultClient, VaultSecret};
 
 async fn read(env: Env, path: &str) -> Result<String, Error> {
@@ -58,7 +58,7 @@ async fn each_credential_kind_reads_through_the_library() {
     let approle = vault.approle(&[&policy]).await;
     let kube = vault.kubernetes("billing", &[&policy]).await;
     let root = vault.root_token();
-    let kinds: [(&str, &dyn Credentials); 4] = [
+    let kinds: [(&str, &dyn TestCredentials); 4] = [
         ("root", &root),
         ("token", &token),
         ("approle", &approle),
@@ -173,7 +173,7 @@ async fn the_audit_log_counts_requests_between_two_marks() {
     let path = format!("{mount}/app");
     vault.kv_put(&path, json!({"k": "v"})).await;
     vault.kv_put(&path, json!({"k": "w"})).await;
-    let since_start = audit.requests();
+    let since_start = audit.requests().await;
     assert!(
         since_start
             .iter()
@@ -183,20 +183,21 @@ async fn the_audit_log_counts_requests_between_two_marks() {
     assert_eq!(
         audit
             .requests()
+            .await
             .iter()
             .filter(|r| r.path == format!("{mount}/data/app"))
             .count(),
         2
     );
 
-    let before = audit.mark();
+    let before = audit.mark().await;
     let token = vault
         .token(&[&vault
             .policy("r", &read_policy(&format!("{mount}/data/app")))
             .await])
         .await;
     let session_env = vault.env_for(&token);
-    let mark = audit.mark();
+    let mark = audit.mark().await;
     assert_eq!(
         read(session_env.clone(), &format!("{path}#k"))
             .await
@@ -205,13 +206,13 @@ async fn the_audit_log_counts_requests_between_two_marks() {
     );
     // Exactly one read of the secret itself; the mount lookup is counted
     // under its own path.
-    assert_eq!(audit.count_since(&mark, &format!("{mount}/")), 1);
-    assert!(audit.count_since(&mark, "") >= 1);
-    assert!(audit.count_since(&before, "") > audit.count_since(&mark, ""));
+    assert_eq!(audit.count_since(&mark, &format!("{mount}/")).await, 1);
+    assert!(audit.count_since(&mark, "").await >= 1);
+    assert!(audit.count_since(&before, "").await > audit.count_since(&mark, "").await);
     // A second read through the same (shared) session adds requests too.
-    let again = audit.mark();
+    let again = audit.mark().await;
     read(session_env, &format!("{path}#k")).await.unwrap();
-    assert_eq!(audit.count_since(&again, &format!("{mount}/")), 1);
+    assert_eq!(audit.count_since(&again, &format!("{mount}/")).await, 1);
 }
 
 #[tokio::test]
@@ -280,7 +281,7 @@ async fn start_without_a_binary_says_how_to_get_one_and_how_to_attach() {
         .await
         .unwrap_err();
     let message = err.to_string();
-    assert_eq!(err.kind(), ErrorKind::NoServerBinary, "{err:?}");
+    assert_eq!(err.kind(), TestingErrorKind::NoServerBinary, "{err:?}");
     // What `.expect()` prints: the message as lines, the fix first.
     assert_eq!(format!("{err:?}"), message);
     assert!(
@@ -309,7 +310,7 @@ async fn attach_without_variables_names_them() {
         .attach()
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Attach);
+    assert_eq!(err.kind(), TestingErrorKind::Attach);
     assert!(err.to_string().contains("needs VAULT_ADDR"), "{err}");
     assert_eq!(format!("{err:?}"), err.to_string());
 }
@@ -583,6 +584,7 @@ async fn mock_vault_and_dev_vault_agree_on_the_shared_assertions() {
     let under_mounts = |path: &str| path.contains(&kv2) || path.contains(&kv1);
     let real_paths: Vec<String> = audit
         .requests()
+        .await
         .into_iter()
         .map(|r| r.path)
         .filter(|p| under_mounts(p))

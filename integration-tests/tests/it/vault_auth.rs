@@ -185,7 +185,7 @@ async fn rejected_methods_fall_through_in_order() {
         "VAULT_ROLE_ID": role_id, "VAULT_SECRET_ID": secret_id, "VAULT_APPROLE_PATH": approle,
     }));
     let session = VaultClient::builder().env(env.env()).build().await.unwrap();
-    assert_eq!(session.login().await.unwrap(), "approle");
+    assert_eq!(session.inspect().login().await.unwrap(), "approle");
 }
 
 #[tokio::test]

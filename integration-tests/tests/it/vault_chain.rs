@@ -113,15 +113,17 @@ async fn get_many_reads_a_shared_vault_secret_once() {
             .builder(vault_secret::VaultClient::builder().env(vault.env_for(&vault.root_token()))),
     );
     let audit = vault.audit_requests().await;
-    let before = audit.mark();
+    let before = audit.mark().await;
     let values = chain.get_many(&["user", "host", "password"]).await.unwrap();
     let shown: Vec<&str> = values.iter().map(|v| v.expose_secret()).collect();
     assert_eq!(shown, ["u", "local-host", "p"]);
     assert_eq!(
-        audit.count_since(&before, &format!("{mount}/data/db")),
+        audit
+            .count_since(&before, &format!("{mount}/data/db"))
+            .await,
         1,
         "{:?}",
-        audit.requests_since(&before)
+        audit.requests_since(&before).await
     );
     // A field the secret lacks is "not found" in Vault, named in the error.
     let err = chain.get_many(&["user", "nope"]).await.unwrap_err();

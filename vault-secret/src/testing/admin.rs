@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use reqwest::Client;
-pub use reqwest::Method;
+pub(crate) use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 /// connection, so one client serves tests on different async runtimes (a
 /// pooled connection belongs to the runtime that opened it).
 pub(crate) fn try_http_client(ca_cert: Option<&Path>) -> Result<Client, String> {
-    let mut builder = Client::builder()
+    let mut builder = crate::tls::backend(Client::builder())
         .timeout(Duration::from_secs(30))
         .pool_max_idle_per_host(0);
     if let Some(path) = ca_cert {

@@ -17,6 +17,8 @@ use super::unique;
 /// On the shared server every test's requests land in the same log: count
 /// the requests under the test's own (unique) mounts and auth paths with
 /// [`count_since`](AuditLog::count_since), or use a server of the test's own.
+/// Its readers are async, as are [`MockVault`](super::MockVault)'s
+/// [`count`](super::MockVault::count) and [`received`](super::MockVault::received).
 #[derive(Debug, Clone)]
 pub struct AuditLog {
     file: PathBuf,
@@ -49,9 +51,9 @@ impl DevVault {
     /// ```no_run
     /// # async fn demo(vault: vault_secret::testing::DevVault) {
     /// let audit = vault.audit_requests().await;
-    /// let before = audit.mark();
+    /// let before = audit.mark().await;
     /// // ... run the code under test ...
-    /// assert!(audit.count_since(&before, "secret/") <= 4);
+    /// assert!(audit.count_since(&before, "secret/").await <= 4);
     /// # }
     /// ```
     ///
@@ -89,7 +91,7 @@ impl DevVault {
             start: AuditMark(0),
             _dir: dir,
         };
-        log.start = log.mark();
+        log.start = log.mark().await;
         log
     }
 }
@@ -109,18 +111,18 @@ impl AuditLog {
 
     /// The current end of the log: requests after this point are
     /// [`requests_since`](Self::requests_since) it.
-    pub fn mark(&self) -> AuditMark {
-        AuditMark(complete_lines(&self.read()).len() as u64)
+    pub async fn mark(&self) -> AuditMark {
+        AuditMark(complete_lines(&self.read().await).len() as u64)
     }
 
     /// Requests recorded since the log was handed out.
-    pub fn requests(&self) -> Vec<AuditedRequest> {
-        self.requests_since(&self.start)
+    pub async fn requests(&self) -> Vec<AuditedRequest> {
+        self.requests_since(&self.start).await
     }
 
     /// Requests recorded since `mark`, oldest first.
-    pub fn requests_since(&self, mark: &AuditMark) -> Vec<AuditedRequest> {
-        let text = self.read();
+    pub async fn requests_since(&self, mark: &AuditMark) -> Vec<AuditedRequest> {
+        let text = self.read().await;
         let lines = complete_lines(&text);
         let start = usize::try_from(mark.0)
             .unwrap_or(usize::MAX)
@@ -148,15 +150,17 @@ impl AuditLog {
 
     /// How many requests since `mark` had a path starting with
     /// `path_prefix` (`""` counts all).
-    pub fn count_since(&self, mark: &AuditMark, path_prefix: &str) -> usize {
+    pub async fn count_since(&self, mark: &AuditMark, path_prefix: &str) -> usize {
         self.requests_since(mark)
+            .await
             .iter()
             .filter(|r| r.path.starts_with(path_prefix))
             .count()
     }
 
-    fn read(&self) -> String {
-        std::fs::read(&self.file)
+    async fn read(&self) -> String {
+        tokio::fs::read(&self.file)
+            .await
             .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
             .unwrap_or_default()
     }

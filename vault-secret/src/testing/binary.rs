@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use secret_core::Env;
 
-use super::error::{Error, ErrorKind};
+use super::error::{TestingError, TestingErrorKind};
 
 /// The one-line fix, first in every "no binary" message.
 const FIX: &str = "Set VAULT_DEV_BIN=/path/to/bao, or install OpenBao: \
@@ -31,7 +31,7 @@ const BUILT_FROM: &str = env!("CARGO_MANIFEST_DIR");
 /// run, found from the process environment and current directory in the
 /// order [`DevVault::start`](super::DevVault::start) documents. For tests
 /// that start a server of another shape themselves.
-pub fn server_binary() -> Result<PathBuf, Error> {
+pub fn server_binary() -> Result<PathBuf, TestingError> {
     find_server_binary(&Env::process(), &default_venv_dirs(&Env::process()))
 }
 
@@ -50,7 +50,10 @@ pub(crate) fn default_venv_dirs(env: &Env) -> Vec<PathBuf> {
 /// The dev server binary, looked for in this order: `VAULT_DEV_BIN`, then
 /// `BAO_BIN`; `bao` on `PATH`; `vault` on `PATH`; `.venv/bin/bao` in each of
 /// `venv_dirs` or a directory above it. Variables are read from `env`.
-pub(crate) fn find_server_binary(env: &Env, venv_dirs: &[PathBuf]) -> Result<PathBuf, Error> {
+pub(crate) fn find_server_binary(
+    env: &Env,
+    venv_dirs: &[PathBuf],
+) -> Result<PathBuf, TestingError> {
     let var = |name: &str| env.get(name).ok().flatten().filter(|v| !v.is_empty());
     for name in ["VAULT_DEV_BIN", "BAO_BIN"] {
         if let Some(bin) = var(name) {
@@ -58,8 +61,8 @@ pub(crate) fn find_server_binary(env: &Env, venv_dirs: &[PathBuf]) -> Result<Pat
             return if is_executable(&bin) {
                 Ok(bin)
             } else {
-                Err(Error::new(
-                    ErrorKind::NoServerBinary,
+                Err(TestingError::new(
+                    TestingErrorKind::NoServerBinary,
                     format!(
                         "{name}={} is not an executable file. {FIX}\n{HOW_TO_GET_A_SERVER}",
                         bin.display()
@@ -93,8 +96,8 @@ pub(crate) fn find_server_binary(env: &Env, venv_dirs: &[PathBuf]) -> Result<Pat
         .iter()
         .map(|p| format!("    {}", p.display()))
         .collect();
-    Err(Error::new(
-        ErrorKind::NoServerBinary,
+    Err(TestingError::new(
+        TestingErrorKind::NoServerBinary,
         format!(
             "No Vault dev server binary. {FIX}\nLooked for, in this order: VAULT_DEV_BIN and \
              BAO_BIN (unset); `bao`, then `vault`, on PATH (not there); .venv/bin/bao in the \
@@ -119,7 +122,7 @@ mod tests {
         let empty = tempfile::tempdir().unwrap();
         let env = Env::from_map([("PATH", empty.path().as_os_str().to_owned())]);
         let err = find_server_binary(&env, &[empty.path().join("crate")]).unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::NoServerBinary);
+        assert_eq!(err.kind(), TestingErrorKind::NoServerBinary);
         let message = err.to_string();
         assert!(
             message.lines().next().unwrap().contains(

@@ -9,7 +9,7 @@ use std::process::Command;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use super::credentials::Credentials;
+use super::credentials::TestCredentials;
 
 /// A test CA and a client certificate it signed, as PEM files in a scratch
 /// directory (removed on drop).
@@ -146,7 +146,7 @@ fn openssl(dir: &Path, step: &str, args: &[&str]) {
 /// A TLS certificate auth role on a TLS [`DevVault`](super::DevVault) and
 /// the client certificate it accepts (from
 /// [`DevVault::cert`](super::DevVault::cert)). Its
-/// [`credentials_json`](Credentials::credentials_json) asks for certificate
+/// [`credentials_json`](TestCredentials::credentials_json) asks for certificate
 /// login; the certificate itself goes in
 /// [`client_cert_vars`](Self::client_cert_vars).
 #[derive(Debug)]
@@ -196,7 +196,7 @@ impl CertCredentials {
     }
 }
 
-impl Credentials for CertCredentials {
+impl TestCredentials for CertCredentials {
     fn credentials_json(&self) -> Value {
         json!({
             "VAULT_CERT_ROLE": self.role,

@@ -7,39 +7,18 @@ use secrecy::ExposeSecret;
 use serde_json::Value;
 
 use super::admin::{Admin, Method, try_http_client};
-use super::server::{DevVault, Kind, ServerInner};
-
-impl DevVault {
-    /// Remembers how to undo something this handle created, for an
-    /// attached server (a started one goes away with what it holds).
-    pub(crate) fn undo_later(&self, method: Method, path: String, body: Option<Value>, root: bool) {
-        if self.server().kind != Kind::Attached {
-            return;
-        }
-        let namespace = if root { None } else { self.namespace.clone() };
-        self.cleanup
-            .undo
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(Undo {
-                namespace,
-                method,
-                path,
-                body,
-            });
-    }
-}
+use super::state::ServerInner;
 
 /// One call undoing something a handle created on an attached server.
 #[derive(Debug)]
 pub(crate) struct Undo {
-    namespace: Option<String>,
-    method: Method,
-    path: String,
-    body: Option<Value>,
+    pub(crate) namespace: Option<String>,
+    pub(crate) method: Method,
+    pub(crate) path: String,
+    pub(crate) body: Option<Value>,
 }
 
-/// What handles of one [`DevVault`] created on an attached server, undone
+/// What handles of one [`DevVault`](super::DevVault) created on an attached server, undone
 /// (newest first) when the last of them drops.
 #[derive(Debug)]
 pub(crate) struct Cleanup {

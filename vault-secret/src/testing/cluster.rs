@@ -11,9 +11,9 @@ use serde_json::json;
 use super::admin::{Admin, Method};
 use super::binary::{default_venv_dirs, find_server_binary};
 use super::credentials::Token;
-use super::error::{Error, ErrorKind};
-use super::launch::Launched;
+use super::error::{TestingError, TestingErrorKind};
 use super::raft::{initialise, launch_node, unseal};
+use super::state::Launched;
 
 /// Three OpenBao (or Vault) servers with integrated (raft) storage, each
 /// from its own config file on free loopback ports (plain http), joined into
@@ -42,11 +42,11 @@ impl DevCluster {
     /// [`DevVault::start`](super::DevVault::start) finds it), initialises the
     /// first, unseals it, then unseals the two others, which join it; returns
     /// once the first is active and all three are voters.
-    pub async fn start() -> Result<DevCluster, Error> {
+    pub async fn start() -> Result<DevCluster, TestingError> {
         let env = Env::process();
         let bin = find_server_binary(&env, &default_venv_dirs(&env))?;
         let first = launch_node(&bin, "n1", None).await?;
-        let with_output = |e: Error, node: &Launched| {
+        let with_output = |e: TestingError, node: &Launched| {
             e.with_context(format_args!(
                 "--- output of {} ---\n{}",
                 node.addr,
@@ -76,7 +76,7 @@ impl DevCluster {
     /// Waits until all three nodes vote: a node joins as a non-voter and
     /// autopilot promotes it after a stabilisation time; a step-down before
     /// that leaves no node that can take over.
-    async fn wait_for_voters(&self) -> Result<(), Error> {
+    async fn wait_for_voters(&self) -> Result<(), TestingError> {
         let leader = self.admin(&self.nodes[0].addr);
         let autopilot = json!({"server_stabilization_time": "1s", "cleanup_dead_servers": false});
         let _ = leader
@@ -105,8 +105,8 @@ impl DevCluster {
                     Ok(r) => format!("HTTP {} {}", r.status, r.body),
                     Err(e) => e,
                 };
-                return Err(Error::new(
-                    ErrorKind::Start,
+                return Err(TestingError::new(
+                    TestingErrorKind::Start,
                     format!(
                         "the cluster has {voters} voters after 60 s; raft configuration: {said}"
                     ),

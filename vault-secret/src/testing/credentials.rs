@@ -13,7 +13,7 @@ use super::kube::KubeFixture;
 /// Credentials a test can give the code under test, as the
 /// `VAULT_CREDENTIALS` mapping the library reads (see
 /// [`DevVault::env_for`](super::DevVault::env_for)).
-pub trait Credentials: fmt::Debug + Send + Sync {
+pub trait TestCredentials: fmt::Debug + Send + Sync {
     /// The `VAULT_CREDENTIALS` mapping (e.g. `{"VAULT_TOKEN": "..."}`). It
     /// holds the secret values: hand it to the code under test, never to a
     /// message or a log.
@@ -37,7 +37,7 @@ impl Token {
     }
 }
 
-impl Credentials for Token {
+impl TestCredentials for Token {
     fn credentials_json(&self) -> Value {
         json!({ "VAULT_TOKEN": self.expose_secret() })
     }
@@ -112,7 +112,7 @@ impl AppRoleCredentials {
     }
 }
 
-impl Credentials for AppRoleCredentials {
+impl TestCredentials for AppRoleCredentials {
     fn credentials_json(&self) -> Value {
         let mut json = json!({
             "VAULT_ROLE_ID": self.role_id(),
@@ -168,7 +168,7 @@ impl KubernetesCredentials {
     }
 }
 
-impl Credentials for KubernetesCredentials {
+impl TestCredentials for KubernetesCredentials {
     fn credentials_json(&self) -> Value {
         json!({
             "VAULT_KUBE_AUTH_ROLE": self.role,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 /// What went wrong, as data to match on (the message says it in words).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum ErrorKind {
+pub enum TestingErrorKind {
     /// No server binary was found; the message lists where it looked and
     /// the one-line fix.
     NoServerBinary,
@@ -29,15 +29,15 @@ pub enum ErrorKind {
 /// the [shared](super::DevVault::shared) server's failure is returned to
 /// every test that asks.
 #[derive(Clone)]
-pub struct Error {
-    kind: ErrorKind,
+pub struct TestingError {
+    kind: TestingErrorKind,
     message: String,
     source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
 
-impl Error {
-    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error {
+impl TestingError {
+    pub(crate) fn new(kind: TestingErrorKind, message: impl Into<String>) -> Self {
+        TestingError {
             kind,
             message: message.into(),
             source: None,
@@ -46,11 +46,11 @@ impl Error {
 
     /// `message: cause`, with `cause` kept as the [`source`](std::error::Error::source).
     pub(crate) fn caused(
-        kind: ErrorKind,
+        kind: TestingErrorKind,
         message: impl fmt::Display,
         cause: impl std::error::Error + Send + Sync + 'static,
     ) -> Self {
-        Error {
+        TestingError {
             kind,
             message: format!("{message}: {cause}"),
             source: Some(Arc::new(cause)),
@@ -65,18 +65,18 @@ impl Error {
     }
 
     /// What went wrong.
-    pub fn kind(&self) -> ErrorKind {
+    pub fn kind(&self) -> TestingErrorKind {
         self.kind
     }
 }
 
-impl fmt::Display for Error {
+impl fmt::Display for TestingError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
     }
 }
 
-impl fmt::Debug for Error {
+impl fmt::Debug for TestingError {
     // A user's `.expect()` prints `Debug`: the message reads better than a
     // struct with `\n` escapes, and it names no credential either way.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -84,7 +84,7 @@ impl fmt::Debug for Error {
     }
 }
 
-impl std::error::Error for Error {
+impl std::error::Error for TestingError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         self.source
             .as_deref()
@@ -101,10 +101,17 @@ mod tests {
     fn debug_reads_as_the_message_for_every_kind() {
         let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "no way");
         let errors = [
-            Error::new(ErrorKind::NoServerBinary, "No binary.\nSet VAULT_DEV_BIN"),
-            Error::caused(ErrorKind::Start, "cannot create a scratch directory", io)
-                .with_context("--- server output ---\nline"),
-            Error::new(ErrorKind::Attach, "needs VAULT_ADDR"),
+            TestingError::new(
+                TestingErrorKind::NoServerBinary,
+                "No binary.\nSet VAULT_DEV_BIN",
+            ),
+            TestingError::caused(
+                TestingErrorKind::Start,
+                "cannot create a scratch directory",
+                io,
+            )
+            .with_context("--- server output ---\nline"),
+            TestingError::new(TestingErrorKind::Attach, "needs VAULT_ADDR"),
         ];
         for error in errors {
             assert_eq!(format!("{error:?}"), error.to_string());
@@ -115,14 +122,18 @@ mod tests {
     #[test]
     fn source_is_the_cause_and_kind_is_kept() {
         let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "no way");
-        let error = Error::caused(ErrorKind::Start, "cannot write dev.hcl", io);
-        assert_eq!(error.kind(), ErrorKind::Start);
+        let error = TestingError::caused(TestingErrorKind::Start, "cannot write dev.hcl", io);
+        assert_eq!(error.kind(), TestingErrorKind::Start);
         assert_eq!(error.to_string(), "cannot write dev.hcl: no way");
         let source = error.source().expect("the I/O error");
         assert_eq!(
             source.downcast_ref::<std::io::Error>().map(|e| e.kind()),
             Some(std::io::ErrorKind::PermissionDenied)
         );
-        assert!(Error::new(ErrorKind::Attach, "x").source().is_none());
+        assert!(
+            TestingError::new(TestingErrorKind::Attach, "x")
+                .source()
+                .is_none()
+        );
     }
 }

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
-use super::credentials::Credentials;
+use super::credentials::TestCredentials;
 use super::kube::{base64url, pseudo_random_bytes};
 
 /// The path of the Actions stand-in's token endpoint.
@@ -253,7 +253,7 @@ pub struct ActionsRequest {
     pub audience: Option<String>,
 }
 
-impl Credentials for JwtCredentials {
+impl TestCredentials for JwtCredentials {
     /// The role, the mount and a freshly minted token (`VAULT_JWT`).
     fn credentials_json(&self) -> Value {
         json!({

@@ -101,7 +101,7 @@ impl KubeFixture {
     /// The fake API listens on 127.0.0.1, which a server on this machine
     /// reaches. For a server elsewhere (e.g. a Vault in Docker, reached with
     /// [`DevVault::attach`](super::DevVault::attach)), set
-    /// `VAULT_DEV_KUBE_HOST` (or the older `VAULT_IT_KUBE_HOST`) to this
+    /// `VAULT_DEV_KUBE_HOST` (or `VAULT_IT_KUBE_HOST`, read too) to this
     /// machine's name as the server sees it (e.g. `host.docker.internal`):
     /// the fake API then listens on all interfaces and
     /// [`KubeFixture::kubernetes_host`] uses that name.

@@ -1,5 +1,5 @@
 //! Launching servers: a dev server ([`DevVault::start`](super::DevVault::start)),
-//! a persistent raft server, attaching to one the user runs, and the free
+//! the primitives a persistent raft server uses, attaching to one the user runs, and the free
 //! port each listens on.
 
 use std::ffi::OsStr;
@@ -10,14 +10,12 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 use secret_core::Env;
-use tempfile::TempDir;
 
 use super::binary::{HOW_TO_GET_A_SERVER, default_venv_dirs, find_server_binary};
-use super::error::{Error, ErrorKind};
+use super::error::{TestingError, TestingErrorKind};
 use super::health::{NotReady, wait_for_health};
 use super::process::ServerProcess;
-use super::raft;
-use super::server::{DevVaultBuilder, Kind, ServerInner};
+use super::state::{Kind, Launched, ServerInner, ServerOptions};
 
 /// Root token of every dev server started here.
 const DEV_ROOT_TOKEN: &str = "root";
@@ -32,19 +30,8 @@ const START_ATTEMPTS: usize = 5;
 /// (OpenBao 2.x refuses without it). Costs nothing at start.
 pub(crate) const AUDIT_CONFIG: &str = "unsafe_allow_api_audit_creation = true\n";
 
-/// A server process that answers `sys/health`.
-#[derive(Debug)]
-pub(crate) struct Launched {
-    pub(crate) process: ServerProcess,
-    pub(crate) work_dir: TempDir,
-    /// `http(s)://127.0.0.1:PORT`.
-    pub(crate) addr: String,
-    pub(crate) ca_cert: Option<PathBuf>,
-    pub(crate) args: Vec<String>,
-}
-
 /// The arguments of `server` for a port and a scratch directory.
-pub(crate) type ServerArgs<'a> = dyn Fn(u16, &Path) -> Result<Vec<String>, Error> + 'a;
+pub(crate) type ServerArgs<'a> = dyn Fn(u16, &Path) -> Result<Vec<String>, TestingError> + 'a;
 
 /// What [`launch`] starts: a name for messages, the arguments of `server`
 /// for a port (the next port is free too, for a cluster listener) and a
@@ -59,14 +46,20 @@ pub(crate) struct LaunchPlan<'a> {
 /// Starts `bin server <args>` on a free loopback port under the watchdog,
 /// trying another port when the chosen one was taken meanwhile; returns
 /// once `sys/health` answers as the plan wants.
-pub(crate) async fn launch(plan: &LaunchPlan<'_>) -> Result<Launched, Error> {
-    let start_error = |message: String| Error::new(ErrorKind::Start, message);
+pub(crate) async fn launch(plan: &LaunchPlan<'_>) -> Result<Launched, TestingError> {
+    let start_error = |message: String| TestingError::new(TestingErrorKind::Start, message);
     let mut last_output = String::new();
     for _ in 0..START_ATTEMPTS {
         let work_dir = tempfile::Builder::new()
             .prefix("dev-vault-")
             .tempdir()
-            .map_err(|e| Error::caused(ErrorKind::Start, "cannot create a scratch directory", e))?;
+            .map_err(|e| {
+                TestingError::caused(
+                    TestingErrorKind::Start,
+                    "cannot create a scratch directory",
+                    e,
+                )
+            })?;
         let port = free_port()?;
         let args = (plan.args)(port, work_dir.path())?;
         let mut process = ServerProcess::spawn(plan.bin, &args, work_dir.path())?;
@@ -112,7 +105,7 @@ pub(crate) async fn launch(plan: &LaunchPlan<'_>) -> Result<Launched, Error> {
 }
 
 /// The binary the builder's options find.
-pub(crate) fn binary(options: &DevVaultBuilder) -> Result<PathBuf, Error> {
+pub(crate) fn binary(options: &ServerOptions) -> Result<PathBuf, TestingError> {
     let venv_dirs = match &options.venv_dirs {
         Some(dirs) => dirs.clone(),
         None => default_venv_dirs(&options.env),
@@ -126,16 +119,14 @@ pub(crate) fn is_openbao(bin: &Path) -> bool {
     bin.file_name() != Some(OsStr::new("vault"))
 }
 
-/// Starts a dev server (`server -dev`) as the builder says.
+/// Starts a dev server (`server -dev`) as the options say (a persistent
+/// server is `raft`'s).
 pub(crate) async fn start_dev_server(
-    options: &DevVaultBuilder,
+    options: &ServerOptions,
     kind: Kind,
-) -> Result<ServerInner, Error> {
-    if options.persistent {
-        return raft::start_persistent(options).await;
-    }
+) -> Result<ServerInner, TestingError> {
     let bin = binary(options)?;
-    let args = |port: u16, work_dir: &Path| -> Result<Vec<String>, Error> {
+    let args = |port: u16, work_dir: &Path| -> Result<Vec<String>, TestingError> {
         let mut args = vec![
             "-dev".to_owned(),
             "-dev-no-store-token".to_owned(),
@@ -150,8 +141,8 @@ pub(crate) async fn start_dev_server(
         if options.tls {
             let tls_dir = work_dir.join("tls");
             std::fs::create_dir(&tls_dir).map_err(|e| {
-                Error::caused(
-                    ErrorKind::Start,
+                TestingError::caused(
+                    TestingErrorKind::Start,
                     format!("cannot create {}", tls_dir.display()),
                     e,
                 )
@@ -179,10 +170,10 @@ pub(crate) async fn start_dev_server(
 }
 
 /// Writes `text` to `path`, or says which file could not be written.
-pub(crate) fn write(path: &Path, text: &str) -> Result<(), Error> {
+pub(crate) fn write(path: &Path, text: &str) -> Result<(), TestingError> {
     std::fs::write(path, text).map_err(|e| {
-        Error::caused(
-            ErrorKind::Start,
+        TestingError::caused(
+            TestingErrorKind::Start,
             format!("cannot write {}", path.display()),
             e,
         )
@@ -190,12 +181,12 @@ pub(crate) fn write(path: &Path, text: &str) -> Result<(), Error> {
 }
 
 /// Uses the server at `VAULT_ADDR` with the root token `VAULT_TOKEN`.
-pub(crate) async fn attach_server(env: &Env) -> Result<ServerInner, Error> {
+pub(crate) async fn attach_server(env: &Env) -> Result<ServerInner, TestingError> {
     let var = |name: &str| env.get(name).ok().flatten().filter(|v| !v.is_empty());
     let require = |name: &str| {
         var(name).ok_or_else(|| {
-            Error::new(
-                ErrorKind::Attach,
+            TestingError::new(
+                TestingErrorKind::Attach,
                 format!(
                     "DevVault::attach() needs {name} to be set (VAULT_ADDR, a root token in \
                      VAULT_TOKEN, and VAULT_CACERT for https).\n{HOW_TO_GET_A_SERVER}"
@@ -221,8 +212,8 @@ pub(crate) async fn attach_server(env: &Env) -> Result<ServerInner, Error> {
             NotReady::TimedOut(last) => last,
             NotReady::Exited(status) => status.to_string(),
         };
-        return Err(Error::new(
-            ErrorKind::Attach,
+        return Err(TestingError::new(
+            TestingErrorKind::Attach,
             format!(
                 "DevVault::attach() to {addr}: {last} (want an unsealed server).\n{HOW_TO_GET_A_SERVER}"
             ),
@@ -244,18 +235,20 @@ pub(crate) async fn attach_server(env: &Env) -> Result<ServerInner, Error> {
 /// A loopback port that was free a moment ago, with the next one free too
 /// (a dev server binds it for its cluster listener; a raft server is told
 /// to). The server may still lose it to someone else; [`launch`] retries.
-pub(crate) fn free_port() -> Result<u16, Error> {
+pub(crate) fn free_port() -> Result<u16, TestingError> {
     for _ in 0..100 {
         let listener = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
-            .map_err(|e| Error::caused(ErrorKind::Start, "cannot bind a loopback port", e))?;
+            .map_err(|e| {
+                TestingError::caused(TestingErrorKind::Start, "cannot bind a loopback port", e)
+            })?;
         let port = listener.port();
         if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
             return Ok(port);
         }
     }
-    Err(Error::new(
-        ErrorKind::Start,
+    Err(TestingError::new(
+        TestingErrorKind::Start,
         "no two adjacent free loopback ports",
     ))
 }

@@ -18,7 +18,7 @@ use wiremock::matchers::{
 };
 use wiremock::{Mock, MockGuard, MockServer, ResponseTemplate};
 
-use super::credentials::{AppRoleCredentials, Credentials, Token};
+use super::credentials::{AppRoleCredentials, TestCredentials, Token};
 use super::unique;
 use crate::{KvVersion, VaultSecret};
 
@@ -581,7 +581,7 @@ impl MockVault {
     }
 
     /// `VAULT_ADDR` and `VAULT_CREDENTIALS` for the library or the CLI.
-    pub fn env_vars_for(&self, credentials: &dyn Credentials) -> Vec<(String, String)> {
+    pub fn env_vars_for(&self, credentials: &dyn TestCredentials) -> Vec<(String, String)> {
         vec![
             ("VAULT_ADDR".to_owned(), self.addr()),
             (
@@ -592,7 +592,7 @@ impl MockVault {
     }
 
     /// An [`Env`] holding [`env_vars_for`](Self::env_vars_for) only.
-    pub fn env_for(&self, credentials: &dyn Credentials) -> Env {
+    pub fn env_for(&self, credentials: &dyn TestCredentials) -> Env {
         Env::from_map(self.env_vars_for(credentials))
     }
 
@@ -621,7 +621,7 @@ impl MockVault {
 
     /// A [`VaultSecret`] for `path` bound to the mock with
     /// [`root_token`](Self::root_token).
-    pub fn secret(&self, path: impl Into<String>) -> VaultSecret {
+    pub fn secret(&self, path: impl AsRef<str>) -> VaultSecret {
         VaultSecret::new(path).env(self.env_for(&self.root_token()))
     }
 }

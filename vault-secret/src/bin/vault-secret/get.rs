@@ -18,11 +18,18 @@ pub(crate) struct GetArgs {
     #[arg(value_name = "PATH")]
     path: String,
 
-    /// Read this KV v2 version of the secret (the same as `?version=N` in the path).
+    /// Read this KV v2 version of the secret (the same as `?version=N` in the
+    /// path; Vault's `-version=N` is read as this).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     secret_version: Option<u64>,
 
-    /// Output format [default: json for a whole secret, raw for a field].
+    /// Print only this field of the secret (the same as `#NAME` in the path;
+    /// Vault's `-field=NAME` is read as this).
+    #[arg(long, value_name = "NAME")]
+    field: Option<String>,
+
+    /// Output format [default: json for a whole secret, raw for a field]
+    /// (Vault's `-format=json` is read as this).
     #[arg(long, value_enum, value_name = "FORMAT")]
     format: Option<Format>,
 }
@@ -38,6 +45,74 @@ enum Format {
     /// `KEY='value'` lines, quoted for a POSIX shell (a whole secret only;
     /// every key must be a valid variable name).
     Env,
+}
+
+/// Vault CLI flags `get` reads as its own: `-version`, `-field`, `-format`
+/// (each as `-flag=value` or `-flag value`).
+const VAULT_CLI_FLAGS: [(&str, &str); 3] = [
+    ("-version", "--secret-version"),
+    ("-field", "--field"),
+    ("-format", "--format"),
+];
+
+/// The command line with the Vault CLI's single-dash flags of `get` spelled
+/// as this tool's (`-version=3` is `--secret-version=3`), or a usage failure
+/// for `get --version N`, which would read as the tool's own version flag.
+/// Only the arguments of `get` (up to a `--`) are looked at.
+pub(crate) fn vault_cli_forms(
+    args: Vec<std::ffi::OsString>,
+) -> Result<Vec<std::ffi::OsString>, Failure> {
+    let Some(get) = args
+        .iter()
+        .skip(1)
+        .position(|a| !a.to_string_lossy().starts_with('-'))
+        .map(|i| i + 1)
+        .filter(|&i| args[i] == "get")
+    else {
+        return Ok(args);
+    };
+    let mut out = args[..=get].to_vec();
+    let mut rest = args[get + 1..].iter();
+    while let Some(arg) = rest.next() {
+        let Some(text) = arg.to_str() else {
+            out.push(arg.clone());
+            continue;
+        };
+        if text == "--" {
+            out.push(arg.clone());
+            out.extend(rest.cloned());
+            break;
+        }
+        let (flag, value) = match text.split_once('=') {
+            Some((flag, value)) => (flag, Some(value)),
+            None => (text, None),
+        };
+        if flag == "--version" {
+            let n = value
+                .map(str::to_owned)
+                .or_else(|| {
+                    let next = rest.clone().next()?.to_str()?;
+                    next.parse::<u64>().is_ok().then(|| next.to_owned())
+                })
+                .unwrap_or_else(|| "N".to_owned());
+            return Err(Failure::usage(
+                "get",
+                ErrorKind::UnknownArgument,
+                format!(
+                    "unexpected argument '--version': a secret's version is \
+                     '--secret-version {n}' (or `?version={n}` in the path)"
+                ),
+            ));
+        }
+        match VAULT_CLI_FLAGS.iter().find(|(vault, _)| *vault == flag) {
+            Some((_, ours)) => out.push(match value {
+                Some(value) => format!("{ours}={value}").into(),
+                None => (*ours).into(),
+            }),
+            None => out.push(arg.clone()),
+        }
+    }
+    Ok(out)
 }
 
 /// The parts of a `get` path the arguments must agree with.
@@ -60,7 +135,19 @@ fn path_parts(path: &str) -> PathParts {
 
 /// Reads the secret as `VaultSecret::run()` does and prints it.
 pub(crate) async fn run(args: GetArgs) -> Result<u8, Failure> {
-    let parts = path_parts(&args.path);
+    let mut parts = path_parts(&args.path);
+    if args.field.is_some() && parts.has_field {
+        return Err(Failure::usage(
+            "get",
+            ErrorKind::ArgumentConflict,
+            format!(
+                "the argument '--field <NAME>' cannot be used with a path that has \
+                 `#field` (`{}`); give the field once",
+                args.path
+            ),
+        ));
+    }
+    parts.has_field |= args.field.is_some();
     if args.secret_version.is_some() && parts.has_version {
         return Err(Failure::usage(
             "get",
@@ -83,6 +170,9 @@ pub(crate) async fn run(args: GetArgs) -> Result<u8, Failure> {
     let mut secret = VaultSecret::new(args.path.as_str());
     if let Some(version) = args.secret_version {
         secret = secret.version(version);
+    }
+    if let Some(field) = &args.field {
+        secret = secret.field(field.as_str());
     }
     let value = secret.run().await?;
     let format = args.format.unwrap_or(if parts.has_field {
@@ -145,6 +235,71 @@ mod tests {
         assert!(!p.has_version && p.has_field);
         let p = path_parts("secret/app");
         assert!(!p.has_version && !p.has_field);
+    }
+
+    fn forms(args: &[&str]) -> Result<Vec<String>, Failure> {
+        let args = args.iter().map(std::ffi::OsString::from).collect();
+        vault_cli_forms(args).map(|out| out.into_iter().map(|a| a.into_string().unwrap()).collect())
+    }
+
+    #[test]
+    fn vault_cli_flags_of_get_are_read_as_ours() {
+        assert_eq!(
+            forms(&[
+                "vs",
+                "-v",
+                "get",
+                "-version=3",
+                "-field",
+                "pw",
+                "-format=json",
+                "s/p"
+            ])
+            .unwrap(),
+            [
+                "vs",
+                "-v",
+                "get",
+                "--secret-version=3",
+                "--field",
+                "pw",
+                "--format=json",
+                "s/p"
+            ]
+        );
+        // Other subcommands, and what follows `--`, are left alone.
+        let exec = [
+            "vs",
+            "exec",
+            "--secret",
+            "A=s/p#a",
+            "--",
+            "app",
+            "-version=3",
+        ];
+        assert_eq!(forms(&exec).unwrap(), exec);
+        let after = ["vs", "get", "s/p", "--", "-field=x"];
+        assert_eq!(forms(&after).unwrap(), after);
+        assert_eq!(forms(&["vs", "--version"]).unwrap(), ["vs", "--version"]);
+    }
+
+    #[test]
+    fn get_version_names_the_secret_version_flag() {
+        for (args, n) in [
+            (&["vs", "get", "s/p", "--version", "4"][..], "4"),
+            (&["vs", "get", "--version=5", "s/p"], "5"),
+            (&["vs", "get", "s/p", "--version"], "N"),
+        ] {
+            let Err(Failure::Usage(error)) = forms(args) else {
+                panic!("{args:?} should be a usage failure");
+            };
+            let text = error.to_string();
+            assert!(
+                text.contains(&format!("'--secret-version {n}'"))
+                    && text.contains(&format!("?version={n}")),
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! `vault_addr`), the credentials from the first place that holds any (in
 //! the order of the library's `credentials` module: `VAULT_CREDENTIALS`, the
 //! method variables, the config file, `~/.vault-token`), and token, then
-//! AppRole, then Kubernetes authentication. Nothing it prints to its own stdout or stderr
+//! AppRole, then Kubernetes, then JWT, then TLS certificate authentication.
+//! Nothing it prints to its own stdout or stderr
 //! ever holds a token or a credential; only `get` prints secret values, on
 //! stdout, because that is what it is asked for.
 
@@ -29,8 +30,8 @@ use crate::exit::{EXIT_CODES_HELP, Exit, Failure};
 /// in the top-level help only).
 const SEE_EXIT_CODES: &str = "Exit codes: see `vault-secret --help`.";
 
-/// Read secrets from HashiCorp Vault or OpenBao (KV v1 and v2; token, AppRole
-/// and Kubernetes auth).
+/// Read secrets from HashiCorp Vault or OpenBao (KV v1 and v2; token, AppRole,
+/// Kubernetes, JWT and TLS certificate auth).
 #[derive(Debug, Parser)]
 #[command(name = "vault-secret", version, about, after_help = EXIT_CODES_HELP)]
 struct Cli {
@@ -43,19 +44,20 @@ struct Cli {
     command: Command,
 }
 
-/// The top-level `--help` text: what the tool does and every variable the
-/// library reads, from the library's one declaration of them.
-fn long_about() -> String {
-    let mut text = String::from(
-        "Read secrets from HashiCorp Vault or OpenBao (KV v1 and v2; token, AppRole and \
-         Kubernetes auth).\n\n\
-         Settings come from the environment, as for the library. Credentials come from \
-         the first of these that holds any (the others are named in a warning): \
-         VAULT_CREDENTIALS='{\"VAULT_TOKEN\":\"...\"}' (or AppRole's or Kubernetes' keys) \
-         as a JSON mapping; else each key as a variable of its own name (VAULT_TOKEN \
-         first); else VAULT_CREDENTIALS under [context.secrets] in \
-         ~/.prefect/config.toml; else ~/.vault-token.\n",
-    );
+/// The top-level `--help` text above the usage line: what the tool does.
+const LONG_ABOUT: &str = "Read secrets from HashiCorp Vault or OpenBao (KV v1 and v2; token, \
+     AppRole, Kubernetes, JWT and TLS certificate auth).\n\n\
+     Settings come from the environment, as for the library (the variables are listed \
+     below the options). Credentials come from the first of these that holds any (the \
+     others are named in a warning): VAULT_CREDENTIALS='{\"VAULT_TOKEN\":\"...\"}' (or \
+     another method's keys) as a JSON mapping; else each key as a variable of its own \
+     name (VAULT_TOKEN first); else VAULT_CREDENTIALS under [context.secrets] in \
+     ~/.prefect/config.toml; else ~/.vault-token.";
+
+/// The top-level `--help` text after the options: every variable the library
+/// reads (from the library's one declaration of them), then the exit codes.
+fn after_long_help() -> String {
+    let mut text = String::from("Environment variables:");
     let width = vault_secret::variables::ALL
         .iter()
         .map(|v| v.name.len())
@@ -67,6 +69,8 @@ fn long_about() -> String {
             v.name, v.meaning, v.default
         ));
     }
+    text.push_str("\n\n");
+    text.push_str(EXIT_CODES_HELP);
     text
 }
 
@@ -155,7 +159,7 @@ fn main() -> ExitCode {
         };
         // Tokens this run obtained by logging in do not outlive it, success
         // or failure (a token the user supplied is left alone).
-        if let Err(e) = vault_secret::VaultSecret::shutdown_default_clients().await {
+        if let Err(e) = vault_secret::shutdown_default_clients().await {
             tracing::debug!(error = %e, "could not revoke a token");
         }
         outcome
@@ -168,12 +172,14 @@ fn main() -> ExitCode {
 
 /// The `clap` command, with the help generated from the library's declarations.
 fn command() -> clap::Command {
-    <Cli as clap::CommandFactory>::command().long_about(long_about())
+    <Cli as clap::CommandFactory>::command()
+        .long_about(LONG_ABOUT)
+        .after_long_help(after_long_help())
 }
 
 /// The arguments, or the usage failure to report.
 fn parse() -> Result<Cli, Failure> {
-    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let args = get::vault_cli_forms(std::env::args_os().collect())?;
     let parsed = command()
         .try_get_matches_from(&args)
         .and_then(|matches| <Cli as clap::FromArgMatches>::from_arg_matches(&matches));
