@@ -88,6 +88,7 @@ mod input;
 mod inspect;
 mod jwt;
 mod kv;
+mod kv_write;
 mod mounts;
 mod path;
 mod secret;
@@ -112,6 +113,7 @@ pub use error::{AuthAttempt, Cause, ConfigKind, Error, IncompleteMethod, Transpo
 pub use figment_provider::VaultProvider;
 pub use inspect::{Health, TokenInfo};
 pub use jwt::JwtClaims;
+pub use kv_write::{Cas, VersionMetadata, Versioned, WriteData, Written};
 pub use mounts::{KvVersion, MountReport};
 pub use secret::VaultSecret;
 pub use source::VaultSource;
