@@ -123,8 +123,8 @@ mod sealed {
 /// What a write takes as a secret's key/value mapping: a JSON
 /// [`SecretValue`] holding a mapping, a `serde_json` object (`Value` or
 /// `Map`), or a `BTreeMap`/`HashMap` from `String` to any serializable
-/// value. A struct of your own: `serde_json::to_value(&it)?` first.
-pub trait WriteData: sealed::Sealed {
+/// (and `Sync`) value. A struct of your own: `serde_json::to_value(&it)?` first.
+pub trait WriteData: sealed::Sealed + Sync {
     /// The mapping as JSON, or why it cannot be one (never quoting a value).
     fn to_mapping(&self) -> Result<Value, String>;
 }
@@ -152,14 +152,14 @@ impl WriteData for Map<String, Value> {
 }
 
 impl<V: Serialize> sealed::Sealed for BTreeMap<String, V> {}
-impl<V: Serialize> WriteData for BTreeMap<String, V> {
+impl<V: Serialize + Sync> WriteData for BTreeMap<String, V> {
     fn to_mapping(&self) -> Result<Value, String> {
         serialized(self)
     }
 }
 
 impl<V: Serialize, S> sealed::Sealed for HashMap<String, V, S> {}
-impl<V: Serialize, S> WriteData for HashMap<String, V, S> {
+impl<V: Serialize + Sync, S: Sync> WriteData for HashMap<String, V, S> {
     fn to_mapping(&self) -> Result<Value, String> {
         serialized(self)
     }

@@ -540,12 +540,18 @@ fn judge(received: Received, attempts: u32) -> Verdict {
 /// date (a date already past means no wait); `None` when it is neither.
 /// The call's deadline bounds what is waited.
 fn retry_after_wait(value: &str, now: SystemTime) -> Option<Duration> {
+    // Longer than any deadline, short enough to add to an `Instant`.
+    const FOREVER: Duration = Duration::from_secs(24 * 3600);
     let value = value.trim();
     if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
+        return Some(Duration::from_secs(seconds).min(FOREVER));
     }
     let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+    Some(
+        at.duration_since(now)
+            .unwrap_or(Duration::ZERO)
+            .min(FOREVER),
+    )
 }
 
 /// A verdict under the write policy ([`Retries::Write`]); sets `lost` when
@@ -673,6 +679,90 @@ mod tests {
         #[test]
         fn backoff_never_panics_and_stays_capped(n in any::<u32>()) {
             prop_assert!(backoff(n) <= MAX_BACKOFF);
+        }
+
+        #[test]
+        fn any_retry_after_text_gives_a_wait_or_none(value in ".{0,40}") {
+            let _ = retry_after_wait(&value, SystemTime::now());
+        }
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_and_http_dates() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(retry_after_wait(" 3 ", now), Some(Duration::from_secs(3)));
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(2));
+        assert_eq!(retry_after_wait(&later, now), Some(Duration::from_secs(2)));
+        let past = httpdate::fmt_http_date(now - Duration::from_secs(60));
+        assert_eq!(retry_after_wait(&past, now), Some(Duration::ZERO));
+        assert_eq!(retry_after_wait("soon", now), None);
+        assert_eq!(retry_after_wait("-1", now), None);
+        let huge = retry_after_wait(&u64::MAX.to_string(), now).unwrap();
+        assert!(std::time::Instant::now().checked_add(huge).is_some());
+    }
+
+    fn transport_failure(kind: TransportKind) -> Verdict {
+        Verdict::Retry(ApiFailure::Transport {
+            kind,
+            reason: String::new(),
+            attempts: 1,
+            source: None,
+        })
+    }
+
+    fn status(code: u16, message: &str) -> Verdict {
+        Verdict::Retry(ApiFailure::Status {
+            code,
+            errors: vec![message.to_owned()],
+            body: Body::Json,
+            json: None,
+            attempts: 1,
+        })
+    }
+
+    /// What the write policy makes of `verdict`: retried, and whether the
+    /// answer was lost.
+    fn under_write(verdict: Verdict, cas: bool) -> (bool, bool) {
+        let mut lost = false;
+        let retried = matches!(write_verdict(verdict, cas, &mut lost), Verdict::Retry(_));
+        (retried, lost)
+    }
+
+    #[test]
+    fn a_write_is_retried_only_where_it_cannot_have_applied() {
+        for cas in [false, true] {
+            assert_eq!(
+                under_write(transport_failure(TransportKind::Connect), cas),
+                (true, false)
+            );
+            assert_eq!(
+                under_write(transport_failure(TransportKind::Tls), cas),
+                (false, false)
+            );
+            assert_eq!(under_write(status(412, "stale"), cas), (true, false));
+            assert_eq!(
+                under_write(status(503, "Vault is sealed"), cas),
+                (true, false)
+            );
+            for code in [500, 502, 503, 504] {
+                assert_eq!(
+                    under_write(status(code, "boom"), cas),
+                    (false, false),
+                    "{code}"
+                );
+            }
+            for kind in [
+                TransportKind::Timeout,
+                TransportKind::Body,
+                TransportKind::Other,
+            ] {
+                // A lost answer: resent only when check-and-set guards it.
+                assert_eq!(
+                    under_write(transport_failure(kind), cas),
+                    (cas, true),
+                    "{kind:?}"
+                );
+            }
         }
     }
 }
