@@ -23,7 +23,16 @@
 //!   setting and typed credentials (`.token(..)`, `.approle(..)`,
 //!   `.kubernetes(..)`), and `.cache(..)` turns on the [read cache](cache).
 //! - [`VaultSecret`], the one-liner (`VaultSecret::new("secret/test/path").run().await`,
-//!   or `run_blocking()`): settings from the environment on each call.
+//!   or `run_blocking()`): settings from the environment on each call;
+//!   `.set(&mapping)` writes the secret.
+//! - Writes on [`VaultClient`]: [`write`](VaultClient::write) (with
+//!   check-and-set: [`write_cas`](VaultClient::write_cas) and [`Cas`]),
+//!   [`patch`](VaultClient::patch) (KV v2), [`delete`](VaultClient::delete),
+//!   [`delete_versions`](VaultClient::delete_versions),
+//!   [`destroy_versions`](VaultClient::destroy_versions), and
+//!   [`read_versioned`](VaultClient::read_versioned) for the version a
+//!   check-and-set needs. A write is retried only where it cannot have been
+//!   applied; a lost answer is reported as [`Error::WriteUncertain`].
 //! - [`VaultSource`]: Vault as a [`secret_core::SecretSource`], to put in a
 //!   [`SecretChain`](secret_core::SecretChain) after the local context.
 //! - `VaultProvider` (feature `figment`) and `VaultConfigSource` (feature

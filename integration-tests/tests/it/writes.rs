@@ -10,7 +10,7 @@ use std::time::Duration;
 use secret_core::SecretValue;
 use serde_json::json;
 use vault_secret::testing::DevCluster;
-use vault_secret::{CacheOptions, Cas, Error, VaultClient};
+use vault_secret::{CacheOptions, Cas, Error, VaultClient, VaultSecret};
 
 use crate::harness::{self, unique};
 use crate::support::TestEnv;
@@ -502,4 +502,23 @@ async fn a_write_through_a_standby_succeeds() {
         admin.kv2_get(&mount, "app", None).await["data"],
         json!({"k": "via-standby"})
     );
+}
+
+#[tokio::test]
+async fn the_one_liner_sets_what_run_reads() {
+    let server = harness::server().await;
+    let env = TestEnv::new(&server).credentials(json!({"VAULT_TOKEN": server.root_token()}));
+    let path = format!("secret/{}", unique("set"));
+    let written = VaultSecret::new(&path)
+        .env(env.env())
+        .set(&json!({"password": "seeded"}))
+        .await
+        .unwrap();
+    assert_eq!(written.version, Some(1));
+    let read = VaultSecret::new(format!("{path}#password"))
+        .env(env.env())
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(read.expose_secret(), "seeded");
 }
