@@ -522,3 +522,167 @@ async fn the_one_liner_sets_what_run_reads() {
         .unwrap();
     assert_eq!(read.expose_secret(), "seeded");
 }
+
+/// Runs the CLI with `args`, `vars` only, and `stdin` as its standard input.
+async fn cli(args: &[&str], vars: &[(&str, String)], stdin: &str) -> (i32, String, String) {
+    use tokio::io::AsyncWriteExt as _;
+    let mut child = tokio::process::Command::new(crate::cli_binary::binary())
+        .args(args)
+        .env_clear()
+        .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the CLI starts");
+    let mut input = child.stdin.take().expect("stdin");
+    input
+        .write_all(stdin.as_bytes())
+        .await
+        .expect("stdin written");
+    drop(input);
+    let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("the CLI ends")
+        .expect("the CLI's output");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn cli_put_reads_stdin_and_files_and_never_prints_a_value() {
+    let server = harness::server().await;
+    let admin = server.admin();
+    let mount = unique("w-cli");
+    admin.mount_kv(&mount, 2).await;
+    let home = tempfile::tempdir().unwrap();
+    let file = home.path().join("token.txt");
+    let from_file = unique("file-secret");
+    let from_stdin = unique("stdin-secret");
+    std::fs::write(&file, &from_file).unwrap();
+    let vars = [
+        ("VAULT_ADDR", server.addr().to_owned()),
+        ("VAULT_TOKEN", server.root_token().to_owned()),
+        ("HOME", home.path().display().to_string()),
+    ];
+    let path = format!("{mount}/app");
+    let token_arg = format!("token=@{}", file.display());
+    let (code, stdout, stderr) = cli(
+        &[
+            "-vvv",
+            "put",
+            &path,
+            "user=app",
+            "password=-",
+            &token_arg,
+            "--format",
+            "json",
+        ],
+        &vars,
+        &from_stdin,
+    )
+    .await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let printed: serde_json::Value = serde_json::from_str(stdout.trim()).expect("JSON");
+    assert_eq!(printed["version"], 1);
+    assert_eq!(printed["path"], path.as_str());
+    for secret in [&from_file, &from_stdin] {
+        assert!(!stdout.contains(secret.as_str()) && !stderr.contains(secret.as_str()));
+    }
+    assert_eq!(
+        admin.kv2_get(&mount, "app", None).await["data"],
+        json!({"user": "app", "password": from_stdin, "token": from_file})
+    );
+
+    // Check-and-set: a stale version is its own exit code; --cas 0 on a new path writes.
+    let (code, _, stderr) = cli(&["put", &path, "--cas", "7", "k=v"], &vars, "").await;
+    assert_eq!(code, 8, "{stderr}");
+    assert!(stderr.contains("check-and-set conflict"), "{stderr}");
+    let (code, stdout, stderr) = cli(
+        &["put", &format!("{mount}/new"), "--cas", "0", "k=v"],
+        &vars,
+        "",
+    )
+    .await;
+    assert_eq!(
+        (code, stdout.trim()),
+        (0, format!("version 1 of {mount}/new").as_str()),
+        "{stderr}"
+    );
+    let (code, stdout, _) = cli(&["put", &path, "--patch", "user=other"], &vars, "").await;
+    assert_eq!(
+        (code, stdout.trim()),
+        (0, format!("version 2 of {path}").as_str())
+    );
+
+    // The metadata a --cas needs.
+    let (code, stdout, stderr) = cli(&["get", "--with-metadata", &path], &vars, "").await;
+    assert_eq!(code, 0, "{stderr}");
+    let shown: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(shown["metadata"]["version"], 2);
+    assert_eq!(shown["data"]["user"], "other");
+
+    // Delete, delete versions, destroy: each read back gives its error.
+    let (code, stdout, _) = cli(
+        &["delete", &path, "--versions", "1", "--destroy"],
+        &vars,
+        "",
+    )
+    .await;
+    assert_eq!(
+        (code, stdout.trim()),
+        (0, format!("destroyed versions 1 of {path}").as_str())
+    );
+    let (code, _, stderr) = cli(&["get", &format!("{path}?version=1")], &vars, "").await;
+    assert!(code == 5 && stderr.contains("destroyed"), "{code} {stderr}");
+    let (code, _, _) = cli(&["delete", &path], &vars, "").await;
+    assert_eq!(code, 0);
+    let (code, _, stderr) = cli(&["get", &path], &vars, "").await;
+    assert!(code == 5 && stderr.contains("deleted"), "{code} {stderr}");
+}
+
+#[tokio::test]
+async fn cli_put_refuses_bad_arguments_naming_them_never_a_value() {
+    let server = harness::server().await;
+    let home = tempfile::tempdir().unwrap();
+    let vars = [
+        ("VAULT_ADDR", server.addr().to_owned()),
+        ("VAULT_TOKEN", server.root_token().to_owned()),
+        ("HOME", home.path().display().to_string()),
+    ];
+    let missing = home.path().join("missing.txt").display().to_string();
+    let cases: [(Vec<String>, &str); 5] = [
+        (
+            vec!["k=hunter2-a".into(), "k=hunter2-b".into()],
+            "the key `k` is given twice",
+        ),
+        (vec!["a=-".into(), "b=-".into()], "used twice"),
+        (vec![format!("k=@{missing}")], "missing.txt"),
+        (
+            vec!["hunter2-typed-alone".into()],
+            "argument 1 after PATH is not KEY=VALUE",
+        ),
+        (vec!["=hunter2-c".into()], "empty key"),
+    ];
+    for (pairs, says) in cases {
+        let mut args = vec!["put", "secret/app"];
+        args.extend(pairs.iter().map(String::as_str));
+        let (code, stdout, stderr) = cli(&args, &vars, "hunter2-stdin").await;
+        assert_eq!(code, 3, "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert!(
+            !stdout.contains("hunter2") && !stderr.contains("hunter2"),
+            "{stderr}"
+        );
+    }
+    let (code, help, _) = cli(&["put", "--help"], &vars, "").await;
+    assert_eq!(code, 0);
+    assert!(
+        help.contains("visible to other users") && help.contains("KEY=-"),
+        "{help}"
+    );
+}
