@@ -175,6 +175,20 @@ async fn create_without_update_creates_and_cannot_overwrite() {
         server.admin().kv2_get(&mount, "app", None).await["data"],
         json!({"k": "first"})
     );
+    // Patch and delete name their own capabilities.
+    let err = vault
+        .patch(&format!("{mount}/app"), &json!({"k": "third"}))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::WriteDenied { needed, .. } if needed == &["patch"]),
+        "{err}"
+    );
+    let err = vault.delete(&format!("{mount}/app")).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::WriteDenied { needed, .. } if needed == &["delete"]),
+        "{err}"
+    );
 }
 
 #[tokio::test]
