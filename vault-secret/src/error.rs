@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-/// Everything that can go wrong reading a secret from Vault.
+/// Everything that can go wrong reading or writing a secret in Vault.
 ///
 /// Messages name variables, keys, paths and auth methods; they never hold a
 /// token, a credential or a secret value.

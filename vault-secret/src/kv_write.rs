@@ -665,6 +665,30 @@ mod tests {
     }
 
     #[test]
+    fn debug_of_a_versioned_read_is_pinned_and_redacts_the_value() {
+        let read = Versioned {
+            value: SecretValue::json(json!({"password": "hunter2"})),
+            metadata: Some(VersionMetadata {
+                version: 3,
+                created_time: Some("2026-12-04T00:00:00Z".into()),
+                deletion_time: None,
+                destroyed: false,
+                custom_metadata: BTreeMap::new(),
+            }),
+        };
+        let value = format!("{:?}", read.value);
+        assert!(!value.contains("hunter2"), "{value}");
+        assert_eq!(
+            format!("{read:?}"),
+            format!(
+                "Versioned {{ value: {value}, metadata: Some(VersionMetadata {{ version: 3, \
+                 created_time: Some(\"2026-12-04T00:00:00Z\"), deletion_time: None, \
+                 destroyed: false, custom_metadata: {{}} }}) }}"
+            )
+        );
+    }
+
+    #[test]
     fn api_paths_follow_the_engine() {
         let rest = "app/db";
         assert_eq!(Op::Write(None).api_rest(KvVersion::V2, rest), "data/app/db");

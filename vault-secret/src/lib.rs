@@ -66,6 +66,11 @@
 //! by a deadline. A token obtained by login is renewed at two thirds of its
 //! TTL and replaced by a new login near its max TTL; [`VaultClient::shutdown`]
 //! revokes it. A token the user supplied is never renewed nor revoked.
+//! A `Retry-After` is honoured as seconds or as an HTTP date, within the
+//! call's deadline. A 307/308 is followed once, and only to the active
+//! node the cluster names in `sys/leader` (the token goes nowhere else); a
+//! redirect anywhere else fails at once. A write is retried only where it
+//! cannot have been applied (no connection, 412, 429, sealed, an election).
 //! Answers are parsed only as far as each call needs, so older Vault
 //! versions, Vault-compatible servers and proxies that leave envelope
 //! fields out are read alike.
