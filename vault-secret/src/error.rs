@@ -231,7 +231,7 @@ pub enum Error {
     /// A write's answer was lost (a timeout, a connection cut after the
     /// request went out): the server may or may not have applied it.
     #[error(
-        "the {operation} of `{path}` may or may not have happened (its answer was lost): \
+        "`{path}`: the {operation} may or may not have happened (its answer was lost): \
          {source}; read the secret back before writing again"
     )]
     WriteUncertain {
@@ -245,7 +245,7 @@ pub enum Error {
     },
 
     /// A write's input is unusable; found before any request was sent.
-    #[error("invalid {operation} of `{path}`: {reason}")]
+    #[error("cannot {operation} `{path}`: {reason}")]
     InvalidWrite {
         /// The path as given.
         path: String,
