@@ -113,6 +113,11 @@ const KV1_VALUE: &str = "canary-kv1-value-c0de";
 const MOCK_VALUE: &str = "canary-mock-value-4b2d";
 const BAD_TOKEN: &str = "canary-bad-token-5e1d";
 const WRONG_SECRET_ID: &str = "canary-wrong-secret-id-aa01";
+const WRITTEN_V2: &str = "canary-written-v2-value-31c7";
+const PATCHED_V2: &str = "canary-patched-v2-value-08d4";
+const WRITTEN_V1: &str = "canary-written-v1-value-e6a9";
+const WRITE_DENIED: &str = "canary-write-denied-value-7b12";
+const WRITE_LOST: &str = "canary-write-lost-value-c4f0";
 
 #[tokio::test]
 async fn no_token_id_jwt_or_secret_value_reaches_the_logs_or_debug_output() {
@@ -439,6 +444,108 @@ async fn no_token_id_jwt_or_secret_value_reaches_the_logs_or_debug_output() {
         "bad token"
     );
 
+    // --- Writes: write, check-and-set, patch, a versioned read, delete and
+    // destroy, on both KV versions, and the errors writes meet.
+    for (label, value) in [
+        ("a KV v2 written value", WRITTEN_V2),
+        ("a KV v2 patched value", PATCHED_V2),
+        ("a KV v1 written value", WRITTEN_V1),
+        ("a value a denied write carried", WRITE_DENIED),
+        ("a value a lost write carried", WRITE_LOST),
+    ] {
+        canaries.add(label, value);
+    }
+    let writer = VaultClient::builder()
+        .env(vault.env_for(&root))
+        .build()
+        .await
+        .unwrap();
+    let written_path = format!("{kv2}/canary/written");
+    let written = writer
+        .write(&written_path, &json!({"password": WRITTEN_V2}))
+        .await
+        .unwrap();
+    let version = written.version.expect("a KV v2 version");
+    let cas = writer
+        .write_cas(
+            &written_path,
+            &json!({"password": WRITTEN_V2}),
+            vault_secret::Cas::Version(version),
+        )
+        .await
+        .unwrap();
+    let patched = writer
+        .patch(&written_path, &json!({"password": PATCHED_V2}))
+        .await
+        .unwrap();
+    let versioned = writer.read_versioned(&written_path).await.unwrap();
+    assert_value(
+        &versioned.value.field("password").unwrap(),
+        PATCHED_V2,
+        "a patched value read back",
+    );
+    let v1_written = writer
+        .write(
+            &format!("{kv1}/canary/written"),
+            &json!({"password": WRITTEN_V1}),
+        )
+        .await
+        .unwrap();
+    let write_errors = [
+        // A stale check-and-set.
+        writer
+            .write_cas(
+                &written_path,
+                &json!({"password": WRITTEN_V2}),
+                vault_secret::Cas::Version(version),
+            )
+            .await,
+        // A token that may only read.
+        session
+            .write(&written_path, &json!({"password": WRITE_DENIED}))
+            .await,
+        // No merge on KV v1.
+        writer
+            .patch(
+                &format!("{kv1}/canary/written"),
+                &json!({"password": WRITTEN_V1}),
+            )
+            .await,
+        // An empty key, refused before any request.
+        writer
+            .write(&written_path, &json!({"": WRITE_DENIED}))
+            .await,
+    ];
+    for outcome in &write_errors {
+        match outcome {
+            Err(e) => shown.error(e),
+            Ok(_) => panic!("a write error case succeeded"),
+        }
+    }
+    assert!(
+        matches!(write_errors[0], Err(Error::CasMismatch { .. })),
+        "cas"
+    );
+    assert!(
+        matches!(write_errors[1], Err(Error::WriteDenied { .. })),
+        "denied"
+    );
+    writer.delete(&written_path).await.unwrap();
+    writer
+        .destroy_versions(&written_path, &[version])
+        .await
+        .unwrap();
+    for value in [
+        &writer as &dyn std::fmt::Debug,
+        &written,
+        &cas,
+        &patched,
+        &versioned,
+        &v1_written,
+    ] {
+        shown.debug(value);
+    }
+
     // --- A fault retried: one 503, then the value (a mock, to time it).
     let mock = MockVault::start().await;
     mock.kv2("canary/app", json!({"password": MOCK_VALUE}))
@@ -461,6 +568,26 @@ async fn no_token_id_jwt_or_secret_value_reaches_the_logs_or_debug_output() {
         .filter(|r| r.path == "canary/data/app")
         .collect::<Vec<_>>();
     assert_eq!(reads.len(), 2, "one 503, then one read that succeeded");
+    // A write whose answer never comes: uncertain, and its body in no log.
+    mock.answer(
+        "canary/data/lost",
+        vault_secret::testing::MockAnswer::empty(204)
+            .method("POST")
+            .delay(Duration::from_secs(3)),
+    )
+    .await;
+    let lost = VaultClient::builder()
+        .env(mock.env_for(&mock_approle))
+        .timeout(Duration::from_millis(300))
+        .build()
+        .await
+        .unwrap()
+        .write("canary/lost", &json!({"password": WRITE_LOST}))
+        .await;
+    match &lost {
+        Err(e @ Error::WriteUncertain { .. }) => shown.error(e),
+        other => panic!("a lost write: {other:?}"),
+    }
     for value in [
         &mock as &dyn std::fmt::Debug,
         &mock_approle,
@@ -515,6 +642,7 @@ async fn no_token_id_jwt_or_secret_value_reaches_the_logs_or_debug_output() {
     let text = String::from_utf8_lossy(&logs);
     for marker in [
         kv2_path.as_str(), // a span field (vault_read's path)
+        "vault_write",     // a write's span
         "logged in",
         "token renewed",
         "token revoked",
@@ -530,7 +658,14 @@ async fn no_token_id_jwt_or_secret_value_reaches_the_logs_or_debug_output() {
         );
     }
     let shown_text = String::from_utf8_lossy(&shown.0);
-    for marker in ["VaultClient", "REDACTED", "PermissionDenied", "MountReport"] {
+    for marker in [
+        "VaultClient",
+        "REDACTED",
+        "PermissionDenied",
+        "MountReport",
+        "CasMismatch",
+        "WriteUncertain",
+    ] {
         assert!(
             shown_text.contains(marker),
             "the Debug output lacks `{marker}`"

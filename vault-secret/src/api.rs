@@ -14,7 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::transport::{ApiFailure, Scope, Transport};
+use crate::transport::{ApiFailure, Retries, Scope, Transport, WriteFailure};
 
 /// `GET <mount>/data/<path>[?version=N]` (KV v2).
 #[derive(Endpoint)]
@@ -664,4 +664,236 @@ mod proptests {
             }
         }
     }
+}
+
+// KV writes: write, patch, delete, delete and destroy versions, and the
+// reads a write needs (the version metadata). A write's body is built by
+// the caller (`kv_write`) and held here as bytes, wiped on drop.
+
+/// `POST <mount>/data/<path>` (KV v2 write) or `POST <mount>/<path>` (KV
+/// v1): `path` is the whole API path below the mount.
+#[derive(Endpoint)]
+#[endpoint(path = "{self.mount}/{self.path}", method = "POST")]
+struct KvWrite {
+    #[endpoint(skip)]
+    mount: String,
+    #[endpoint(skip)]
+    path: String,
+    #[endpoint(raw)]
+    body: Vec<u8>,
+}
+
+/// `PATCH <mount>/data/<path>` (KV v2 merge patch).
+#[derive(Endpoint)]
+#[endpoint(path = "{self.mount}/data/{self.path}", method = "PATCH")]
+struct Kv2Patch {
+    #[endpoint(skip)]
+    mount: String,
+    #[endpoint(skip)]
+    path: String,
+    #[endpoint(raw)]
+    body: Vec<u8>,
+}
+
+impl Drop for KvWrite {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.body);
+    }
+}
+
+impl Drop for Kv2Patch {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.body);
+    }
+}
+
+/// `DELETE <mount>/<path>`: `path` is `data/<path>` on KV v2 (the latest version).
+#[derive(Endpoint)]
+#[endpoint(path = "{self.mount}/{self.path}", method = "DELETE")]
+struct KvDelete {
+    #[endpoint(skip)]
+    mount: String,
+    #[endpoint(skip)]
+    path: String,
+}
+
+/// `POST <mount>/delete/<path>` or `PUT <mount>/destroy/<path>` (KV v2).
+#[derive(Endpoint)]
+#[endpoint(path = "{self.mount}/{self.action}/{self.path}", method = "POST")]
+struct Kv2Versions {
+    #[endpoint(skip)]
+    mount: String,
+    #[endpoint(skip)]
+    action: &'static str,
+    #[endpoint(skip)]
+    path: String,
+    versions: Vec<u64>,
+}
+
+/// `GET <mount>/metadata/<path>` (KV v2).
+#[derive(Endpoint)]
+#[endpoint(path = "{self.mount}/metadata/{self.path}")]
+struct Kv2Metadata {
+    #[endpoint(skip)]
+    mount: String,
+    #[endpoint(skip)]
+    path: String,
+}
+
+/// A KV v2 version's metadata, as a write answers it and a read carries it
+/// in `data.metadata`; every field optional.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct VersionData {
+    #[serde(default)]
+    pub(crate) version: Option<u64>,
+    #[serde(default)]
+    pub(crate) created_time: Option<String>,
+    #[serde(default)]
+    pub(crate) deletion_time: Option<String>,
+    #[serde(default)]
+    pub(crate) destroyed: Option<bool>,
+    #[serde(default)]
+    pub(crate) custom_metadata: Option<serde_json::Map<String, Value>>,
+}
+
+/// A KV v2 read's `data`: the mapping and its version's metadata.
+#[derive(Deserialize)]
+struct Kv2Versioned {
+    #[serde(default)]
+    data: Option<Value>,
+    #[serde(default)]
+    metadata: Option<VersionData>,
+}
+
+/// KV v2: the mapping (`data.data`) and its version's metadata (`data.metadata`).
+pub(crate) async fn kv2_read_versioned(
+    t: &Transport,
+    token: &SecretString,
+    mount: &str,
+    path: &str,
+    version: Option<u64>,
+) -> Result<(Value, Option<VersionData>), ApiFailure> {
+    let request = Kv2Read {
+        mount: mount.to_owned(),
+        path: path.to_owned(),
+        version,
+    };
+    let answer = t.send(&request, Some(token), Scope::Namespaced).await?;
+    let inner: Kv2Versioned = data(&answer)?;
+    Ok((inner.data.unwrap_or(Value::Null), inner.metadata))
+}
+
+/// Writes `body` to `<mount>/<api_path>` (`data/<path>` on KV v2); a KV v2
+/// write answers the new version's metadata, KV v1 nothing.
+pub(crate) async fn kv_write(
+    t: &Transport,
+    token: &SecretString,
+    mount: &str,
+    api_path: &str,
+    body: Vec<u8>,
+    retries: Retries,
+) -> Result<Option<VersionData>, WriteFailure> {
+    let request = KvWrite {
+        mount: mount.to_owned(),
+        path: api_path.to_owned(),
+        body,
+    };
+    let answer = t.send_write(&request, token, retries, None).await?;
+    Ok(written(&answer))
+}
+
+/// Merges `body` (`{"data": {...}, "options": {...}}`) into the KV v2 secret.
+pub(crate) async fn kv2_patch(
+    t: &Transport,
+    token: &SecretString,
+    mount: &str,
+    path: &str,
+    body: Vec<u8>,
+    retries: Retries,
+) -> Result<Option<VersionData>, WriteFailure> {
+    let request = Kv2Patch {
+        mount: mount.to_owned(),
+        path: path.to_owned(),
+        body,
+    };
+    let answer = t
+        .send_write(
+            &request,
+            token,
+            retries,
+            Some("application/merge-patch+json"),
+        )
+        .await?;
+    Ok(written(&answer))
+}
+
+/// A write's answer: the version's metadata under `data` (KV v2), or
+/// nothing (KV v1 answers 204).
+fn written(answer: &crate::transport::Answer) -> Option<VersionData> {
+    if answer.body.iter().all(u8::is_ascii_whitespace) {
+        return None;
+    }
+    answer.parse::<Data<VersionData>>().ok()?.data
+}
+
+/// Deletes `<mount>/<api_path>`: a KV v1 secret, or a KV v2 secret's latest
+/// version (`data/<path>`). Repeating it changes nothing more, so it is
+/// retried as a read is.
+pub(crate) async fn kv_delete(
+    t: &Transport,
+    token: &SecretString,
+    mount: &str,
+    api_path: &str,
+) -> Result<(), ApiFailure> {
+    let request = KvDelete {
+        mount: mount.to_owned(),
+        path: api_path.to_owned(),
+    };
+    t.send(&request, Some(token), Scope::Namespaced)
+        .await
+        .map(drop)
+}
+
+/// Deletes (`action` `delete`) or destroys (`destroy`) KV v2 versions;
+/// repeatable, so retried as a read is.
+pub(crate) async fn kv2_versions(
+    t: &Transport,
+    token: &SecretString,
+    mount: &str,
+    action: &'static str,
+    path: &str,
+    versions: &[u64],
+) -> Result<(), ApiFailure> {
+    let request = Kv2Versions {
+        mount: mount.to_owned(),
+        action,
+        path: path.to_owned(),
+        versions: versions.to_vec(),
+    };
+    t.send(&request, Some(token), Scope::Namespaced)
+        .await
+        .map(drop)
+}
+
+/// `metadata.current_version` of a KV v2 secret; `None` when it cannot be
+/// read (no `read` on the metadata path, no such secret).
+pub(crate) async fn kv2_current_version(
+    t: &Transport,
+    token: &SecretString,
+    mount: &str,
+    path: &str,
+) -> Option<u64> {
+    #[derive(Deserialize)]
+    struct Current {
+        current_version: Option<u64>,
+    }
+    let request = Kv2Metadata {
+        mount: mount.to_owned(),
+        path: path.to_owned(),
+    };
+    let answer = t
+        .send(&request, Some(token), Scope::Namespaced)
+        .await
+        .ok()?;
+    data::<Current>(&answer).ok()?.current_version
 }

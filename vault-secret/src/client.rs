@@ -13,6 +13,7 @@ use tracing::Instrument;
 use crate::cache::{Cache, CacheKey};
 use crate::credentials::Credentials;
 use crate::kv::{self, KvContext};
+use crate::kv_write::{self, Cas, Op, VersionMetadata, Versioned, WriteData, Written};
 use crate::mounts::{KvVersion, MountCache};
 use crate::path::SecretRef;
 use crate::token::Tokens;
@@ -275,6 +276,205 @@ impl VaultClient {
             })
             .instrument(span)
             .await
+    }
+
+    // Writes: KV write, patch, delete and destroy, and the versioned read
+    // check-and-set needs. Each drops the path from the read cache, so this
+    // client's next read of it sees the change.
+
+    /// Writes `data` as the whole key/value mapping at `<mount>/<path>`
+    /// (KV v1 or v2, found as reads find it); on KV v2 a new version, whose
+    /// number comes back. The values are never logged.
+    ///
+    /// ```no_run
+    /// # async fn f(vault: vault_secret::VaultClient) -> Result<(), vault_secret::Error> {
+    /// let written = vault
+    ///     .write("secret/app/db", &serde_json::json!({"user": "app", "password": "..."}))
+    ///     .await?;
+    /// println!("version {:?}", written.version);
+    /// # Ok(()) }
+    /// ```
+    pub async fn write(
+        &self,
+        path: impl AsRef<str>,
+        data: &dyn WriteData,
+    ) -> Result<Written, Error> {
+        let path = path.as_ref();
+        self.write_op(path, Op::Write(None), data).await
+    }
+
+    /// [`write`](Self::write) with check-and-set (KV v2): it applies only
+    /// if the secret is at the version `cas` names (or, with
+    /// [`Cas::MustNotExist`], does not exist yet); otherwise nothing changes
+    /// and the error is [`Error::CasMismatch`].
+    ///
+    /// ```no_run
+    /// # async fn f(vault: vault_secret::VaultClient) -> Result<(), vault_secret::Error> {
+    /// use vault_secret::Cas;
+    /// let current = vault.read_versioned("secret/app/db").await?;
+    /// let version = current.metadata.map(|m| m.version).unwrap_or_default();
+    /// let new = serde_json::json!({"password": "rotated"});
+    /// match vault.write_cas("secret/app/db", &new, Cas::Version(version)).await {
+    ///     Err(vault_secret::Error::CasMismatch { .. }) => println!("someone else wrote first"),
+    ///     other => println!("version {:?}", other?.version),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn write_cas(
+        &self,
+        path: impl AsRef<str>,
+        data: &dyn WriteData,
+        cas: Cas,
+    ) -> Result<Written, Error> {
+        let path = path.as_ref();
+        self.write_op(path, Op::Write(Some(cas)), data).await
+    }
+
+    /// Merges `partial` into the secret's latest version (KV v2, a JSON
+    /// merge patch: keys given replace, a `null` removes a key, the others
+    /// stay), making a new version. KV v1 has no atomic merge: the error is
+    /// [`Error::NeedsKvV2`], never a read-modify-write behind your back.
+    pub async fn patch(
+        &self,
+        path: impl AsRef<str>,
+        partial: &dyn WriteData,
+    ) -> Result<Written, Error> {
+        let path = path.as_ref();
+        self.write_op(path, Op::Patch(None), partial).await
+    }
+
+    /// [`patch`](Self::patch) with check-and-set on the version patched.
+    pub async fn patch_cas(
+        &self,
+        path: impl AsRef<str>,
+        partial: &dyn WriteData,
+        cas: Cas,
+    ) -> Result<Written, Error> {
+        let path = path.as_ref();
+        self.write_op(path, Op::Patch(Some(cas)), partial).await
+    }
+
+    /// Deletes the secret: on KV v2 its latest version (soft: it can be
+    /// undeleted, and a read of it gives [`Error::VersionDeleted`]); on KV v1
+    /// the secret itself.
+    pub async fn delete(&self, path: impl AsRef<str>) -> Result<(), Error> {
+        let path = path.as_ref();
+        let r = kv_write::write_ref(path, Op::Delete)?;
+        let inner = &*self.inner;
+        let outcome = inner
+            .tokens
+            .with_token(&inner.transport, |authed| {
+                let r = &r;
+                async move {
+                    let cx = self.kv_context(&authed.token);
+                    kv_write::Writer {
+                        cx: &cx,
+                        r,
+                        op: Op::Delete,
+                    }
+                    .delete()
+                    .await
+                }
+            })
+            .instrument(tracing::debug_span!("vault_delete", path = %r.path))
+            .await;
+        self.invalidate(&r.path);
+        outcome
+    }
+
+    /// Soft-deletes these KV v2 versions (they can be undeleted).
+    pub async fn delete_versions(
+        &self,
+        path: impl AsRef<str>,
+        versions: &[u64],
+    ) -> Result<(), Error> {
+        let path = path.as_ref();
+        self.versions_op(path, Op::DeleteVersions, versions).await
+    }
+
+    /// Destroys these KV v2 versions: their data is gone for good, and a
+    /// read of one gives [`Error::VersionDestroyed`].
+    pub async fn destroy_versions(
+        &self,
+        path: impl AsRef<str>,
+        versions: &[u64],
+    ) -> Result<(), Error> {
+        let path = path.as_ref();
+        self.versions_op(path, Op::DestroyVersions, versions).await
+    }
+
+    /// Reads `<mount>/<path>[?version=N][#field]` from the server (never
+    /// from the cache) with its KV v2 version's metadata (version, times,
+    /// custom metadata): the version a check-and-set write needs.
+    pub async fn read_versioned(&self, path: impl AsRef<str>) -> Result<Versioned, Error> {
+        let path = path.as_ref();
+        let r = SecretRef::parse(path)?;
+        let inner = &*self.inner;
+        let (mut data, metadata) = inner
+            .tokens
+            .with_token(&inner.transport, |authed| {
+                let r = &r;
+                async move {
+                    let cx = self.kv_context(&authed.token);
+                    kv::read_versioned(&cx, r, None, true).await
+                }
+            })
+            .instrument(tracing::debug_span!("vault_read", path = %r.path))
+            .await?;
+        let value = batch::select(&r, &data);
+        secret_core::zeroize_json(&mut data);
+        Ok(Versioned {
+            value: value?,
+            metadata: metadata.and_then(VersionMetadata::from_data),
+        })
+    }
+
+    async fn write_op(&self, path: &str, op: Op, data: &dyn WriteData) -> Result<Written, Error> {
+        let r = kv_write::write_ref(path, op)?;
+        let mapping = kv_write::mapping(&r, op, data)?;
+        let inner = &*self.inner;
+        let outcome = inner
+            .tokens
+            .with_token(&inner.transport, |authed| {
+                let (r, mapping) = (&r, &mapping);
+                async move {
+                    let cx = self.kv_context(&authed.token);
+                    kv_write::Writer { cx: &cx, r, op }.write(mapping).await
+                }
+            })
+            .instrument(tracing::debug_span!("vault_write", path = %r.path, op = op.name()))
+            .await;
+        // Whatever the outcome (a lost answer may have applied it).
+        self.invalidate(&r.path);
+        outcome
+    }
+
+    async fn versions_op(&self, path: &str, op: Op, versions: &[u64]) -> Result<(), Error> {
+        let r = kv_write::write_ref(path, op)?;
+        kv_write::versions(&r, op, versions)?;
+        let inner = &*self.inner;
+        let outcome = inner
+            .tokens
+            .with_token(&inner.transport, |authed| {
+                let r = &r;
+                async move {
+                    let cx = self.kv_context(&authed.token);
+                    kv_write::Writer { cx: &cx, r, op }.versions(versions).await
+                }
+            })
+            .instrument(tracing::debug_span!("vault_versions", path = %r.path, op = op.name()))
+            .await;
+        self.invalidate(&r.path);
+        outcome
+    }
+
+    fn kv_context<'a>(&'a self, token: &'a secrecy::SecretString) -> KvContext<'a> {
+        KvContext {
+            transport: &self.inner.transport,
+            token,
+            mounts: &self.inner.mounts,
+            namespace: self.config().namespace(),
+        }
     }
 
     /// How many mounts this client has learned (tests of its state).

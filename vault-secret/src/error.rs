@@ -4,7 +4,7 @@ use std::fmt;
 
 use secret_core::BoxError;
 
-/// Everything that can go wrong reading a secret from Vault.
+/// Everything that can go wrong reading or writing a secret in Vault.
 ///
 /// Messages name variables, keys, paths and auth methods; they never hold a
 /// token, a credential or a secret value.
@@ -189,6 +189,128 @@ pub enum Error {
     /// A lookup through the secret chain failed.
     #[error(transparent)]
     Secret(#[from] secret_core::Error),
+
+    // Writes: KV write, patch, delete and destroy.
+    /// A check-and-set write met another version than the one it was given.
+    #[error(
+        "check-and-set conflict on `{path}`: {}{}",
+        CasVersions(*expected, *current),
+        LostAnswer(*answer_lost)
+    )]
+    CasMismatch {
+        /// The path as given.
+        path: String,
+        /// The version the write expected to replace; `None` for "must not exist".
+        expected: Option<u64>,
+        /// The secret's current version, when the server told it.
+        current: Option<u64>,
+        /// An earlier attempt of this write lost its answer (timeout, reset)
+        /// and was retried: that attempt may have made the version the
+        /// retry conflicted with, so the write may have happened.
+        answer_lost: bool,
+    },
+
+    /// The token may not write, patch or delete the path.
+    #[error(
+        "access forbidden: cannot {operation} `{path}` (the token needs {} on `{api_path}`){}",
+        Capabilities(needed),
+        InNamespace(namespace)
+    )]
+    WriteDenied {
+        /// The path as given.
+        path: String,
+        /// What was attempted: `write`, `patch`, `delete`, `delete versions of`
+        /// or `destroy versions of`.
+        operation: &'static str,
+        /// The capability the policy must grant on `api_path` (`create`,
+        /// `update`, `patch` or `delete`); two when either would do.
+        needed: Vec<&'static str>,
+        /// The API (and policy) path requested, e.g. `secret/data/app`.
+        api_path: String,
+        /// The namespace written in (`VAULT_NAMESPACE`), a possible cause.
+        namespace: Option<String>,
+    },
+
+    /// The operation needs KV v2 and the path is on a KV v1 engine.
+    #[error("cannot {operation} `{path}`: `{mount}` is a KV v1 engine, which {reason}")]
+    NeedsKvV2 {
+        /// The path as given.
+        path: String,
+        /// The KV v1 mount.
+        mount: String,
+        /// What was attempted: `patch`, `check-and-set write`, `delete versions of`...
+        operation: &'static str,
+        /// Why KV v1 cannot do it, and what to do instead.
+        reason: &'static str,
+    },
+
+    /// A write's answer was lost (a timeout, a connection cut after the
+    /// request went out): the server may or may not have applied it.
+    #[error(
+        "`{path}`: the {operation} may or may not have happened (its answer was lost): \
+         {source}; read the secret back before writing again"
+    )]
+    WriteUncertain {
+        /// The path as given.
+        path: String,
+        /// What was attempted: `write`, `patch`...
+        operation: &'static str,
+        /// The transport failure that lost the answer.
+        #[source]
+        source: Box<Error>,
+    },
+
+    /// A write's input is unusable; found before any request was sent.
+    #[error("cannot {operation} `{path}`: {reason}")]
+    InvalidWrite {
+        /// The path as given.
+        path: String,
+        /// What was attempted.
+        operation: &'static str,
+        /// What is wrong (key names, never values).
+        reason: String,
+    },
+}
+
+/// The versions of a [`Error::CasMismatch`], in words.
+struct CasVersions(Option<u64>, Option<u64>);
+
+impl fmt::Display for CasVersions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(v) => write!(f, "the write expected version {v}")?,
+            None => f.write_str("the write expected no secret there")?,
+        }
+        match self.1 {
+            Some(0) | None if self.0.is_none() => f.write_str(", but one exists"),
+            Some(current) => write!(f, ", the current version is {current}"),
+            None => f.write_str(", but the current version is another"),
+        }
+    }
+}
+
+/// What a [`Error::CasMismatch`] adds when an earlier attempt lost its answer.
+struct LostAnswer(bool);
+
+impl fmt::Display for LostAnswer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0 {
+            f.write_str(
+                "; an earlier attempt of this write lost its answer and may have made that \
+                 version itself, so the write may have happened: read the secret back",
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The capabilities of a [`Error::WriteDenied`]: `` `update` `` or `` `create` or `update` ``.
+struct Capabilities<'a>(&'a [&'static str]);
+
+impl fmt::Display for Capabilities<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        join(f, self.0, " or ", |f, c| write!(f, "`{c}`"))
+    }
 }
 
 /// What is wrong with a setting or a key of the credentials secret.

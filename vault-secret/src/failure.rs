@@ -218,8 +218,8 @@ impl ApiFailure {
 fn status_messages(code: u16, errors: &[String], body: &Body) -> Vec<String> {
     let mut messages = tidy(errors);
     if (300..400).contains(&code) {
-        // A standby without request forwarding, or a proxy: following it
-        // would send the token to whatever host it names.
+        // A redirect to a host other than the active node the cluster
+        // names (a proxy, a misconfigured node): the token would go along.
         messages.push(
             "the server answered with a redirect, which is not followed because the token \
              would go along; point VAULT_ADDR at the server that answers itself (the active \
@@ -338,14 +338,13 @@ fn server_text(raw: &str) -> String {
 }
 
 /// The answers a standby gives while the cluster has no active node (seen on
-/// OpenBao's and Vault's HA clusters): 503 "no active Vault instance found", 500 "local
-/// node not active but active cluster node not found", or a redirect to the
-/// (old or new) active node. The redirect is never followed: the token would
-/// go along; the same address is asked again once forwarding is back.
+/// OpenBao's and Vault's HA clusters): 503 "no active Vault instance found"
+/// or 500 "local node not active but active cluster node not found". (A
+/// redirect to the active node is the transport's to judge: it follows one
+/// only to the node `sys/leader` names.)
 pub(crate) fn is_election(status: u16, errors: &[String]) -> bool {
     let says = |needle: &str| errors.iter().any(|e| e.contains(needle));
     match status {
-        307 | 308 => true,
         503 => says("no active Vault instance"),
         500 => says("node not active") || says("active cluster node not found"),
         _ => false,
@@ -470,7 +469,7 @@ mod tests {
             500,
             &["local node not active but active cluster node not found".into()]
         ));
-        assert!(is_election(307, &[]));
+        assert!(!is_election(307, &[]));
         assert!(!is_election(503, &["Vault is sealed".into()]));
         assert!(!is_election(500, &["internal error".into()]));
     }

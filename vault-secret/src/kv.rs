@@ -64,6 +64,12 @@ fn classify(failure: ApiFailure) -> Result<Outcome<Read>, ApiFailure> {
 
 /// A 404 with a full response body: a deleted or destroyed KV v2 version,
 /// or a KV v1-style request on a KV v2 mount (which carries a warning).
+/// Whether a 404's body says a KV v1-style request reached a KV v2 mount
+/// (writes find the version with it when the mount lookup is not allowed).
+pub(crate) fn is_kv1_request_on_kv2(body: &Value) -> bool {
+    matches!(classify_404_body(body), Read::WrongApiForV2)
+}
+
 fn classify_404_body(body: &Value) -> Read {
     let meta = &body["data"]["metadata"];
     if meta["destroyed"].as_bool() == Some(true)
@@ -105,6 +111,20 @@ pub(crate) async fn read(
     r: &SecretRef,
     kv: Option<KvVersion>,
 ) -> Result<Attempt<Value>, Error> {
+    Ok(match read_versioned(cx, r, kv, false).await? {
+        Attempt::Done((data, _)) => Attempt::Done(data),
+        Attempt::TokenRejected => Attempt::TokenRejected,
+    })
+}
+
+/// [`read`], and the KV v2 version's metadata when `with_metadata` (`None`
+/// on KV v1, which has none).
+pub(crate) async fn read_versioned(
+    cx: &KvContext<'_>,
+    r: &SecretRef,
+    kv: Option<KvVersion>,
+    with_metadata: bool,
+) -> Result<Attempt<(Value, Option<api::VersionData>)>, Error> {
     let mount = match cx.mounts.mount_of(cx.transport, cx.token, r).await? {
         Attempt::Done(mount) => mount,
         Attempt::TokenRejected => return Ok(Attempt::TokenRejected),
@@ -124,13 +144,21 @@ pub(crate) async fn read(
         mount: &mount,
         rest,
         token_good: None,
+        metadata: with_metadata.then(api::VersionData::default),
     };
     let (version, read) = match kv.or(mount.version) {
         Some(KvVersion::V1) => reader.read_known_v1(kv.is_some()).await?,
         Some(KvVersion::V2) => (KvVersion::V2, reader.read_v2().await?),
         None => reader.detect().await?,
     };
-    reader.finish(version, read)
+    let metadata = match version {
+        KvVersion::V2 => reader.metadata.take(),
+        KvVersion::V1 => None,
+    };
+    Ok(match reader.finish(version, read)? {
+        Attempt::Done(data) => Attempt::Done((data, metadata)),
+        Attempt::TokenRejected => Attempt::TokenRejected,
+    })
 }
 
 /// One read of one path with one token, and whether the server already
@@ -142,6 +170,8 @@ struct Reader<'a> {
     /// The path below the mount.
     rest: &'a str,
     token_good: Option<bool>,
+    /// Where a KV v2 read leaves its version's metadata, when asked for.
+    metadata: Option<api::VersionData>,
 }
 
 impl Reader<'_> {
@@ -180,14 +210,17 @@ impl Reader<'_> {
 
     async fn read_v2(&mut self) -> Result<Read, Error> {
         let cx = self.cx;
-        let outcome = api::kv2_read(
-            cx.transport,
-            cx.token,
-            &self.mount.path,
-            self.rest,
-            self.r.version,
-        )
-        .await;
+        let (mount, rest, version) = (&self.mount.path, self.rest, self.r.version);
+        let outcome = if self.metadata.is_some() {
+            api::kv2_read_versioned(cx.transport, cx.token, mount, rest, version)
+                .await
+                .map(|(data, metadata)| {
+                    self.metadata = Some(metadata.unwrap_or_default());
+                    data
+                })
+        } else {
+            api::kv2_read(cx.transport, cx.token, mount, rest, version).await
+        };
         self.settle(outcome, KvVersion::V2).await
     }
 

@@ -26,7 +26,16 @@
 //!   turns on the [read cache](cache); [`VaultClient::inspect`] holds the
 //!   diagnostics (health, login, token, capabilities, mounts).
 //! - [`VaultSecret`], the one-liner (`VaultSecret::new("secret/test/path").run().await`,
-//!   or `run_blocking()`): settings from the environment on each call.
+//!   or `run_blocking()`): settings from the environment on each call;
+//!   `.set(&mapping)` writes the secret.
+//! - Writes on [`VaultClient`]: [`write`](VaultClient::write) (with
+//!   check-and-set: [`write_cas`](VaultClient::write_cas) and [`Cas`]),
+//!   [`patch`](VaultClient::patch) (KV v2), [`delete`](VaultClient::delete),
+//!   [`delete_versions`](VaultClient::delete_versions),
+//!   [`destroy_versions`](VaultClient::destroy_versions), and
+//!   [`read_versioned`](VaultClient::read_versioned) for the version a
+//!   check-and-set needs. A write is retried only where it cannot have been
+//!   applied; a lost answer is reported as [`Error::WriteUncertain`].
 //! - [`VaultSource`]: Vault as a [`secret_core::SecretSource`], to put in a
 //!   [`SecretChain`](secret_core::SecretChain) after the local context.
 //! - `VaultProvider` (feature `figment`) and `VaultConfigSource` (feature
@@ -212,14 +221,20 @@
 //!   logins, renewals); no other 4xx is. `VAULT_MAX_RETRIES` retries
 //!   (default 2, so 3 attempts; 0 turns them off). The wait before retry N
 //!   is 250 ms doubling to at most 2 s, drawn from its upper half (jitter);
-//!   a 429's `Retry-After` is honoured, up to 10 s. The final error names
-//!   the last status or cause, the endpoint and the attempts made.
+//!   a 429's `Retry-After` is honoured, as seconds or an HTTP date, within
+//!   the call's deadline. The final error names the last status or cause,
+//!   the endpoint and the attempts made.
+//! - **Writes** (write, patch, delete, destroy) are retried only where they
+//!   cannot have been applied: no connection, 412, 429, sealed, an
+//!   election. A lost answer is [`Error::WriteUncertain`]; a check-and-set
+//!   retried after a lost answer says a conflict may be its own.
 //! - **Leader elections**: the answers a standby gives while an HA cluster
 //!   elects a leader (503 `no active Vault instance found`, 500 `local node
-//!   not active but active cluster node not found`, a 307/308 redirect) are
-//!   retried on the same address for up to 15 s on top of the counted
-//!   retries. A redirect is never followed: the token would go to whatever
-//!   host it names.
+//!   not active but active cluster node not found`) are retried on the same
+//!   address for up to 15 s on top of the counted retries. A 307/308 is
+//!   followed once, and only to the active node the cluster names in
+//!   `sys/leader` (the token goes nowhere else); a redirect anywhere else
+//!   fails at once.
 //! - **Time**: `VAULT_CLIENT_TIMEOUT` bounds each request (default 60 s;
 //!   connecting, at most 10 s); a whole call, retries and waits included,
 //!   ends within that timeout plus 30 s ([`VaultConfig::with_deadline`]
@@ -294,6 +309,7 @@ mod input;
 mod inspect;
 mod jwt;
 mod kv;
+mod kv_write;
 mod mounts;
 mod path;
 mod secret;
@@ -318,6 +334,7 @@ pub use error::{AuthAttempt, ConfigKind, Error, IncompleteMethod, TransportKind,
 pub use figment_provider::VaultProvider;
 pub use inspect::{Health, Inspector, TokenInfo};
 pub use jwt::JwtClaims;
+pub use kv_write::{Cas, VersionMetadata, Versioned, WriteData, Written};
 pub use mounts::{KvVersion, MountReport};
 pub use secret::VaultSecret;
 pub use source::VaultSource;

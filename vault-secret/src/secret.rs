@@ -1,9 +1,10 @@
-//! `VaultSecret`: read one secret with settings from the environment, the
-//! design's one-liner.
+//! `VaultSecret`: read (or set) one secret with settings from the
+//! environment, the design's one-liner.
 
 use secret_core::{Env, SecretValue};
 use serde::de::DeserializeOwned;
 
+use crate::kv_write::{WriteData, Written};
 use crate::path::{SecretRef, parse_version};
 use crate::{ClientBuilder, Error, KvVersion, VaultClient, defaults};
 
@@ -130,6 +131,44 @@ impl VaultSecret {
     pub fn run_blocking(&self) -> Result<SecretValue, Error> {
         crate::blocking::run(|| self.run())
     }
+
+    /// Writes `data` as the secret's whole key/value mapping, the
+    /// one-liner's other half: `VaultSecret::new("secret/app").set(&data).await`.
+    /// KV v1 or v2, found as `run` finds it; on KV v2 a new version, whose
+    /// number comes back. Settings and the login are as for
+    /// [`run`](Self::run); the values are never logged. A `field` or
+    /// `version` set on this value is refused: a write replaces the whole
+    /// mapping (use [`VaultClient::patch`] to change some keys).
+    ///
+    /// ```no_run
+    /// use vault_secret::VaultSecret;
+    ///
+    /// # async fn f() -> Result<(), vault_secret::Error> {
+    /// let seed = serde_json::json!({"user": "app", "password": "s3cr3t"});
+    /// let written = VaultSecret::new("secret/app/db").set(&seed).await?;
+    /// println!("version {:?}", written.version);
+    /// # Ok(()) }
+    /// ```
+    pub async fn set(&self, data: &dyn WriteData) -> Result<Written, Error> {
+        if self.field.is_some() || self.version.is_some() {
+            return Err(Error::InvalidWrite {
+                path: self.path.clone(),
+                operation: "write",
+                reason: "a write replaces the whole mapping: drop `.field(..)` and `.version(..)`"
+                    .into(),
+            });
+        }
+        let client = match &self.client {
+            Some(client) => client.clone(),
+            None => defaults::client_for(&self.builder).await?,
+        };
+        client.write(&self.path, data).await
+    }
+
+    /// [`set`](Self::set) from synchronous code (as [`run_blocking`](Self::run_blocking)).
+    pub fn set_blocking(&self, data: &dyn WriteData) -> Result<Written, Error> {
+        crate::blocking::run(|| self.set(data))
+    }
 }
 
 #[cfg(test)]
@@ -195,6 +234,26 @@ mod tests {
         let err = tokio::task::spawn_blocking(move || secret.run_blocking())
             .await
             .unwrap()
+            .unwrap_err();
+        assert!(matches!(err, Error::MissingAddress), "{err}");
+    }
+
+    #[tokio::test]
+    async fn set_refuses_a_field_or_version_before_any_network() {
+        let env = Env::from_map([("VAULT_TOKEN", "t")]);
+        let data = serde_json::json!({"k": "hunter2"});
+        let err = VaultSecret::new("secret/app")
+            .field("k")
+            .env(env.clone())
+            .set(&data)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidWrite { .. }), "{err}");
+        // Settings are resolved as for `run`: no address is the first failure.
+        let err = VaultSecret::new("secret/app")
+            .env(env)
+            .set(&data)
+            .await
             .unwrap_err();
         assert!(matches!(err, Error::MissingAddress), "{err}");
     }

@@ -8,14 +8,20 @@
 //! quietly (an expected failure is the caller's to report, not a log
 //! line's), the body is parsed only as far as the caller needs, and what is
 //! retried follows Vault's own Go client (`api/client.go`): connection
-//! errors, 412, 429 and 500/502/503/504, for every call.
+//! errors, 412, 429 and 500/502/503/504, for every read; a write is retried
+//! only where it cannot have been applied (see [`Retries`]).
+//!
+//! A 429's `Retry-After` (seconds or an HTTP date) sets the wait, within
+//! the call's deadline. A 307 or 308 is followed once, and only to the
+//! active node the cluster itself names (`sys/leader`, asked with the same
+//! client): the token goes there and nowhere else.
 
 use std::fmt;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use http::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
+use http::header::{CONTENT_TYPE, HeaderName, HeaderValue, LOCATION, RETRY_AFTER};
 use rustify::Endpoint;
 use secrecy::{ExposeSecret, SecretString};
 
@@ -32,8 +38,6 @@ use crate::{Error, VaultConfig};
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// First wait between two attempts (before jitter); doubles each retry.
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
-/// Longest `Retry-After` honoured on a 429.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
 /// How long answers that mean "the cluster is electing a leader" are
 /// retried, on top of the counted retries (elections measured here took
 /// 0.7 s to 5 s and more).
@@ -66,6 +70,30 @@ struct Call {
     url: url::Url,
     /// Wiped on drop: a login's body holds its credentials.
     body: Option<zeroize::Zeroizing<Vec<u8>>>,
+    /// The body's content type, when the endpoint needs one said (a merge patch).
+    content_type: Option<&'static str>,
+}
+
+/// What a call may retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Retries {
+    /// Reads (and calls that are safe to repeat): connection errors,
+    /// timeouts, 412, 429, 500/502/503/504 and elections.
+    Read,
+    /// Writes: only what cannot have been applied (no connection, 412,
+    /// 429, sealed, an election). With check-and-set (`cas`), a lost answer
+    /// (a timeout, a connection cut after sending) is retried too, as the
+    /// version check keeps a second copy from applying; without it, a lost
+    /// answer ends the call.
+    Write { cas: bool },
+}
+
+/// A write's failure, and whether an attempt's answer was lost on the way
+/// (so that attempt may have been applied).
+#[derive(Debug)]
+pub(crate) struct WriteFailure {
+    pub(crate) failure: ApiFailure,
+    pub(crate) answer_lost: bool,
 }
 
 /// What one attempt came to, and whether to try again.
@@ -77,6 +105,18 @@ enum Verdict {
     RetryAfter(ApiFailure, Duration),
     /// The cluster is electing a leader: retried within [`ELECTION_BUDGET`].
     Election(ApiFailure),
+    /// A 307 or 308, with its `Location`.
+    Redirect(ApiFailure, Option<String>),
+}
+
+/// Where a redirect points, as the cluster itself tells.
+enum Leader {
+    /// At the active node `sys/leader` names: follow it to this URL.
+    Follow(url::Url),
+    /// Somewhere else (or the server has no cluster to name): refuse it.
+    Elsewhere,
+    /// No active node right now: an election.
+    Electing,
 }
 
 /// A whole answer, status to body.
@@ -84,6 +124,7 @@ struct Received {
     status: u16,
     content_type: Option<String>,
     retry_after: Option<String>,
+    location: Option<String>,
     body: zeroize::Zeroizing<Vec<u8>>,
 }
 
@@ -156,23 +197,92 @@ impl Transport {
         token: Option<&SecretString>,
         scope: Scope,
     ) -> Result<Answer, ApiFailure> {
+        let mut lost = false;
+        self.run(endpoint, token, scope, Retries::Read, None, &mut lost)
+            .await
+    }
+
+    /// Sends a write: retried only as `retries` allows; a body of
+    /// `content_type` when given (else JSON, unsaid, as Vault takes it).
+    pub(crate) async fn send_write<E: Endpoint>(
+        &self,
+        endpoint: &E,
+        token: &SecretString,
+        retries: Retries,
+        content_type: Option<&'static str>,
+    ) -> Result<Answer, WriteFailure> {
+        let mut answer_lost = false;
+        self.run(
+            endpoint,
+            Some(token),
+            Scope::Namespaced,
+            retries,
+            content_type,
+            &mut answer_lost,
+        )
+        .await
+        .map_err(|failure| WriteFailure {
+            failure,
+            answer_lost,
+        })
+    }
+
+    /// The attempts of one call; `lost` is set when an attempt's answer was
+    /// lost after its request may have gone out.
+    async fn run<E: Endpoint>(
+        &self,
+        endpoint: &E,
+        token: Option<&SecretString>,
+        scope: Scope,
+        retries: Retries,
+        content_type: Option<&'static str>,
+        lost: &mut bool,
+    ) -> Result<Answer, ApiFailure> {
         let path = endpoint.path();
         let http = self.http().map_err(|e| local_failure(e.to_string()))?;
-        let call = self
+        let mut call = self
             .call(endpoint, &path)
             .map_err(|e| local_failure(format!("cannot build the request for `{path}`: {e}")))?;
+        call.content_type = content_type;
         let started = Instant::now();
         let deadline = started + self.config.deadline();
         let max_retries = self.config.max_retries();
         let mut counted = 0u32;
         let mut attempts = 0u32;
+        let mut redirected = false;
         loop {
             attempts += 1;
             let verdict = self
                 .attempt(&http, &call, token, scope, deadline, attempts)
                 .await;
+            let verdict = match retries {
+                Retries::Read => verdict,
+                Retries::Write { cas } => write_verdict(verdict, cas, lost),
+            };
+            let verdict = match verdict {
+                Verdict::Redirect(failure, location) if !redirected => {
+                    match self
+                        .leader(&http, &call.url, location.as_deref(), deadline)
+                        .await
+                    {
+                        Leader::Follow(url) => {
+                            tracing::debug!(path = %path, leader = %url.origin().ascii_serialization(),
+                                "redirected to the active node; following once");
+                            call.url = url;
+                            redirected = true;
+                            continue;
+                        }
+                        Leader::Electing => Verdict::Election(failure),
+                        Leader::Elsewhere => Verdict::Done(Err(failure)),
+                    }
+                }
+                Verdict::Redirect(failure, _) => Verdict::Done(Err(failure)),
+                other => other,
+            };
             let (failure, wait) = match verdict {
                 Verdict::Done(result) => return result,
+                // Settled above; a second redirect is refused there.
+                Verdict::Redirect(failure, _) => return Err(failure),
                 Verdict::Retry(failure) => {
                     counted += 1;
                     (failure, backoff(counted))
@@ -220,7 +330,58 @@ impl Transport {
             method: endpoint.method().into(),
             url,
             body,
+            content_type: None,
         })
+    }
+
+    /// Where the redirect to `location` (from a request to `from`) points,
+    /// by the active node `sys/leader` names, asked of the configured address
+    /// with the same client (`sys/leader` needs no token). One request, no
+    /// retries: an election is settled by the caller's own retries.
+    async fn leader(
+        &self,
+        http: &reqwest::Client,
+        from: &url::Url,
+        location: Option<&str>,
+        deadline: Instant,
+    ) -> Leader {
+        let Some(target) = location.and_then(|l| from.join(l).ok()) else {
+            return Leader::Elsewhere;
+        };
+        let mut url = self.api_base.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.extend(["sys", "leader"]);
+        }
+        let mut request = reqwest::Request::new(http::Method::GET, url);
+        request.headers_mut().insert(
+            HeaderName::from_static("x-vault-request"),
+            HeaderValue::from_static("true"),
+        );
+        let timeout = self
+            .config
+            .timeout()
+            .min(deadline.saturating_duration_since(Instant::now()));
+        let received =
+            match exchange(http, request, timeout, 1, self.config.max_response_size()).await {
+                Ok(received) => received,
+                Err(_) => return Leader::Electing,
+            };
+        let said: serde_json::Value = match received.status {
+            200 => serde_json::from_slice(&received.body).unwrap_or_default(),
+            500 | 503 => return Leader::Electing,
+            _ => return Leader::Elsewhere,
+        };
+        let leader = said["leader_address"].as_str().unwrap_or_default();
+        if said["ha_enabled"] != true {
+            return Leader::Elsewhere;
+        }
+        if leader.is_empty() {
+            return Leader::Electing;
+        }
+        match url::Url::parse(leader) {
+            Ok(leader) if leader.origin() == target.origin() => Leader::Follow(target),
+            _ => Leader::Elsewhere,
+        }
     }
 
     /// Sends `call` once and judges the answer.
@@ -261,6 +422,9 @@ impl Transport {
             *request.body_mut() = Some(body.to_vec().into());
         }
         let headers = request.headers_mut();
+        if let Some(content_type) = call.content_type {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        }
         if let Some(token) = token {
             let Ok(mut value) = HeaderValue::from_str(token.expose_secret()) else {
                 return Err(ApiFailure::BadHeader {
@@ -302,12 +466,14 @@ async fn exchange(
                 .map(str::to_owned)
         };
         let (content_type, retry_after) = (header(CONTENT_TYPE), header(RETRY_AFTER));
+        let location = header(LOCATION);
         let status = response.status().as_u16();
         let body = read_body(response, max_body).await?;
         Ok::<_, Exchange>(Received {
             status,
             content_type,
             retry_after,
+            location,
             body,
         })
     };
@@ -340,6 +506,7 @@ fn judge(received: Received, attempts: u32) -> Verdict {
         status,
         content_type,
         retry_after,
+        location,
         body,
     } = received;
     if (200..300).contains(&status) {
@@ -359,15 +526,66 @@ fn judge(received: Received, attempts: u32) -> Verdict {
         attempts,
     };
     match status {
+        307 | 308 => Verdict::Redirect(failure, location),
         _ if election => Verdict::Election(failure),
         429 => {
             let wait = retry_after
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER))
+                .and_then(|v| retry_after_wait(&v, SystemTime::now()))
                 .unwrap_or_else(|| backoff(attempts));
             Verdict::RetryAfter(failure, wait)
         }
         412 | 500 | 502 | 503 | 504 => Verdict::Retry(failure),
+        _ => Verdict::Done(Err(failure)),
+    }
+}
+
+/// A `Retry-After` value as a wait from `now`: whole seconds, or an HTTP
+/// date (a date already past means no wait); `None` when it is neither.
+/// The call's deadline bounds what is waited.
+fn retry_after_wait(value: &str, now: SystemTime) -> Option<Duration> {
+    // Longer than any deadline, short enough to add to an `Instant`.
+    const FOREVER: Duration = Duration::from_secs(24 * 3600);
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds).min(FOREVER));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(
+        at.duration_since(now)
+            .unwrap_or(Duration::ZERO)
+            .min(FOREVER),
+    )
+}
+
+/// A verdict under the write policy ([`Retries::Write`]); sets `lost` when
+/// the attempt's answer was lost after its request may have gone out.
+fn write_verdict(verdict: Verdict, cas: bool, lost: &mut bool) -> Verdict {
+    let Verdict::Retry(failure) = verdict else {
+        // Done, 429, elections and redirects: the server answered without applying it.
+        return verdict;
+    };
+    match &failure {
+        // No connection, so no request went out.
+        ApiFailure::Transport {
+            kind: TransportKind::Connect,
+            ..
+        } => Verdict::Retry(failure),
+        ApiFailure::Transport {
+            kind: TransportKind::Timeout | TransportKind::Body | TransportKind::Other,
+            ..
+        } => {
+            *lost = true;
+            if cas {
+                Verdict::Retry(failure)
+            } else {
+                Verdict::Done(Err(failure))
+            }
+        }
+        ApiFailure::Status { code: 412, .. } => Verdict::Retry(failure),
+        ApiFailure::Status {
+            code: 503, errors, ..
+        } if errors.iter().any(|e| e.contains("sealed")) => Verdict::Retry(failure),
+        // 500, 502, 504 and the rest: the server may have applied it.
         _ => Verdict::Done(Err(failure)),
     }
 }
@@ -467,6 +685,90 @@ mod tests {
         #[test]
         fn backoff_never_panics_and_stays_capped(n in any::<u32>()) {
             prop_assert!(backoff(n) <= MAX_BACKOFF);
+        }
+
+        #[test]
+        fn any_retry_after_text_gives_a_wait_or_none(value in ".{0,40}") {
+            let _ = retry_after_wait(&value, SystemTime::now());
+        }
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_and_http_dates() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(retry_after_wait(" 3 ", now), Some(Duration::from_secs(3)));
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(2));
+        assert_eq!(retry_after_wait(&later, now), Some(Duration::from_secs(2)));
+        let past = httpdate::fmt_http_date(now - Duration::from_secs(60));
+        assert_eq!(retry_after_wait(&past, now), Some(Duration::ZERO));
+        assert_eq!(retry_after_wait("soon", now), None);
+        assert_eq!(retry_after_wait("-1", now), None);
+        let huge = retry_after_wait(&u64::MAX.to_string(), now).unwrap();
+        assert!(std::time::Instant::now().checked_add(huge).is_some());
+    }
+
+    fn transport_failure(kind: TransportKind) -> Verdict {
+        Verdict::Retry(ApiFailure::Transport {
+            kind,
+            reason: String::new(),
+            attempts: 1,
+            source: None,
+        })
+    }
+
+    fn status(code: u16, message: &str) -> Verdict {
+        Verdict::Retry(ApiFailure::Status {
+            code,
+            errors: vec![message.to_owned()],
+            body: Body::Json,
+            json: None,
+            attempts: 1,
+        })
+    }
+
+    /// What the write policy makes of `verdict`: retried, and whether the
+    /// answer was lost.
+    fn under_write(verdict: Verdict, cas: bool) -> (bool, bool) {
+        let mut lost = false;
+        let retried = matches!(write_verdict(verdict, cas, &mut lost), Verdict::Retry(_));
+        (retried, lost)
+    }
+
+    #[test]
+    fn a_write_is_retried_only_where_it_cannot_have_applied() {
+        for cas in [false, true] {
+            assert_eq!(
+                under_write(transport_failure(TransportKind::Connect), cas),
+                (true, false)
+            );
+            assert_eq!(
+                under_write(transport_failure(TransportKind::Tls), cas),
+                (false, false)
+            );
+            assert_eq!(under_write(status(412, "stale"), cas), (true, false));
+            assert_eq!(
+                under_write(status(503, "Vault is sealed"), cas),
+                (true, false)
+            );
+            for code in [500, 502, 503, 504] {
+                assert_eq!(
+                    under_write(status(code, "boom"), cas),
+                    (false, false),
+                    "{code}"
+                );
+            }
+            for kind in [
+                TransportKind::Timeout,
+                TransportKind::Body,
+                TransportKind::Other,
+            ] {
+                // A lost answer: resent only when check-and-set guards it.
+                assert_eq!(
+                    under_write(transport_failure(kind), cas),
+                    (cas, true),
+                    "{kind:?}"
+                );
+            }
         }
     }
 }

@@ -45,3 +45,40 @@ impl RawGet {
         }
     }
 }
+
+/// A raw POST of one KV v2 write (`{"data": ...}`), with the same client
+/// settings and headers as [`RawGet`]: the write benchmark's baseline.
+#[allow(dead_code)] // Only the write benchmark uses it.
+pub(crate) struct RawPost {
+    http: reqwest::Client,
+    url: String,
+    token: String,
+    body: Vec<u8>,
+}
+
+#[allow(dead_code)]
+impl RawPost {
+    /// POSTs `body` to `url` (`<addr>/v1/<mount>/data/<path>`) with `token`.
+    pub(crate) fn new(url: String, token: &str, body: &serde_json::Value) -> RawPost {
+        RawPost {
+            http: RawGet::new(String::new(), token).http,
+            url,
+            token: token.to_owned(),
+            body: serde_json::to_vec(body).unwrap(),
+        }
+    }
+
+    /// One POST; the answer's new version checked.
+    pub(crate) fn once(&self) -> impl Future<Output = ()> + use<> {
+        let request = self
+            .http
+            .post(&self.url)
+            .header("X-Vault-Token", &self.token)
+            .header("X-Vault-Request", "true")
+            .body(self.body.clone());
+        async move {
+            let body: serde_json::Value = request.send().await.unwrap().json().await.unwrap();
+            assert!(body["data"]["version"].as_u64().is_some(), "no version");
+        }
+    }
+}

@@ -18,6 +18,7 @@ mod ha;
 // `pub` so the harness's `pub` items count as reachable (unreachable_pub).
 pub mod harness;
 mod harness_selftest;
+mod http_contract;
 mod lifecycle;
 mod mount_detection;
 mod pipeline;
@@ -32,3 +33,4 @@ mod vault_auth;
 mod vault_chain;
 mod vault_config;
 mod vault_kv;
+mod writes;

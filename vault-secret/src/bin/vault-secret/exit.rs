@@ -19,8 +19,12 @@ Exit codes:
        token or namespace)
   4    authentication: every configured method was rejected
   5    not found: no secret, field or version at the path (or it was deleted or destroyed)
-  6    permission denied: the token's policies do not allow the read
-  7    server or network: unreachable, TLS failure, sealed, or an unexpected answer
+  6    permission denied: the token's policies do not allow the read (or the
+       write or delete: the message names the capability)
+  7    server or network: unreachable, TLS failure, sealed, or an unexpected answer;
+       a write whose answer was lost (it may or may not have happened)
+  8    put --cas: check-and-set conflict (the secret is at another version, or
+       exists where --cas 0 wanted none); nothing was written
   70   internal error: a bug in the tool (it stopped on a panic); nothing about
        the input is printed, so please report the command that caused it
   126  exec: the command could not be started (not executable, its interpreter
@@ -44,6 +48,8 @@ pub(crate) enum Exit {
     Denied = 6,
     /// Unreachable, sealed, or an unexpected server answer.
     Server = 7,
+    /// A check-and-set write met another version.
+    CasConflict = 8,
     /// A bug: the tool panicked (EX_SOFTWARE of `sysexits.h`).
     Internal = 70,
     /// `exec`: the command exists but could not be started.
@@ -66,6 +72,8 @@ impl Exit {
             | Error::Credentials { .. }
             | Error::NoCredentials { .. }
             | Error::InvalidPath { .. }
+            | Error::InvalidWrite { .. }
+            | Error::NeedsKvV2 { .. }
             // The credentials lookup through the local context failed
             // (a malformed config file, a variable that is not UTF-8).
             | Error::Secret(_) => Exit::Config,
@@ -74,8 +82,12 @@ impl Exit {
             | Error::FieldNotFound { .. }
             | Error::VersionDeleted { .. }
             | Error::VersionDestroyed { .. } => Exit::NotFound,
-            Error::PermissionDenied { .. } => Exit::Denied,
-            Error::Sealed { .. } | Error::Server { .. } | Error::Transport { .. } => Exit::Server,
+            Error::PermissionDenied { .. } | Error::WriteDenied { .. } => Exit::Denied,
+            Error::Sealed { .. }
+            | Error::Server { .. }
+            | Error::Transport { .. }
+            | Error::WriteUncertain { .. } => Exit::Server,
+            Error::CasMismatch { .. } => Exit::CasConflict,
             // A variant added to the library after this table was written.
             _ => Exit::Other,
         }
@@ -230,6 +242,23 @@ pub(crate) fn hint(error: &Error) -> Option<String> {
             None => policy_hint(policy_paths),
         },
         Error::Sealed { .. } => "unseal it: vault operator unseal (or bao operator unseal)".into(),
+        Error::CasMismatch { path, .. } => format!(
+            "read the current version (vault-secret get --with-metadata {path}), then put again \
+             with --cas <that version>"
+        ),
+        Error::WriteUncertain { path, .. } => {
+            format!("read it back before writing again: vault-secret get --with-metadata {path}")
+        }
+        Error::WriteDenied {
+            api_path, needed, ..
+        } => format!(
+            "the token's policies need path \"{api_path}\" {{ capabilities = [{}] }}",
+            needed
+                .iter()
+                .map(|c| format!("\"{c}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         Error::Transport { kind, .. } => transport_hint(*kind),
         _ => return None,
     })
@@ -383,6 +412,33 @@ mod tests {
                     address: "http://x".into(),
                 },
                 7,
+            ),
+            (
+                Error::CasMismatch {
+                    path: "a/b".into(),
+                    expected: Some(1),
+                    current: Some(2),
+                    answer_lost: false,
+                },
+                8,
+            ),
+            (
+                Error::WriteDenied {
+                    path: "a/b".into(),
+                    operation: "write",
+                    needed: vec!["update"],
+                    api_path: "a/data/b".into(),
+                    namespace: None,
+                },
+                6,
+            ),
+            (
+                Error::InvalidWrite {
+                    path: "a/b".into(),
+                    operation: "write",
+                    reason: "a key is empty".into(),
+                },
+                3,
             ),
             (
                 Error::Transport {

@@ -32,6 +32,12 @@ pub(crate) struct GetArgs {
     /// (Vault's `-format=json` is read as this).
     #[arg(long, value_enum, value_name = "FORMAT")]
     format: Option<Format>,
+
+    /// Print `{"data": ..., "metadata": {"version": N, "created_time": ...}}`:
+    /// the value with its KV v2 version's metadata (`null` on KV v1), JSON
+    /// only. The version is what `put --cas` takes.
+    #[arg(long)]
+    with_metadata: bool,
 }
 
 /// How `get` prints the secret.
@@ -167,6 +173,9 @@ pub(crate) async fn run(args: GetArgs) -> Result<u8, Failure> {
              drop the `#field`, or use '--format raw' for one field",
         ));
     }
+    if args.with_metadata {
+        return with_metadata(&args).await;
+    }
     let mut secret = VaultSecret::new(args.path.as_str());
     if let Some(version) = args.secret_version {
         secret = secret.version(version);
@@ -183,6 +192,56 @@ pub(crate) async fn run(args: GetArgs) -> Result<u8, Failure> {
     let (text, newline) = render(&value, format, &args.path)?;
     output::print(&text, newline)?;
     Ok(0)
+}
+
+/// `get --with-metadata`: the value and its version's metadata, as JSON.
+async fn with_metadata(args: &GetArgs) -> Result<u8, Failure> {
+    if args.format.is_some_and(|f| f != Format::Json) {
+        return Err(Failure::usage(
+            "get",
+            ErrorKind::ArgumentConflict,
+            "'--with-metadata' prints JSON; drop '--format' or use '--format json'",
+        ));
+    }
+    let path = match args.secret_version {
+        Some(version) => match args.path.split_once('#') {
+            Some((path, field)) => format!("{path}?version={version}#{field}"),
+            None => format!("{}?version={version}", args.path),
+        },
+        None => args.path.clone(),
+    };
+    let vault = vault_secret::VaultClient::from_env().await?;
+    let read = vault.read_versioned(&path).await;
+    // The token this run logged in with does not outlive it.
+    if let Err(e) = vault.shutdown().await {
+        tracing::debug!(error = %e, "could not revoke the token");
+    }
+    let read = read?;
+    let (data, _) = render(&read.value, Format::Json, &args.path)?;
+    let metadata = serde_json::to_string_pretty(&read.metadata)
+        .map_err(|e| Failure::new(Exit::Other, format!("cannot format JSON: {e}")))?;
+    // Spliced as text, so the value is never copied into another JSON tree.
+    let mut text = Zeroizing::new(String::with_capacity(
+        2 * (data.len() + metadata.len()) + 32,
+    ));
+    text.push_str("{\n  \"data\": ");
+    indented(&mut text, &data);
+    text.push_str(",\n  \"metadata\": ");
+    indented(&mut text, &metadata);
+    text.push_str("\n}");
+    output::print(&text, true)?;
+    Ok(0)
+}
+
+/// Appends pretty JSON `json` one level deeper (a newline in JSON text is
+/// always structure: inside strings it is escaped).
+fn indented(out: &mut String, json: &str) {
+    for c in json.chars() {
+        out.push(c);
+        if c == '\n' {
+            out.push_str("  ");
+        }
+    }
 }
 
 /// The text to print, and whether a newline follows it.

@@ -1,6 +1,6 @@
-//! `vault-secret`: read a secret from HashiCorp Vault or OpenBao (`get`), run
-//! a command with secrets in its environment only (`exec`), and diagnose a
-//! set-up step by step (`doctor`).
+//! `vault-secret`: read a secret from HashiCorp Vault or OpenBao (`get`),
+//! write or delete one (`put`, `delete`), run a command with secrets in its
+//! environment only (`exec`), and diagnose a set-up step by step (`doctor`).
 //!
 //! Every command resolves the address, the credentials and the path exactly
 //! as the library's `VaultSecret::run()` does: `VAULT_ADDR` (else
@@ -10,14 +10,16 @@
 //! AppRole, then Kubernetes, then JWT, then TLS certificate authentication.
 //! Nothing it prints to its own stdout or stderr
 //! ever holds a token or a credential; only `get` prints secret values, on
-//! stdout, because that is what it is asked for.
+//! stdout, because that is what it is asked for (`put` prints versions only).
 
+mod delete;
 mod doctor;
 mod exec;
 mod exit;
 mod get;
 mod logging;
 mod output;
+mod put;
 mod vars;
 
 use std::process::ExitCode;
@@ -114,6 +116,14 @@ enum Command {
     /// Print a secret: its key/value mapping (JSON), or one field (`#field`).
     #[command(after_help = SEE_EXIT_CODES)]
     Get(get::GetArgs),
+    /// Write a secret's key/value mapping (values typed here are visible to
+    /// other users: prefer KEY=@FILE or KEY=-).
+    #[command(after_help = SEE_EXIT_CODES, long_about = put::PUT_ABOUT)]
+    Put(put::PutArgs),
+    /// Delete a secret (its latest version on KV v2), or given KV v2
+    /// versions (`--versions 1,2`), or destroy them (`--destroy`).
+    #[command(after_help = SEE_EXIT_CODES)]
+    Delete(delete::DeleteArgs),
     /// Run a command with secrets in its environment only.
     #[command(after_help = SEE_EXIT_CODES)]
     Exec(exec::ExecArgs),
@@ -154,6 +164,8 @@ fn main() -> ExitCode {
     let outcome = runtime.block_on(async {
         let outcome = match cli.command {
             Command::Get(args) => get::run(args).await,
+            Command::Put(args) => put::run(args).await,
+            Command::Delete(args) => delete::run(args).await,
             Command::Exec(args) => exec::run(args).await,
             Command::Doctor(args) => doctor::run(args).await,
         };
