@@ -86,10 +86,15 @@ async fn main() {
         if mask {
             c.arg("--mask");
         }
-        c.args(["--secret", &format!("A={a}#value"), "--secret", &format!("B={b}#value")])
-            .arg("--")
-            .arg("cat")
-            .arg(&file);
+        c.args([
+            "--secret",
+            &format!("A={a}#value"),
+            "--secret",
+            &format!("B={b}#value"),
+        ])
+        .arg("--")
+        .arg("cat")
+        .arg(&file);
         drained(c)
     };
     run(false);
@@ -127,7 +132,12 @@ async fn main() {
     let audit = vault.audit_requests().await;
     let mut c = vault.command(binary, &token);
     c.args(["exec", "--watch", "--watch-interval", "1s"])
-        .args(["--secret", &format!("A={a}#value"), "--secret", &format!("B={b}#value")])
+        .args([
+            "--secret",
+            &format!("A={a}#value"),
+            "--secret",
+            &format!("B={b}#value"),
+        ])
         .args(["--", "sleep", "30"])
         .stdout(Stdio::null());
     let mut child = c.spawn().unwrap();

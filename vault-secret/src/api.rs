@@ -38,6 +38,16 @@ struct Kv1Read {
     path: String,
 }
 
+/// `GET <mount>/metadata/<path>` (KV v2): the versions, never a value.
+#[derive(Endpoint)]
+#[endpoint(path = "{self.mount}/metadata/{self.path}")]
+struct Kv2MetadataRead {
+    #[endpoint(skip)]
+    mount: String,
+    #[endpoint(skip)]
+    path: String,
+}
+
 /// `GET sys/internal/ui/mounts/<path>`, as Vault's CLI uses to find a path's mount.
 #[derive(Endpoint)]
 #[endpoint(path = "sys/internal/ui/mounts/{self.path}")]
@@ -265,6 +275,29 @@ pub(crate) async fn kv2_read(
     let answer = t.send(&request, Some(token), Scope::Namespaced).await?;
     let inner: Kv2Data = data(&answer)?;
     Ok(inner.data.unwrap_or(Value::Null))
+}
+
+#[derive(Deserialize)]
+struct Kv2Metadata {
+    #[serde(default)]
+    current_version: Option<u64>,
+}
+
+/// KV v2: the secret's current version (`data.current_version`), from its
+/// metadata.
+pub(crate) async fn kv2_current_version(
+    t: &Transport,
+    token: &SecretString,
+    mount: &str,
+    path: &str,
+) -> Result<Option<u64>, ApiFailure> {
+    let request = Kv2MetadataRead {
+        mount: mount.to_owned(),
+        path: path.to_owned(),
+    };
+    let answer = t.send(&request, Some(token), Scope::Namespaced).await?;
+    let meta: Kv2Metadata = data(&answer)?;
+    Ok(meta.current_version)
 }
 
 /// KV v1: the secret's key/value mapping (`data`).

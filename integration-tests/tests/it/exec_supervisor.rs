@@ -346,7 +346,16 @@ async fn watch_restarts_the_command_with_the_new_value_within_3_s() {
     let vault = DevVault::shared().await.unwrap();
     let (first, second) = (unique("first"), unique("second"));
     let path = kv_secret(&vault, &first).await;
-    let vars = vault.env_vars_for(&vault.root_token());
+    // A token that may read the value but not the metadata: the watch
+    // falls back to reading the value.
+    let (mount, _) = path.split_once('/').unwrap();
+    let policy = vault
+        .policy(
+            &unique("exec-watch"),
+            &format!(r#"path "{mount}/data/*" {{ capabilities = ["read"] }}"#),
+        )
+        .await;
+    let vars = vault.env_vars_for(&vault.token(&[&policy]).await);
     let secret = format!("VALUE={path}#value");
     let mut exec = Running::start(cli(
         &vars,
@@ -378,6 +387,66 @@ async fn watch_restarts_the_command_with_the_new_value_within_3_s() {
     exec.signal("TERM");
     assert_eq!(exec.exit_code().await, 143);
     assert!(!exec.stderr().contains(&second), "{}", exec.stderr());
+}
+
+#[tokio::test]
+async fn watch_checks_kv2_versions_through_the_metadata_one_request_per_secret_per_interval() {
+    let vault = DevVault::shared().await.unwrap();
+    let audit = vault.audit_requests().await;
+    let mount = vault.kv_mount(KvVersion::V2).await;
+    let (a, b) = (format!("{mount}/a"), format!("{mount}/b"));
+    vault
+        .kv_put(&a, json!({ "value": "a1", "user": "u" }))
+        .await;
+    vault.kv_put(&b, json!({ "value": "b1" })).await;
+    let vars = vault.env_vars_for(&vault.root_token());
+    let script = r#"echo "start $$ $VALUE-$USER-$OTHER"; while :; do sleep 0.1; done"#;
+    let mut exec = Running::start(cli(
+        &vars,
+        &[
+            "exec",
+            "--watch",
+            "--watch-interval",
+            "1s",
+            "--secret",
+            &format!("VALUE={a}#value"),
+            "--secret",
+            &format!("USER={a}#user"),
+            "--secret",
+            &format!("OTHER={b}#value"),
+            "--",
+            SH,
+            "-c",
+            script,
+        ],
+    ));
+    let (pid, values) = start_line(&exec.expect_line(Duration::from_secs(20)).await);
+    assert_eq!(values, "a1-u-b1");
+    let mark = audit.mark();
+    let watched = Duration::from_millis(4500);
+    assert!(
+        exec.line(watched).await.is_none(),
+        "restarted without a change"
+    );
+    let requests: Vec<String> = audit
+        .requests_since(&mark)
+        .into_iter()
+        .map(|r| r.path)
+        .filter(|p| p.starts_with(&format!("{mount}/")))
+        .collect();
+    let metadata = requests.iter().filter(|p| p.contains("/metadata/")).count();
+    let data = requests.iter().filter(|p| p.contains("/data/")).count();
+    // Two secrets (three variables), four or five intervals: one metadata
+    // request per secret per interval, and no value read without a change.
+    assert!((6..=10).contains(&metadata), "{requests:?}");
+    assert_eq!(data, 0, "{requests:?}");
+
+    vault.kv_put(&b, json!({ "value": "b2" })).await;
+    let (new_pid, values) = start_line(&exec.expect_line(Duration::from_secs(3)).await);
+    assert_eq!(values, "a1-u-b2");
+    assert_ne!(pid, new_pid);
+    exec.signal("TERM");
+    assert_eq!(exec.exit_code().await, 143);
 }
 
 #[tokio::test]

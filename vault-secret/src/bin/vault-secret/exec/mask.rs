@@ -10,7 +10,7 @@
 use std::io::{Read, Write};
 use std::sync::{Arc, RwLock};
 
-use aho_corasick::{AhoCorasick, MatchKind};
+use aho_corasick::{AhoCorasick, MatchKind, packed};
 use base64::Engine as _;
 use zeroize::Zeroizing;
 
@@ -21,14 +21,68 @@ pub(crate) const REDACTED: &[u8] = b"<redacted>";
 /// the output would destroy it and hide nothing worth hiding.
 pub(crate) const MIN_MASKED_LEN: usize = 4;
 
-/// How much is read from the command at once.
-const CHUNK: usize = 128 * 1024;
+/// How much is read from the command at once (its pipe is made this large).
+pub(crate) const CHUNK: usize = 1024 * 1024;
+
+/// Finds the patterns, leftmost-longest: the longest match at each
+/// position, so a value and a longer value that starts with it are both
+/// hidden whole.
+enum Matcher {
+    /// SIMD (Teddy) for a few dozen patterns: its speed does not depend on
+    /// how often a pattern's bytes occur in the output, as the automaton's
+    /// byte prefilters' does.
+    Packed(packed::Searcher),
+    /// Any number of patterns.
+    Automaton(AhoCorasick),
+}
+
+impl Matcher {
+    fn build(patterns: &[Zeroizing<Vec<u8>>]) -> Option<Matcher> {
+        if patterns.is_empty() {
+            return None;
+        }
+        let packed = packed::Config::new()
+            .match_kind(packed::MatchKind::LeftmostLongest)
+            .builder()
+            .extend(patterns.iter().map(|p| p.as_slice()))
+            .build();
+        if let Some(searcher) = packed {
+            return Some(Matcher::Packed(searcher));
+        }
+        AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(patterns.iter().map(|p| p.as_slice()))
+            .ok()
+            .map(Matcher::Automaton)
+    }
+
+    /// Calls `each(start, end)` for the matches in `buf`, in order, until it
+    /// returns `false`.
+    fn each(&self, buf: &[u8], mut each: impl FnMut(usize, usize) -> bool) {
+        match self {
+            Matcher::Packed(s) => {
+                for m in s.find_iter(buf) {
+                    if !each(m.start(), m.end()) {
+                        return;
+                    }
+                }
+            }
+            Matcher::Automaton(a) => {
+                for m in a.find_iter(buf) {
+                    if !each(m.start(), m.end()) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
 
 /// The texts to hide and a matcher for all of them. `Debug` shows how
 /// many, never what.
 pub(crate) struct Masker {
     patterns: Vec<Zeroizing<Vec<u8>>>,
-    matcher: Option<AhoCorasick>,
+    matcher: Option<Matcher>,
 }
 
 impl std::fmt::Debug for Masker {
@@ -41,7 +95,15 @@ impl Masker {
     /// A masker hiding each of `values` (those of at least
     /// [`MIN_MASKED_LEN`] bytes) in all its [`forms`].
     pub(crate) fn new<'a>(values: impl IntoIterator<Item = &'a str>) -> Masker {
-        let mut patterns: Vec<Zeroizing<Vec<u8>>> = Vec::new();
+        Masker::with_patterns(Vec::new(), values)
+    }
+
+    /// `patterns` (already in every form) and each of `values` in all its
+    /// forms.
+    fn with_patterns<'a>(
+        mut patterns: Vec<Zeroizing<Vec<u8>>>,
+        values: impl IntoIterator<Item = &'a str>,
+    ) -> Masker {
         for value in values {
             if value.len() < MIN_MASKED_LEN {
                 continue;
@@ -52,13 +114,7 @@ impl Masker {
                 }
             }
         }
-        // The longest match at each position: a value and a longer value
-        // that starts with it are both hidden whole.
-        let matcher = AhoCorasick::builder()
-            .match_kind(MatchKind::LeftmostLongest)
-            .build(patterns.iter().map(|p| p.as_slice()))
-            .ok()
-            .filter(|_| !patterns.is_empty());
+        let matcher = Matcher::build(&patterns);
         Masker { patterns, matcher }
     }
 
@@ -92,16 +148,17 @@ impl Masker {
             buf.len() - self.partial_tail(buf)
         };
         let mut pos = 0;
-        for m in matcher.find_iter(buf) {
+        matcher.each(buf, |start, end| {
             // A match starting in the kept tail is found again, whole,
             // once more bytes arrive (or at the end).
-            if m.start() >= limit {
-                break;
+            if start >= limit {
+                return false;
             }
-            out.extend_from_slice(&buf[pos..m.start()]);
+            out.extend_from_slice(&buf[pos..start]);
             out.extend_from_slice(REDACTED);
-            pos = m.end();
-        }
+            pos = end;
+            true
+        });
         if pos < limit {
             out.extend_from_slice(&buf[pos..limit]);
             pos = limit;
@@ -164,25 +221,9 @@ impl SharedMasker {
             .0
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        // Rebuilt from the patterns (already in every form) and the new
-        // values' forms.
-        let mut all: Vec<Zeroizing<Vec<u8>>> = current.patterns.clone();
-        for v in values.iter().filter(|v| v.len() >= MIN_MASKED_LEN) {
-            for form in forms(v) {
-                if !all.iter().any(|p| **p == *form) {
-                    all.push(form);
-                }
-            }
-        }
-        let matcher = AhoCorasick::builder()
-            .match_kind(MatchKind::LeftmostLongest)
-            .build(all.iter().map(|p| p.as_slice()))
-            .ok()
-            .filter(|_| !all.is_empty());
-        *current = Arc::new(Masker {
-            patterns: all,
-            matcher,
-        });
+        let next =
+            Masker::with_patterns(current.patterns.clone(), values.iter().map(|v| v.as_str()));
+        *current = Arc::new(next);
     }
 
     fn current(&self) -> Arc<Masker> {
@@ -201,7 +242,7 @@ impl SharedMasker {
 /// reading, so the command sees a closed pipe as it would unmasked.
 pub(crate) fn pump(mut from: impl Read, mut to: impl Write, masker: SharedMasker) {
     let mut buf: Vec<u8> = Vec::with_capacity(CHUNK * 2);
-    let mut out: Vec<u8> = Vec::with_capacity(CHUNK * 2);
+    let mut out: Vec<u8> = Vec::with_capacity(CHUNK * 3);
     let mut chunk = vec![0u8; CHUNK];
     loop {
         let n = match from.read(&mut chunk) {

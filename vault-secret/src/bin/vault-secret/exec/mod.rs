@@ -30,6 +30,11 @@
 //!
 //! With any of them, the command runs as a child and `exec` stays:
 //!
+//! `--watch` checks each secret every `--watch-interval`: a KV v2 secret
+//! through its metadata (`<mount>/metadata/<path>`, which carries no value)
+//! when the token may read it, else by reading its value; one request per
+//! secret per interval, and the values read again only when a version moved.
+//!
 //! | Event | What `exec` does |
 //! |---|---|
 //! | a watched secret changes (`--watch`) | `--on-change restart` (default): `--stop-signal` (default SIGTERM), up to `--kill-timeout` (default 10s), SIGKILL, then the command again with the new values; `--on-change signal:NAME`: that signal, same process |
@@ -77,14 +82,17 @@ use clap::Args;
 use vault_secret::VaultClient;
 
 use crate::exec::env::{Request, SecretMap, SecretVar};
-use crate::exec::secrets::Secrets;
+use crate::exec::secrets::{Secrets, Versions};
 use crate::exec::supervisor::{OnChange, Options};
 use crate::exit::{Exit, Failure};
 
 /// The `--help` text after the flags: the supervision table and examples.
 const SUPERVISION_HELP: &str = "\
 Without --watch, --mask or --restart-on-exit the command replaces this process
-(same PID, signals and exit status). With any of them it runs as a child:
+(same PID, signals and exit status). With any of them it runs as a child.
+--watch checks each secret once per interval: a KV v2 secret's version through
+its metadata when the token may read <mount>/metadata/<path>, else its value.
+
 
   Event                         What exec does
   a watched secret changes      --on-change restart (default): --stop-signal,
@@ -151,7 +159,8 @@ pub(crate) struct ExecArgs {
     #[arg(long)]
     pass_credentials: bool,
 
-    /// Reads the secrets again every --watch-interval and acts on the
+    /// Checks the secrets every --watch-interval (a KV v2 secret through its
+    /// metadata when the token may read it, else its value) and acts on the
     /// command when they change (see --on-change).
     #[arg(long)]
     watch: bool,
@@ -347,25 +356,36 @@ pub(crate) async fn run(args: ExecArgs) -> Result<u8, Failure> {
         pass_credentials: args.pass_credentials,
     });
     let session = VaultClient::from_env().await?;
+    let versions = match plan.as_ref().and_then(|p| p.watch) {
+        Some(_) => Some(Versions::before_reading(&session, &request.paths()).await),
+        None => None,
+    };
     // One login; each distinct path read once, all of them at the same time.
     let read = session.read_many(&request.paths()).await;
+    let snapshot = read
+        .map_err(Failure::from)
+        .and_then(|values| request.snapshot(&values, &env::parent_has));
     let watching = plan.as_ref().and_then(|p| p.watch);
-    if watching.is_none() || read.is_err() {
+    if watching.is_none() || snapshot.is_err() {
         // The token is no longer needed: revoke it now, not after the
         // command exits (a token the user supplied is left alone).
         revoke(&session).await;
     }
-    let snapshot = request.snapshot(&read?, &env::parent_has)?;
+    let snapshot = snapshot?;
     tracing::info!(variables = ?snapshot.vars.keys().collect::<Vec<_>>(), "all secrets read; starting the command");
     let removed = request.removed();
     let Some(plan) = plan else {
         return hand_over(&args.command, &removed, snapshot);
     };
-    let secrets = match plan.watch {
-        Some(interval) => {
-            Secrets::poll_kv(session.clone(), Arc::clone(&request), snapshot, interval)
-        }
-        None => Secrets::fixed(snapshot),
+    let secrets = match (plan.watch, versions) {
+        (Some(interval), Some(versions)) => Secrets::poll_kv(
+            session.clone(),
+            Arc::clone(&request),
+            versions,
+            snapshot,
+            interval,
+        ),
+        _ => Secrets::fixed(snapshot),
     };
     let outcome = supervisor::run(&args.command, removed, secrets, &plan.options).await;
     if watching.is_some() {

@@ -88,6 +88,19 @@ impl Output {
         let masker = SharedMasker::new(&first.masked);
         let (out_read, stdout) = std::io::pipe()?;
         let (err_read, stderr) = std::io::pipe()?;
+        // Fewer, larger reads: the copy costs less than the switches
+        // between the command, this process and the reader of our output.
+        #[cfg(target_os = "linux")]
+        {
+            for read in [&out_read, &err_read] {
+                if let Err(e) = rustix::pipe::fcntl_setpipe_size(read, mask::CHUNK) {
+                    tracing::debug!(error = %e, "the output pipe keeps its size");
+                }
+            }
+            // Our own stdout too, when it is a pipe (a file or a terminal
+            // refuses; only the buffer grows, the reader sees no change).
+            let _ = rustix::pipe::fcntl_setpipe_size(std::io::stdout(), mask::CHUNK);
+        }
         let (tx, done) = mpsc::channel();
         for (read, is_stdout) in [(out_read, true), (err_read, false)] {
             let (tx, masker) = (tx.clone(), masker.clone());
