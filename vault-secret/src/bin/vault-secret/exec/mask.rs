@@ -137,9 +137,16 @@ impl Masker {
     /// Masks `buf` into `out`, and gives how many bytes of `buf` were
     /// consumed; the rest (a possible start of a secret) waits, unless
     /// `last`.
+    #[cfg(test)]
     pub(crate) fn mask(&self, buf: &[u8], last: bool, out: &mut Vec<u8>) -> usize {
+        self.mask_into(buf, last, &mut |part| out.extend_from_slice(part))
+    }
+
+    /// [`Masker::mask`], handing each part of the output to `emit` (a
+    /// chunk without a secret is one part, not copied).
+    fn mask_into(&self, buf: &[u8], last: bool, emit: &mut dyn FnMut(&[u8])) -> usize {
         let Some(matcher) = &self.matcher else {
-            out.extend_from_slice(buf);
+            emit(buf);
             return buf.len();
         };
         let limit = if last {
@@ -154,13 +161,13 @@ impl Masker {
             if start >= limit {
                 return false;
             }
-            out.extend_from_slice(&buf[pos..start]);
-            out.extend_from_slice(REDACTED);
+            emit(&buf[pos..start]);
+            emit(REDACTED);
             pos = end;
             true
         });
         if pos < limit {
-            out.extend_from_slice(&buf[pos..limit]);
+            emit(&buf[pos..limit]);
             pos = limit;
         }
         pos
@@ -240,27 +247,38 @@ impl SharedMasker {
 /// own per stream, so a slow reader of our output holds up neither the
 /// other stream nor signal handling. When `to` is closed (EPIPE) it stops
 /// reading, so the command sees a closed pipe as it would unmasked.
-pub(crate) fn pump(mut from: impl Read, mut to: impl Write, masker: SharedMasker) {
-    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK * 2);
-    let mut out: Vec<u8> = Vec::with_capacity(CHUNK * 3);
-    let mut chunk = vec![0u8; CHUNK];
+pub(crate) fn pump(mut from: impl Read, to: impl Write, masker: SharedMasker) {
+    // Small parts (around a `<redacted>`) are gathered; a part this large
+    // or larger is written as it is, without a copy.
+    let mut to = std::io::BufWriter::with_capacity(16 * 1024, to);
+    // The bytes kept from the last read, then the next read, in one buffer
+    // allocated once.
+    let mut buf = vec![0u8; 2 * CHUNK];
+    let mut held = 0;
     loop {
-        let n = match from.read(&mut chunk) {
+        if buf.len() < held + CHUNK {
+            buf.resize(held + CHUNK, 0);
+        }
+        let n = match from.read(&mut buf[held..held + CHUNK]) {
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(_) => 0,
         };
         let last = n == 0;
-        buf.extend_from_slice(&chunk[..n]);
-        out.clear();
-        let used = masker.current().mask(&buf, last, &mut out);
-        buf.drain(..used);
-        if !out.is_empty() && (to.write_all(&out).and_then(|()| to.flush())).is_err() {
+        let filled = held + n;
+        let mut written = Ok(());
+        let used = masker
+            .current()
+            .mask_into(&buf[..filled], last, &mut |part| {
+                if written.is_ok() {
+                    written = to.write_all(part);
+                }
+            });
+        if written.and_then(|()| to.flush()).is_err() || last {
             return;
         }
-        if last {
-            return;
-        }
+        buf.copy_within(used..filled, 0);
+        held = filled - used;
     }
 }
 

@@ -5,6 +5,7 @@
 
 use std::ffi::OsString;
 use std::io::PipeWriter;
+use std::os::fd::AsFd as _;
 use std::process::ExitStatus;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -107,10 +108,17 @@ impl Output {
             std::thread::Builder::new()
                 .name("exec-mask".into())
                 .spawn(move || {
-                    if is_stdout {
-                        mask::pump(read, std::io::stdout(), masker);
+                    // Our own descriptor, unbuffered: std's stdout buffers
+                    // by line, which would copy every chunk once more.
+                    let to = if is_stdout {
+                        std::io::stdout().as_fd().try_clone_to_owned()
                     } else {
-                        mask::pump(read, std::io::stderr(), masker);
+                        std::io::stderr().as_fd().try_clone_to_owned()
+                    };
+                    match to {
+                        Ok(fd) => mask::pump(read, std::fs::File::from(fd), masker),
+                        Err(_) if is_stdout => mask::pump(read, std::io::stdout(), masker),
+                        Err(_) => mask::pump(read, std::io::stderr(), masker),
                     }
                     let _ = tx.send(());
                 })?;
