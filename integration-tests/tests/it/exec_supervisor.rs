@@ -67,7 +67,9 @@ impl Running {
         tokio::spawn(async move {
             let mut lines = BufReader::new(err).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                let mut all = collected.lock().unwrap();
+                let mut all = collected
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 all.push_str(&line);
                 all.push('\n');
             }
@@ -80,7 +82,10 @@ impl Running {
     }
 
     fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
+        self.stderr
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// The next stdout line, waiting at most `timeout`.
@@ -181,7 +186,9 @@ async fn exec_gives_the_command_no_credential_of_any_method_unless_asked() {
     let root: Token = vault.root_token();
     let credential_names = vault_secret::variables::credentials("VAULT_CREDENTIALS");
     let secret = format!("GIVEN={path}#value");
-    let methods: Vec<(&str, Vec<(String, String)>, &[&str])> = vec![
+    // (method, its variables, the credentials --pass-credentials keeps)
+    type Method<'a> = (&'a str, Vec<(String, String)>, &'a [&'a str]);
+    let methods: Vec<Method<'_>> = vec![
         ("token", plain_vars(&vault, &root), &["VAULT_TOKEN"]),
         (
             "approle",
