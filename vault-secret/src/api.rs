@@ -38,6 +38,16 @@ struct Kv1Read {
     path: String,
 }
 
+/// `GET <mount>/metadata/<path>` (KV v2): the versions, never a value.
+#[derive(Endpoint)]
+#[endpoint(path = "{self.mount}/metadata/{self.path}")]
+struct Kv2MetadataRead {
+    #[endpoint(skip)]
+    mount: String,
+    #[endpoint(skip)]
+    path: String,
+}
+
 /// `GET sys/internal/ui/mounts/<path>`, as Vault's CLI uses to find a path's mount.
 #[derive(Endpoint)]
 #[endpoint(path = "sys/internal/ui/mounts/{self.path}")]
@@ -285,6 +295,29 @@ pub(crate) async fn kv2_read(
     let answer = t.send(&request, Some(token), Scope::Namespaced).await?;
     let inner: Kv2Data = data(&answer)?;
     Ok(inner.data.unwrap_or(Value::Null))
+}
+
+#[derive(Deserialize)]
+struct Kv2Metadata {
+    #[serde(default)]
+    current_version: Option<u64>,
+}
+
+/// KV v2: the secret's current version (`data.current_version`), from its
+/// metadata.
+pub(crate) async fn kv2_current_version(
+    t: &Transport,
+    token: &SecretString,
+    mount: &str,
+    path: &str,
+) -> Result<Option<u64>, ApiFailure> {
+    let request = Kv2MetadataRead {
+        mount: mount.to_owned(),
+        path: path.to_owned(),
+    };
+    let answer = t.send(&request, Some(token), Scope::Namespaced).await?;
+    let meta: Kv2Metadata = data(&answer)?;
+    Ok(meta.current_version)
 }
 
 /// KV v1: the secret's key/value mapping (`data`).
@@ -730,16 +763,6 @@ struct Kv2Versions {
     versions: Vec<u64>,
 }
 
-/// `GET <mount>/metadata/<path>` (KV v2).
-#[derive(Endpoint)]
-#[endpoint(path = "{self.mount}/metadata/{self.path}")]
-struct Kv2Metadata {
-    #[endpoint(skip)]
-    mount: String,
-    #[endpoint(skip)]
-    path: String,
-}
-
 /// A KV v2 version's metadata, as a write answers it and a read carries it
 /// in `data.metadata`; every field optional.
 #[derive(Debug, Default, Deserialize)]
@@ -873,27 +896,4 @@ pub(crate) async fn kv2_versions(
     t.send(&request, Some(token), Scope::Namespaced)
         .await
         .map(drop)
-}
-
-/// `metadata.current_version` of a KV v2 secret; `None` when it cannot be
-/// read (no `read` on the metadata path, no such secret).
-pub(crate) async fn kv2_current_version(
-    t: &Transport,
-    token: &SecretString,
-    mount: &str,
-    path: &str,
-) -> Option<u64> {
-    #[derive(Deserialize)]
-    struct Current {
-        current_version: Option<u64>,
-    }
-    let request = Kv2Metadata {
-        mount: mount.to_owned(),
-        path: path.to_owned(),
-    };
-    let answer = t
-        .send(&request, Some(token), Scope::Namespaced)
-        .await
-        .ok()?;
-    data::<Current>(&answer).ok()?.current_version
 }

@@ -237,6 +237,32 @@ impl VaultClient {
         value
     }
 
+    /// The current version of the KV v2 secret at `path` (`<mount>/<path>`;
+    /// a `?version=` or `#field` is ignored), from its metadata, which holds
+    /// no value: a cheap way to tell that a secret changed. `None` when the
+    /// mount is KV v1 or of unknown version, nothing is there, or the token
+    /// may not read `<mount>/metadata/<path>`: read the value then.
+    pub async fn kv_current_version(&self, path: &str) -> Result<Option<u64>, Error> {
+        let r = SecretRef::parse(path)?;
+        let inner = &*self.inner;
+        let namespace = self.config().namespace();
+        inner
+            .tokens
+            .with_token(&inner.transport, |authed| {
+                let r = &r;
+                async move {
+                    let cx = KvContext {
+                        transport: &inner.transport,
+                        token: &authed.token,
+                        mounts: &inner.mounts,
+                        namespace,
+                    };
+                    kv::current_version(&cx, r).await
+                }
+            })
+            .await
+    }
+
     /// Drops every cached version of `path` (`<mount>/<path>`, without
     /// `?version` or `#field`): the next read asks the server.
     pub fn invalidate(&self, path: impl AsRef<str>) {

@@ -161,6 +161,38 @@ pub(crate) async fn read_versioned(
     })
 }
 
+/// The current version of the KV v2 secret at `r`'s path, from its
+/// metadata, which holds no value. `None` when the mount is not known to be
+/// KV v2, nothing is there, or the token may not read the metadata: the
+/// caller reads the value instead, and that read says what is wrong.
+pub(crate) async fn current_version(
+    cx: &KvContext<'_>,
+    r: &SecretRef,
+) -> Result<Attempt<Option<u64>>, Error> {
+    let mount = match cx.mounts.mount_of(cx.transport, cx.token, r).await? {
+        Attempt::Done(mount) => mount,
+        Attempt::TokenRejected => return Ok(Attempt::TokenRejected),
+    };
+    let (Some(KvVersion::V2), Some(rest)) = (mount.version, r.below(&mount.path)) else {
+        return Ok(Attempt::Done(None));
+    };
+    match api::kv2_current_version(cx.transport, cx.token, &mount.path, rest).await {
+        Ok(version) => Ok(Attempt::Done(version)),
+        Err(failure) => match failure.status() {
+            Some(401 | 403) => Ok(if token::is_accepted(cx.transport, cx.token).await? {
+                Attempt::Done(None)
+            } else {
+                Attempt::TokenRejected
+            }),
+            Some(404) => Ok(Attempt::Done(None)),
+            _ => Err(failure.into_error(
+                cx.transport.address(),
+                &format!("{}/metadata/{rest}", mount.path),
+            )),
+        },
+    }
+}
+
 /// One read of one path with one token, and whether the server already
 /// said the token is good.
 struct Reader<'a> {

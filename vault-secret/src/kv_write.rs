@@ -540,9 +540,12 @@ impl Writer<'_> {
                 });
             }
             Some(400) if says(&failure, "check-and-set parameter did not match") => {
+                // Best effort: the token may not read the metadata.
                 let current =
                     api::kv2_current_version(cx.transport, cx.token, &target.mount, &target.rest)
-                        .await;
+                        .await
+                        .ok()
+                        .flatten();
                 return Err(Error::CasMismatch {
                     path: self.r.path.clone(),
                     expected: self.op.cas().and_then(Cas::expected),

@@ -33,6 +33,10 @@ pub struct Variable {
     /// Read when a client's settings and credentials are resolved (so a
     /// change to it must give other settings).
     pub resolution: bool,
+    /// Holds a credential or names a file holding one (a token, a secret
+    /// id, a JWT, a private key, the credentials secret): `vault-secret
+    /// exec` keeps these from the command it runs unless asked.
+    pub credential: bool,
 }
 
 const fn resolved(name: &'static str, meaning: &'static str, default: &'static str) -> Variable {
@@ -41,6 +45,15 @@ const fn resolved(name: &'static str, meaning: &'static str, default: &'static s
         meaning,
         default,
         resolution: true,
+        credential: false,
+    }
+}
+
+/// [`resolved`], and a credential.
+const fn credential(name: &'static str, meaning: &'static str, default: &'static str) -> Variable {
+    Variable {
+        credential: true,
+        ..resolved(name, meaning, default)
     }
 }
 
@@ -87,7 +100,7 @@ pub const VAULT_CLIENT_CERT: Variable = resolved(
     "none",
 );
 /// The client certificate's PEM private key (with `VAULT_CLIENT_CERT`).
-pub const VAULT_CLIENT_KEY: Variable = resolved(
+pub const VAULT_CLIENT_KEY: Variable = credential(
     "VAULT_CLIENT_KEY",
     "the client certificate's PEM private key (with VAULT_CLIENT_CERT)",
     "none",
@@ -117,31 +130,31 @@ pub const VAULT_MAX_RETRIES: Variable = resolved(
     "2",
 );
 /// The credentials secret: a JSON mapping of the keys below.
-pub const VAULT_CREDENTIALS: Variable = resolved(
+pub const VAULT_CREDENTIALS: Variable = credential(
     "VAULT_CREDENTIALS",
     "the credentials: a JSON mapping of the keys below; when set, it wins as a whole over the variables below, the config file and ~/.vault-token",
     "the variables below",
 );
 /// The credentials secret as the local context (the workflow library's layout) spells it.
-pub const PREFECT_VAULT_CREDENTIALS: Variable = resolved(
+pub const PREFECT_VAULT_CREDENTIALS: Variable = credential(
     "PREFECT__CONTEXT__SECRETS__VAULT_CREDENTIALS",
     "compatibility: VAULT_CREDENTIALS as the workflow library's local context spells it",
     "unset",
 );
 /// A token.
-pub const VAULT_TOKEN: Variable = resolved(
+pub const VAULT_TOKEN: Variable = credential(
     "VAULT_TOKEN",
     "a token, when there is no VAULT_CREDENTIALS variable; beats the config file's and ~/.vault-token",
     "~/.vault-token, when no method is configured elsewhere",
 );
 /// AppRole's role id.
-pub const VAULT_ROLE_ID: Variable = resolved(
+pub const VAULT_ROLE_ID: Variable = credential(
     "VAULT_ROLE_ID",
     "AppRole's role id (with VAULT_SECRET_ID), when there is no VAULT_CREDENTIALS",
     "none",
 );
 /// AppRole's secret id.
-pub const VAULT_SECRET_ID: Variable = resolved(
+pub const VAULT_SECRET_ID: Variable = credential(
     "VAULT_SECRET_ID",
     "AppRole's secret id (with VAULT_ROLE_ID), when there is no VAULT_CREDENTIALS",
     "none",
@@ -171,7 +184,7 @@ pub const VAULT_KUBE_AUTH_PATH: Variable = resolved(
     "kubernetes",
 );
 /// The Kubernetes service-account token file.
-pub const VAULT_KUBE_TOKEN_FILE: Variable = resolved(
+pub const VAULT_KUBE_TOKEN_FILE: Variable = credential(
     "VAULT_KUBE_TOKEN_FILE",
     "the Kubernetes service-account token file, when there is no VAULT_CREDENTIALS",
     DEFAULT_KUBE_TOKEN_FILE,
@@ -189,13 +202,13 @@ pub const VAULT_JWT_PATH: Variable = resolved(
     "jwt",
 );
 /// The JWT itself.
-pub const VAULT_JWT: Variable = resolved(
+pub const VAULT_JWT: Variable = credential(
     "VAULT_JWT",
     "the JWT to log in with (GitLab: set it from the job's id_tokens variable), when there is no VAULT_CREDENTIALS",
     "VAULT_JWT_FILE",
 );
 /// A file holding the JWT.
-pub const VAULT_JWT_FILE: Variable = resolved(
+pub const VAULT_JWT_FILE: Variable = credential(
     "VAULT_JWT_FILE",
     "a file holding the JWT, when there is no VAULT_CREDENTIALS",
     "in GitHub Actions, a fresh token from its endpoint",
@@ -213,7 +226,7 @@ pub const ACTIONS_ID_TOKEN_REQUEST_URL: Variable = resolved(
     "unset: no token fetched",
 );
 /// The bearer token for GitHub Actions' OIDC token endpoint.
-pub const ACTIONS_ID_TOKEN_REQUEST_TOKEN: Variable = resolved(
+pub const ACTIONS_ID_TOKEN_REQUEST_TOKEN: Variable = credential(
     "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
     "the bearer token for that endpoint (GitHub sets it)",
     "unset: no token fetched",
@@ -279,6 +292,24 @@ pub fn resolution() -> impl Iterator<Item = &'static Variable> + Clone {
     ALL.iter().filter(|v| v.resolution)
 }
 
+/// The names of every variable holding a credential (or a file of one):
+/// those declared [`credential`](Variable::credential), and, for a
+/// credentials secret not named `VAULT_CREDENTIALS`, that name and its
+/// compatibility spelling. `vault-secret exec` removes them from the
+/// environment of the command it runs.
+pub fn credentials(secret: &str) -> Vec<String> {
+    let mut names: Vec<String> = ALL
+        .iter()
+        .filter(|v| v.credential)
+        .map(|v| v.name.to_owned())
+        .collect();
+    if secret != DEFAULT_CREDENTIALS_SECRET {
+        names.push(secret.to_owned());
+        names.push(format!("{}{secret}", secret_core::DEFAULT_ENV_PREFIX));
+    }
+    names
+}
+
 /// The declaration of `name`, if the library reads it.
 pub fn find(name: &str) -> Option<&'static Variable> {
     ALL.iter().find(|v| v.name == name)
@@ -292,6 +323,36 @@ mod tests {
 
     use super::*;
     use crate::VaultClient;
+
+    #[test]
+    fn credentials_cover_every_method_and_a_renamed_secret() {
+        let names = credentials("VAULT_CREDENTIALS");
+        for name in [
+            "VAULT_TOKEN",
+            "VAULT_CREDENTIALS",
+            "PREFECT__CONTEXT__SECRETS__VAULT_CREDENTIALS",
+            "VAULT_ROLE_ID",
+            "VAULT_SECRET_ID",
+            "VAULT_KUBE_TOKEN_FILE",
+            "VAULT_JWT",
+            "VAULT_JWT_FILE",
+            "VAULT_CLIENT_KEY",
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+        ] {
+            assert!(names.iter().any(|n| n == name), "{name} in {names:?}");
+        }
+        for not in ["VAULT_ADDR", "VAULT_APPROLE_PATH", "HOME", "VAULT_CACERT"] {
+            assert!(!names.iter().any(|n| n == not), "{not} in {names:?}");
+        }
+        let renamed = credentials("APP_VAULT");
+        assert!(renamed.iter().any(|n| n == "APP_VAULT"));
+        assert!(
+            renamed
+                .iter()
+                .any(|n| n == "PREFECT__CONTEXT__SECRETS__APP_VAULT")
+        );
+        assert_eq!(renamed.len(), names.len() + 2);
+    }
 
     #[test]
     fn names_are_declared_once() {

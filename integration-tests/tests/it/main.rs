@@ -12,6 +12,7 @@ mod cli;
 pub mod cli_binary;
 mod cli_inputs;
 mod client;
+mod exec_supervisor;
 mod faults;
 mod fuzz_inputs;
 mod ha;

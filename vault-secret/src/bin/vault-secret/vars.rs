@@ -19,6 +19,37 @@ pub(crate) fn is_env_name(name: &str) -> bool {
 /// The rule [`is_env_name`] checks, for messages.
 pub(crate) const ENV_NAME_RULE: &str = "letters, digits and `_`, not starting with a digit";
 
+/// Variables that change what a command runs or how it loads (the program
+/// search path, the dynamic loader, shell start-up files, interpreters'
+/// options and module paths, git's hooks and the home directory): a
+/// secret's keys may not set them, since whoever may write the secret
+/// would choose what runs. Names ending in `*` are prefixes.
+pub(crate) const DANGEROUS_NAMES: &[&str] = &[
+    "PATH",
+    "LD_*",
+    "DYLD_*",
+    "BASH_ENV",
+    "ENV",
+    "IFS",
+    "PS4",
+    "SHELLOPTS",
+    "NODE_OPTIONS",
+    "PYTHON*",
+    "PERL5*",
+    "RUBYOPT",
+    "JAVA_TOOL_OPTIONS",
+    "GIT_*",
+    "HOME",
+];
+
+/// Whether `name` is one of [`DANGEROUS_NAMES`].
+pub(crate) fn is_dangerous(name: &str) -> bool {
+    DANGEROUS_NAMES.iter().any(|d| match d.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => name == *d,
+    })
+}
+
 /// The text a JSON value becomes in a variable: a string as it is, anything
 /// else (number, boolean, list, mapping, null) as compact JSON.
 pub(crate) fn env_text(value: &Value) -> Zeroizing<String> {
@@ -70,6 +101,20 @@ pub(crate) fn mapping_vars(
             .with_hint(format!(
                 "read that key on its own instead: --secret NAME='{secret}#{key}' for exec, \
                  or `vault-secret get '{secret}#{key}'`"
+            )));
+        }
+        if is_dangerous(&name) {
+            return Err(Failure::new(
+                Exit::Config,
+                format!(
+                    "secret `{secret}` has the key `{key}`, which would set `{name}`: a \
+                     variable that changes what a command runs or loads, so a secret's keys \
+                     may not set it"
+                ),
+            )
+            .with_hint(format!(
+                "to set it on purpose, name it yourself: --secret {name}='{secret}#{key}' \
+                 for exec; or give exec a --secret-map PREFIX"
             )));
         }
         let text = env_text(&map[key]);
@@ -160,6 +205,61 @@ mod tests {
                 assert!(!message.contains("hunter2"), "{message}");
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn dangerous_names_are_refused_naming_secret_and_key_never_the_value() {
+        for bad in [
+            "PATH",
+            "LD_PRELOAD",
+            "DYLD_INSERT_LIBRARIES",
+            "BASH_ENV",
+            "ENV",
+            "IFS",
+            "PS4",
+            "SHELLOPTS",
+            "NODE_OPTIONS",
+            "PYTHONPATH",
+            "PERL5OPT",
+            "RUBYOPT",
+            "JAVA_TOOL_OPTIONS",
+            "GIT_SSH_COMMAND",
+            "HOME",
+        ] {
+            assert!(is_dangerous(bad), "{bad}");
+            let map: Map<String, Value> =
+                serde_json::from_value(serde_json::json!({ bad: "/tmp/evil" })).unwrap();
+            match mapping_vars("secret/db", &map, "") {
+                Err(Failure::Error {
+                    exit,
+                    message,
+                    hint,
+                }) => {
+                    assert_eq!(exit, Exit::Config);
+                    assert!(message.contains("`secret/db`"), "{message}");
+                    assert!(message.contains(&format!("`{bad}`")), "{message}");
+                    assert!(!message.contains("/tmp/evil"), "{message}");
+                    let hint = hint.unwrap_or_default();
+                    assert!(
+                        hint.contains(&format!("--secret {bad}='secret/db#{bad}'")),
+                        "{hint}"
+                    );
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+            // Behind a prefix the name is harmless.
+            assert!(mapping_vars("secret/db", &map, "APP_").is_ok(), "{bad}");
+        }
+        for fine in [
+            "PATHS",
+            "MY_PATH",
+            "HOMEDIR",
+            "ENVIRONMENT",
+            "LDAP_URL",
+            "GITHUB_TOKEN",
+        ] {
+            assert!(!is_dangerous(fine), "{fine}");
         }
     }
 
