@@ -17,6 +17,7 @@
 //! | max staleness | 5 min past the TTL |
 //! | refresh-ahead | the last twentieth of the TTL (at most half of it) |
 //! | TTL of an explicit version (`?version=N`) | 1 h |
+//! | refresh wait (past the TTL, before a stale value) | 100 ms |
 //!
 //! # Semantics
 //!
@@ -28,12 +29,28 @@
 //! - **Refresh-ahead**: in the last part of the TTL, one read starts a single
 //!   background refresh while every read keeps getting the cached value, so
 //!   a hot secret never makes a reader wait after its first read.
-//! - **Stale if error**: when refreshing a value fails with a *transient*
-//!   error (the server unreachable or timing out, a 5xx answer, sealed, a
-//!   standby during a leader election) and the value is at most the max
-//!   staleness past its TTL, that value is served, counted in
-//!   [`CacheStats::stale_served`], and logged at DEBUG with its path and age
-//!   (never the value).
+//! - **Stale while the server is away**: past the TTL, and at most the max
+//!   staleness past it, a value can still be served:
+//!   - a read whose value needs a refresh waits for that refresh at most
+//!     [`refresh_wait`](CacheOptions::refresh_wait) (100 ms, counted from the
+//!     refresh's start), then gets the cached value while the refresh goes
+//!     on in the background;
+//!   - when a refresh fails with a *transient* error (the server
+//!     unreachable or timing out, a 5xx answer, sealed, a standby during a
+//!     leader election), the reads that waited for it get the cached value,
+//!     and the server is taken to be **away**: from then on, every read of
+//!     every entry of this client past its TTL is served the cached value
+//!     at once, without a request;
+//!   - while it is away, one background refresh at a time (the *probe*)
+//!     asks the server again, started by a read once the gap since the last
+//!     probe is over: 250 ms, doubling with each failed probe up to 5 s, and
+//!     at most half the TTL;
+//!   - the first answer from the server (a value, or a 403 or 404) ends it:
+//!     reads past their TTL refresh again.
+//!
+//!   Each value served stale is counted in [`CacheStats::stale_served`] and
+//!   logged at DEBUG with its path and age (never the value); the failure
+//!   that made the server away is logged once, at DEBUG.
 //! - **An explicit version** (`?version=N`) cannot change, so it is refreshed
 //!   only once per its own, longer TTL; that refresh is what finds out it
 //!   was deleted or destroyed.
@@ -41,6 +58,29 @@
 //!   bypass the cache, which replaces the entry with the server's answer.
 //!   [`CacheStats`] counts hits, misses, refreshes, stale values served and
 //!   errors.
+//!
+//! # An outage, step by step
+//!
+//! A client with a TTL of 2 s, many readers of one secret, the server
+//! killed at 10 s, restarted (sealed) at 15 s and unsealed at 17 s:
+//!
+//! | Time | The server | A read |
+//! |---|---|---|
+//! | before 10 s | answers | a hit; a refresh ahead of expiry every 1.9 s, nobody waiting |
+//! | 10 s | killed | still a hit: the value is within its TTL |
+//! | 11.9 s | down | still a hit; the refresh ahead of expiry starts, and retries |
+//! | 12 s | down | past the TTL: served at once, stale (the refresh under way started more than the refresh wait ago) |
+//! | about 12.5 s | down | the refresh fails after its retries: the server is away |
+//! | 12 s to 17 s | down, then sealed | served at once, stale; a probe every 0.25, 0.5, 1, 1, 1 s ... fails |
+//! | 17 s | unsealed | the next probe gets the value: fresh reads resume |
+//! | after | answers | hits within the TTL; a value changed meanwhile is read within about one TTL |
+//!
+//! Had the outage begun past the refresh-ahead window, the first read past
+//! the TTL would have waited at most the refresh wait (100 ms), then been
+//! served stale while its refresh failed in the background. No read ever
+//! waits for the transport's retries; a read of a secret not cached (or
+//! past the max staleness) still asks the server, and fails as a client
+//! without a cache would, with the error naming the server and the path.
 //!
 //! # What is never cached or hidden
 //!

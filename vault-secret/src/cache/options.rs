@@ -13,7 +13,7 @@ use std::time::Duration;
 /// |---|---|---|
 /// | [`ttl`](Self::ttl) | 5 min | a rotated value, a revoked policy or a deleted secret is seen at the next refresh; a Vault read is a cheap request, not a billed call as in AWS (1 h) |
 /// | [`max_entries`](Self::max_entries) | 1,024 | as AWS's Java, Python and Go clients |
-/// | [`max_stale`](Self::max_stale) | 5 min | bridges a restart, an unseal or a leader election; stale values are served only on transient failures |
+/// | [`max_stale`](Self::max_stale) | 5 min | bridges a restart, an unseal or a leader election; stale values are served only while the server is away or slow, never over a 403 or 404 |
 /// | [`refresh_ahead`](Self::refresh_ahead) | a twentieth of the TTL | about one request per TTL for a hot secret (a refresh every 0.95 TTL), none of its readers waiting |
 /// | [`version_ttl`](Self::version_ttl) | 1 h | an explicit KV v2 version never changes; its refresh only finds out whether it was deleted |
 /// | [`refresh_wait`](Self::refresh_wait) | 100 ms | a few round trips to a healthy server, far below a connect timeout; past it a read is served the cached value while the refresh goes on |
@@ -79,8 +79,10 @@ impl CacheOptions {
 
     /// How long past its TTL a value may still be served when refreshing it
     /// fails with a transient error (the server unreachable, timing out,
-    /// answering 5xx, sealed, or electing a leader). Zero turns stale values
-    /// off.
+    /// answering 5xx, sealed, or electing a leader), while the server is
+    /// away after such a failure, or while a refresh takes longer than
+    /// [`refresh_wait`](Self::refresh_wait). Zero turns stale values off
+    /// (and with them the refresh wait: a read waits for its refresh).
     pub fn with_max_stale(mut self, max_stale: Duration) -> Self {
         self.max_stale = max_stale;
         self
