@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tracing::Instrument;
 
+use crate::blocking::ClientRuntime;
 use crate::builder::ClientBuilder;
 use crate::cache::{Cache, CacheKey};
 use crate::credentials::Credentials;
@@ -82,6 +83,8 @@ struct Inner {
     mounts: MountCache,
     /// Reads go through it when the builder turned it on.
     cache: Option<Cache>,
+    /// Where synchronous calls run, started by the first one.
+    runtime: ClientRuntime,
 }
 
 impl fmt::Debug for VaultClient {
@@ -118,6 +121,7 @@ impl VaultClient {
                 tokens: Tokens::new(credentials),
                 mounts: MountCache::default(),
                 cache: cache.map(Cache::new),
+                runtime: ClientRuntime::default(),
             }),
         })
     }
@@ -154,6 +158,18 @@ impl VaultClient {
     /// Whether `self` and `other` are clones of one client (share its state).
     pub fn shares_state_with(&self, other: &VaultClient) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// Runs `call` to completion from synchronous code, on this client's
+    /// own runtime (started by the first such call, stopped with the
+    /// client), so that every synchronous call reuses its connections. See
+    /// [`crate::blocking`].
+    pub(crate) fn block_on<T, F>(&self, call: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = Result<T, Error>> + Send + 'static,
+    {
+        self.inner.runtime.run(call)
     }
 
     /// How many clones of this client exist (the default-client map evicts
