@@ -21,8 +21,10 @@ mod harness_selftest;
 mod lifecycle;
 mod mount_detection;
 mod pipeline;
+mod proxy;
 mod server_shapes;
 pub mod support;
+mod sync_calls;
 // Shared with the canary's own binary.
 #[path = "../common/log_capture.rs"]
 pub mod log_capture;
