@@ -319,8 +319,9 @@ async fn no_value_in_logs_or_debug_and_a_stale_read_logs_its_path_and_age() {
 
     vault.seal().await;
     let mark = capture.len();
-    // Past the TTL: the refresh fails (sealed, transient), the value is
-    // served stale and one DEBUG line says so.
+    // Past the TTL: the refresh meets a sealed server (transient) and
+    // retries; past the refresh wait the value is served stale, and one
+    // DEBUG line says so.
     tokio::time::sleep(Duration::from_millis(400)).await;
     let stale = client.read(&path).await.unwrap();
     assert_eq!(stale.expose_secret(), CANARY);
@@ -357,9 +358,11 @@ async fn no_value_in_logs_or_debug_and_a_stale_read_logs_its_path_and_age() {
     let stats = client.cache_stats().unwrap();
     assert_eq!((stats.hits, stats.misses), (2, 2), "{stats:?}");
     assert_eq!((stats.refreshes, stats.stale_served), (3, 1), "{stats:?}");
-    // The stale read's and the bypassing read's (and the background
-    // refresh's, on a machine too slow to end it before the seal).
-    assert!((2..=3).contains(&stats.errors), "{stats:?}");
+    // The bypassing read's; the stale read's refresh goes on in the
+    // background past the refresh wait, through the transport's retries,
+    // and may end after the unseal (no error) or before it; the refresh
+    // ahead of expiry fails on a machine too slow to end it before the seal.
+    assert!((1..=3).contains(&stats.errors), "{stats:?}");
     shown.push(format!("{stats:?} {client:?}"));
 
     // (The stale line above shows the capture works; spans of callsites
