@@ -449,12 +449,19 @@ impl Cache {
             sweep(state, options, now);
         }
         let ttl = options.lifetime(key.version);
-        let cached = state
-            .store
-            .touch(key)
-            .map(|entry| (entry.value.clone(), entry.age(now)));
-        if let Some((value, age)) = cached {
+        let age = state.store.touch(key).map(|entry| entry.age(now));
+        // Copied only for a read that returns it now: a copy is a value
+        // to wipe.
+        let value = |state: &State| {
+            state
+                .store
+                .peek(key)
+                .map(|entry| entry.value.clone())
+                .unwrap_or_default()
+        };
+        if let Some(age) = age {
             if age < ttl {
+                let value = value(state);
                 inner.hits.fetch_add(1, Ordering::Relaxed);
                 let due = age >= ttl - options.window(ttl);
                 if due && let Some(flight) = self.start_refresh(state, key, now) {
@@ -464,6 +471,7 @@ impl Cache {
             }
             if !options.max_stale().is_zero() && age <= ttl + options.max_stale() {
                 if state.away.is_some() {
+                    let value = value(state);
                     let probe = self.start_refresh(state, key, now);
                     return Found::Stale { value, age, probe };
                 }
@@ -477,10 +485,8 @@ impl Cache {
                     None => Found::LeadOrStale(self.start_flight(state, key)),
                 };
             }
-            // Past max staleness: a miss like any other.
-            let mut value = value;
-            secret_core::zeroize_json(&mut value);
         }
+        // No value, or one past max staleness: a miss like any other.
         inner.misses.fetch_add(1, Ordering::Relaxed);
         match state.flights.get(key) {
             Some(pending) => Found::Wait(pending.outcome.clone()),

@@ -181,7 +181,9 @@ pub struct CacheStats {
     /// Reads answered with a value past its TTL: refreshing it failed with
     /// a transient error, the server was away (a refresh of the client had
     /// failed so, and no probe had got an answer since), or the refresh took
-    /// longer than [`refresh_wait`](CacheOptions::refresh_wait).
+    /// longer than [`refresh_wait`](CacheOptions::refresh_wait). A read
+    /// served at once while the server is away counts here only, not as a
+    /// hit or a miss.
     pub stale_served: u64,
     /// Loads that failed (each load once, however many readers shared it).
     pub errors: u64,
