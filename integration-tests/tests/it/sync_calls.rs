@@ -24,9 +24,9 @@ const HANDFUL: usize = 4;
 /// A server with `<mount>/app` holding `{"password": "sync-value"}`, the
 /// secret's path, and the environment of a root-token client.
 fn setup() -> (tokio::runtime::Runtime, DevVault, String, secret_core::Env) {
-    let rt = tokio::runtime::Runtime::new().unwrap();
+    let rt = tokio::runtime::Runtime::new().expect("a runtime");
     let (vault, mount) = rt.block_on(async {
-        let vault = DevVault::shared().await.unwrap();
+        let vault = DevVault::shared().await.expect("the shared server");
         let mount = vault.kv_mount(KvVersion::V2).await;
         vault
             .kv_put(&format!("{mount}/app"), json!({"password": "sync-value"}))
@@ -47,14 +47,14 @@ where
     let plain = call.clone();
     let answers = std::thread::spawn(move || (0..PLAIN).map(|_| plain()).collect::<Vec<_>>())
         .join()
-        .unwrap();
+        .expect("the plain thread's calls");
     assert!(answers.iter().all(|a| a == expected), "plain thread");
     // What `#[tokio::main]` expands to: a multi-thread runtime blocking on
     // the async main.
     let main = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .unwrap();
+        .expect("a runtime");
     let in_task = call.clone();
     let answers = main.block_on(async move { (0..IN_TASK).map(|_| in_task()).collect::<Vec<_>>() });
     assert!(
@@ -65,7 +65,7 @@ where
         let mut answers = Vec::new();
         for _ in 0..SPAWN_BLOCKING {
             let call = call.clone();
-            answers.push(tokio::task::spawn_blocking(call).await.unwrap());
+            answers.push(tokio::task::spawn_blocking(call).await.expect("the call"));
         }
         answers
     });
