@@ -13,7 +13,11 @@
 //!
 //! The raw GET (`common/raw.rs`) sends the headers the library sends, so the
 //! ratios measure the library's own work, not a header the server handles.
-//! - a warm read allocates under 256 KiB in all (counted with `dhat`).
+//! - a warm read allocates under 256 KiB in all (counted with `dhat`);
+//! - `VaultSecret::run_blocking()` from a plain thread, sequential, is at most
+//!   1.10x a raw GET through an HTTP client (and a runtime) the thread holds
+//!   (the median of 500 paired rounds): synchronous calls reuse the default
+//!   client's runtime and connections rather than open one per call.
 
 // A benchmark stops at the first failure, like a test.
 #![allow(clippy::unwrap_used)]
@@ -44,6 +48,60 @@ const ROUNDS: usize = 500;
 const PAIRED_ROUNDS: usize = 1000;
 /// Pairs of throughput runs.
 const THROUGHPUT_RUNS: usize = 15;
+
+/// Paired rounds of `run_blocking()` against a raw GET.
+const BLOCKING_ROUNDS: usize = 500;
+
+/// `VaultSecret::run_blocking()` against a raw GET through an HTTP client and
+/// a runtime held by the same plain thread: ABBA rounds as `paired::abba`,
+/// timed from synchronous code. Returns the median ratio and each side's
+/// median time.
+async fn blocking_vs_raw(server: &harness::Server, env: &Env) -> (f64, Duration, Duration) {
+    let url = format!("{}/v1/secret/data/bench/app", server.addr());
+    let (token, env) = (server.root_token().to_owned(), env.clone());
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    // A plain thread (no runtime on it), as a synchronous program's main.
+    std::thread::spawn(move || {
+        let held = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let raw_get = raw::RawGet::new(url, &token);
+        let raw_once = || held.block_on(raw_get.once());
+        let secret = VaultSecret::new("secret/bench/app#user").env(env);
+        let blocking_once = || {
+            assert_eq!(secret.run_blocking().unwrap().expose_secret(), "u");
+        };
+        for _ in 0..20 {
+            raw_once(); // warm-up
+            blocking_once();
+        }
+        let time = |f: &dyn Fn()| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        };
+        let (mut ratios, mut a_times, mut b_times) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..BLOCKING_ROUNDS {
+            let a1 = time(&blocking_once);
+            let b1 = time(&raw_once);
+            let b2 = time(&raw_once);
+            let a2 = time(&blocking_once);
+            ratios.push((a1 + a2).as_secs_f64() / (b1 + b2).as_secs_f64());
+            a_times.extend([a1, a2]);
+            b_times.extend([b1, b2]);
+        }
+        ratios.sort_by(f64::total_cmp);
+        a_times.sort();
+        b_times.sort();
+        let _ = tx.send((
+            ratios[BLOCKING_ROUNDS / 2],
+            a_times[a_times.len() / 2],
+            b_times[b_times.len() / 2],
+        ));
+    });
+    rx.await.unwrap()
+}
 
 struct Figures {
     median: Duration,
@@ -257,6 +315,14 @@ async fn main() {
         format!("32 concurrent readers (median of {THROUGHPUT_RUNS})")
     );
 
+    let (blocking_paired, blocking_median, raw_sync_median) = blocking_vs_raw(&server, &env).await;
+    println!(
+        "{:<44} median {:>9.3} ms   raw GET {:>9.3} ms   ratio {blocking_paired:.3} (median of {BLOCKING_ROUNDS} paired rounds)",
+        "run_blocking(), plain thread, sequential",
+        blocking_median.as_secs_f64() * 1e3,
+        raw_sync_median.as_secs_f64() * 1e3,
+    );
+
     let overhead = warm.median.saturating_sub(raw.median);
     let mut ok = true;
     let mut check = |what: String, pass: bool| {
@@ -286,6 +352,12 @@ async fn main() {
             warm.bytes_per_op
         ),
         warm.bytes_per_op < 256 * 1024,
+    );
+    check(
+        format!(
+            "run_blocking() / raw GET from a plain thread, paired median {blocking_paired:.3} (target <= 1.10)"
+        ),
+        blocking_paired <= 1.10,
     );
     drop(server);
     if !ok {

@@ -147,9 +147,17 @@ impl SecretLoad {
         }
     }
 
-    /// [`load`](Self::load) from synchronous code, inside a runtime or not.
+    /// [`load`](Self::load) from synchronous code, inside a runtime or not:
+    /// on the caller's client's own runtime (reusing its connections), or,
+    /// for a one-shot client, on a runtime for the call.
     pub(crate) fn load_blocking(&self) -> Result<Option<Map<String, Value>>, Error> {
-        crate::blocking::run(|| self.load())
+        match &self.client {
+            Some(client) => {
+                let load = self.clone();
+                client.block_on(async move { load.load().await })
+            }
+            None => crate::blocking::run(|| self.load()),
+        }
     }
 
     /// Reads the secret and places its values: the tree to add at the top

@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tracing::Instrument;
 
+use crate::blocking::ClientRuntime;
 use crate::cache::{Cache, CacheKey};
 use crate::credentials::Credentials;
 use crate::kv::{self, KvContext};
@@ -23,7 +24,10 @@ use crate::{CacheOptions, CacheStats, Error, VaultConfig, batch};
 /// A Vault client a service builds once and holds.
 ///
 /// It owns its HTTP transport (connection pool, retries, timeouts), its
-/// token and the token's lifetime, and what it learned about mounts.
+/// token and the token's lifetime, and what it learned about mounts; and,
+/// from its first synchronous call (`VaultSecret::run_blocking`, figment,
+/// config-rs), a runtime on a thread of its own that runs those calls on
+/// the same connections and stops when the client is dropped.
 /// Clones are cheap and share all of it (an `Arc` inside): clone a client
 /// into each task or request handler rather than building one per use.
 /// Two clients built separately share nothing, not even a login.
@@ -81,6 +85,8 @@ struct Inner {
     mounts: MountCache,
     /// Reads go through it when the builder turned it on.
     cache: Option<Cache>,
+    /// Where synchronous calls run, started by the first one.
+    runtime: ClientRuntime,
 }
 
 impl fmt::Debug for VaultClient {
@@ -106,6 +112,7 @@ impl VaultClient {
                 tokens: Tokens::new(credentials),
                 mounts: MountCache::default(),
                 cache: cache.map(Cache::new),
+                runtime: ClientRuntime::default(),
             }),
         })
     }
@@ -128,6 +135,18 @@ impl VaultClient {
     /// The token and its lifetime.
     pub(crate) fn tokens(&self) -> &Tokens {
         &self.inner.tokens
+    }
+
+    /// Runs `call` to completion from synchronous code, on this client's
+    /// own runtime (started by the first such call, stopped with the
+    /// client), so that every synchronous call reuses its connections. See
+    /// [`crate::blocking`].
+    pub(crate) fn block_on<T, F>(&self, call: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = Result<T, Error>> + Send + 'static,
+    {
+        self.inner.runtime.run(call)
     }
 
     /// How many clones of this client exist (the default-client map evicts

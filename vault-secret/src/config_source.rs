@@ -42,8 +42,11 @@ use crate::adapter::SecretLoad;
 /// retries), whose token is revoked once the read is over; or with the
 /// caller's [`client`](Self::client), left as it is. The synchronous
 /// [`Source::collect`](config::Source::collect) works from a plain
-/// `fn main` and from inside an async runtime alike (there the read runs on
-/// a thread of its own rather than block a runtime's worker).
+/// `fn main` and from inside an async runtime alike. With the caller's
+/// client the read runs on that client's own runtime thread, so repeated
+/// collects reuse its connections; a one-shot client's read runs on a
+/// runtime of its own (on a thread of its own inside an async runtime,
+/// rather than block a runtime's worker).
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct VaultConfigSource {

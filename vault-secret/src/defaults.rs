@@ -26,7 +26,8 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::builder::ClientBuilder;
-use crate::{Error, VaultClient};
+use crate::client::VaultClient;
+use crate::error::Error;
 
 /// How many default clients the process keeps.
 pub(crate) const CAPACITY: usize = 32;
@@ -62,9 +63,7 @@ fn lock() -> std::sync::MutexGuard<'static, Clients> {
 /// The default client for `builder`'s settings and credentials.
 pub(crate) async fn client_for(builder: &ClientBuilder) -> Result<VaultClient, Error> {
     let fingerprint = fingerprint(builder);
-    if let Some(f) = fingerprint
-        && let Some(client) = lock().recent(f)
-    {
+    if let Some(client) = fingerprint.and_then(|f| lock().recent(f)) {
         return Ok(client);
     }
     let (config, credentials) = builder.resolve().await?;
@@ -94,6 +93,16 @@ pub(crate) async fn client_for(builder: &ClientBuilder) -> Result<VaultClient, E
         clients.remember(f, key);
     }
     Ok(client)
+}
+
+/// [`client_for`] from synchronous code: the client resolved from the same
+/// variables in the last [`RESOLVED_FOR`] without a runtime, else a
+/// resolution on a runtime of its own (see [`crate::blocking::run`]).
+pub(crate) fn client_for_blocking(builder: &ClientBuilder) -> Result<VaultClient, Error> {
+    if let Some(client) = fingerprint(builder).and_then(|f| lock().recent(f)) {
+        return Ok(client);
+    }
+    crate::blocking::run(|| client_for(builder))
 }
 
 /// Revokes the tokens the default clients behind

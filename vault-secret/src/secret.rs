@@ -122,14 +122,21 @@ impl VaultSecret {
     /// [`run`](Self::run) from synchronous code: a plain `fn main`, a
     /// thread of a `spawn_blocking` call, or a library callback.
     ///
-    /// With no runtime on the calling thread it drives one of its own there;
-    /// with one (tokio offers no way to tell an async task from a
-    /// `spawn_blocking` thread without risking a panic), the read runs on a
-    /// thread of its own and this thread waits. It never deadlocks, but
-    /// inside an async task it holds that task's thread for the read: use
+    /// The read runs on the client's own runtime thread (the
+    /// [`client`](Self::client) given, else the default client for these
+    /// settings), started by the first synchronous call and stopped with the
+    /// client, while this thread waits: every call reuses the client's
+    /// connections. It works from any thread and never deadlocks, but inside
+    /// an async task it holds that task's thread for the read: use
     /// `run().await` there.
     pub fn run_blocking(&self) -> Result<SecretValue, Error> {
-        crate::blocking::run(|| self.run())
+        let r = self.secret_ref()?;
+        let client = match &self.client {
+            Some(client) => client.clone(),
+            None => defaults::client_for_blocking(&self.builder)?,
+        };
+        let (reader, kv) = (client.clone(), self.kv_version);
+        client.block_on(async move { reader.read_ref(&r, kv).await })
     }
 
     /// Writes `data` as the secret's whole key/value mapping, the

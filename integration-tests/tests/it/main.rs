@@ -23,9 +23,11 @@ mod http_contract;
 mod lifecycle;
 mod mount_detection;
 mod pipeline;
+mod proxy;
 mod security;
 mod server_shapes;
 pub mod support;
+mod sync_calls;
 // Shared with the canary's own binary.
 #[path = "../common/log_capture.rs"]
 pub mod log_capture;

@@ -13,9 +13,10 @@ use std::time::Duration;
 /// |---|---|---|
 /// | [`ttl`](Self::ttl) | 5 min | a rotated value, a revoked policy or a deleted secret is seen at the next refresh; a Vault read is a cheap request, not a billed call as in AWS (1 h) |
 /// | [`max_entries`](Self::max_entries) | 1,024 | as AWS's Java, Python and Go clients |
-/// | [`max_stale`](Self::max_stale) | 5 min | bridges a restart, an unseal or a leader election; stale values are served only on transient failures |
+/// | [`max_stale`](Self::max_stale) | 5 min | bridges a restart, an unseal or a leader election; stale values are served only while the server is away or slow, never over a 403 or 404 |
 /// | [`refresh_ahead`](Self::refresh_ahead) | a twentieth of the TTL | about one request per TTL for a hot secret (a refresh every 0.95 TTL), none of its readers waiting |
 /// | [`version_ttl`](Self::version_ttl) | 1 h | an explicit KV v2 version never changes; its refresh only finds out whether it was deleted |
+/// | [`refresh_wait`](Self::refresh_wait) | 100 ms | a few round trips to a healthy server, far below a connect timeout; past it a read is served the cached value while the refresh goes on |
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CacheOptions {
     ttl: Duration,
@@ -23,6 +24,7 @@ pub struct CacheOptions {
     max_stale: Duration,
     refresh_ahead: Option<Duration>,
     version_ttl: Duration,
+    refresh_wait: Duration,
 }
 
 impl CacheOptions {
@@ -34,6 +36,8 @@ impl CacheOptions {
     pub const DEFAULT_MAX_STALE: Duration = Duration::from_secs(5 * 60);
     /// The default [`version_ttl`](Self::version_ttl): 1 hour.
     pub const DEFAULT_VERSION_TTL: Duration = Duration::from_secs(60 * 60);
+    /// The default [`refresh_wait`](Self::refresh_wait): 100 milliseconds.
+    pub const DEFAULT_REFRESH_WAIT: Duration = Duration::from_millis(100);
 
     /// The defaults (see the table above).
     pub fn new() -> Self {
@@ -43,6 +47,7 @@ impl CacheOptions {
             max_stale: Self::DEFAULT_MAX_STALE,
             refresh_ahead: None,
             version_ttl: Self::DEFAULT_VERSION_TTL,
+            refresh_wait: Self::DEFAULT_REFRESH_WAIT,
         }
     }
 
@@ -74,8 +79,10 @@ impl CacheOptions {
 
     /// How long past its TTL a value may still be served when refreshing it
     /// fails with a transient error (the server unreachable, timing out,
-    /// answering 5xx, sealed, or electing a leader). Zero turns stale values
-    /// off.
+    /// answering 5xx, sealed, or electing a leader), while the server is
+    /// away after such a failure, or while a refresh takes longer than
+    /// [`refresh_wait`](Self::refresh_wait). Zero turns stale values off
+    /// (and with them the refresh wait: a read waits for its refresh).
     pub fn with_max_stale(mut self, max_stale: Duration) -> Self {
         self.max_stale = max_stale;
         self
@@ -116,6 +123,24 @@ impl CacheOptions {
         self.version_ttl
     }
 
+    /// How long a read of a value past its TTL waits for the refresh of that
+    /// value before it is served the cached value (when that is at most
+    /// [`max_stale`](Self::max_stale) past its TTL) while the refresh goes
+    /// on in the background. Keep it below the connect timeout: it is what
+    /// a read may lose to a server that stopped answering, before the
+    /// refresh has failed. Zero serves the cached value at once whenever a
+    /// refresh is needed.
+    pub fn with_refresh_wait(mut self, refresh_wait: Duration) -> Self {
+        self.refresh_wait = refresh_wait;
+        self
+    }
+
+    /// How long a read past its TTL waits for the refresh before it is
+    /// served the cached value.
+    pub fn refresh_wait(&self) -> Duration {
+        self.refresh_wait
+    }
+
     /// The TTL of a key: [`version_ttl`](Self::version_ttl) when it names a
     /// version.
     pub(super) fn lifetime(&self, version: Option<u64>) -> Duration {
@@ -153,8 +178,12 @@ pub struct CacheStats {
     /// Loads that replaced a value readers were still getting: background
     /// refreshes ahead of expiry and reads that bypassed the cache.
     pub refreshes: u64,
-    /// Reads answered with a value past its TTL because refreshing it failed
-    /// with a transient error.
+    /// Reads answered with a value past its TTL: refreshing it failed with
+    /// a transient error, the server was away (a refresh of the client had
+    /// failed so, and no probe had got an answer since), or the refresh took
+    /// longer than [`refresh_wait`](CacheOptions::refresh_wait). A read
+    /// served at once while the server is away counts here only, not as a
+    /// hit or a miss.
     pub stale_served: u64,
     /// Loads that failed (each load once, however many readers shared it).
     pub errors: u64,
@@ -173,6 +202,7 @@ mod tests {
         assert_eq!(o.refresh_ahead(), Duration::from_secs(15));
         assert_eq!(o.version_ttl(), Duration::from_secs(3600));
         assert_eq!(o.window(o.version_ttl()), Duration::from_secs(180));
+        assert_eq!(o.refresh_wait(), Duration::from_millis(100));
     }
 
     #[test]

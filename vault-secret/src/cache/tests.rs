@@ -4,6 +4,7 @@
 use super::*;
 use futures_util::FutureExt;
 use serde_json::json;
+use std::pin::Pin;
 use std::sync::atomic::AtomicUsize;
 use tokio::sync::Semaphore;
 
@@ -703,11 +704,212 @@ async fn serving_stale_logs_the_path_and_age_at_debug_never_the_value() {
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .clone();
-    assert_eq!(logged.len(), 1, "{logged:?}");
-    let line = &logged[0];
+    let stale: Vec<&String> = logged
+        .iter()
+        .filter(|l| l.contains("serving a stale cached secret"))
+        .collect();
+    assert_eq!(stale.len(), 1, "{logged:?}");
+    let line = stale[0];
     assert!(line.starts_with("DEBUG "), "{line}");
     assert!(line.contains("path=secret/app"), "{line}");
     assert!(line.contains("age_ms=62000"), "{line}");
-    assert!(line.contains("connection refused"), "the reason: {line}");
-    assert!(!line.contains("hunter2"), "{line}");
+    // The path and age only: the reason is logged once, when the server
+    // goes away.
+    assert!(!line.contains("connection refused"), "{line}");
+    for line in &logged {
+        assert!(line.starts_with("DEBUG "), "{line}");
+        assert!(!line.contains("hunter2"), "{line}");
+    }
+}
+
+/// A load that waits for a permit of `gate`, then answers `result`.
+fn gated(
+    gate: &Arc<Semaphore>,
+    loads: &Loads,
+    result: Result<Value, Error>,
+) -> impl FnOnce() -> Pin<Box<dyn Future<Output = Result<Value, Error>> + Send>> + Send + 'static {
+    let (gate, count) = (gate.clone(), loads.0.clone());
+    move || {
+        count.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move {
+            let _permit = gate.acquire().await;
+            result
+        })
+    }
+}
+
+#[tokio::test]
+async fn once_a_refresh_failed_every_entry_is_served_stale_at_once_and_one_probe_runs() {
+    let (cache, clock) = cache(options());
+    let loads = Loads::default();
+    let (a, b) = (key("secret/a"), key("secret/b"));
+    for k in [&a, &b] {
+        cache
+            .get(k.clone(), loads.value(json!({"p": k.path.clone()})))
+            .await
+            .expect("first read");
+    }
+    clock.advance(TTL + Duration::from_secs(1));
+    // The refresh of `a` fails: stale, and the server is away.
+    let v = cache.get(a.clone(), loads.answer(Err(transport()))).await;
+    assert_eq!(v.ok(), Some(json!({"p": "secret/a"})));
+    assert!(cache.is_away());
+    assert_eq!(loads.count(), 3);
+    // `b` is served at once, without a request: the probe's gap is not over.
+    let gate = Arc::new(Semaphore::new(0));
+    let v = cache
+        .get(b.clone(), gated(&gate, &loads, Ok(json!({"p": "x"}))))
+        .await;
+    assert_eq!(v.ok(), Some(json!({"p": "secret/b"})));
+    assert_eq!(
+        loads.count(),
+        3,
+        "no request before the probe's gap is over"
+    );
+    // After it, one read starts the probe and every read is served at once.
+    clock.advance(FIRST_PROBE_GAP);
+    for k in [&b, &a, &b] {
+        let v = cache
+            .get(k.clone(), gated(&gate, &loads, Err(transport())))
+            .await;
+        assert_eq!(v.ok(), Some(json!({"p": k.path.clone()})));
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(loads.count(), 4, "one probe at a time");
+    // The probe fails: the next waits twice as long.
+    gate.add_permits(1);
+    while cache
+        .inner
+        .lock()
+        .away
+        .as_ref()
+        .is_some_and(|a| a.probe.is_some())
+    {
+        tokio::task::yield_now().await;
+    }
+    clock.advance(FIRST_PROBE_GAP);
+    let v = cache
+        .get(a.clone(), loads.value(json!({"p": "new-a"})))
+        .await;
+    assert_eq!(v.ok(), Some(json!({"p": "secret/a"})));
+    assert_eq!(loads.count(), 4, "the second gap is twice the first");
+    clock.advance(FIRST_PROBE_GAP);
+    // The probe succeeds: fresh reads resume.
+    let v = cache
+        .get(a.clone(), loads.value(json!({"p": "new-a"})))
+        .await;
+    assert_eq!(v.ok(), Some(json!({"p": "secret/a"})));
+    while cache.is_away() {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(loads.count(), 5);
+    let v = cache
+        .get(a.clone(), loads.value(json!({"p": "newer"})))
+        .await;
+    assert_eq!(v.ok(), Some(json!({"p": "new-a"})), "fresh from the probe");
+    let v = cache
+        .get(b.clone(), loads.value(json!({"p": "new-b"})))
+        .await;
+    assert_eq!(v.ok(), Some(json!({"p": "new-b"})), "b refreshed at once");
+    let stats = cache.stats();
+    assert_eq!(stats.stale_served, 7, "{stats:?}");
+    assert_eq!(stats.errors, 2, "{stats:?}");
+}
+
+#[tokio::test]
+async fn a_read_past_its_ttl_waits_at_most_the_refresh_wait() {
+    let wait = Duration::from_millis(50);
+    let (cache, clock) = cache(options().with_refresh_wait(wait));
+    let loads = Loads::default();
+    let a = key("secret/a");
+    cache
+        .get(a.clone(), loads.value(json!({"p": "old"})))
+        .await
+        .expect("first read");
+    clock.advance(TTL);
+    let gate = Arc::new(Semaphore::new(0));
+    let started = std::time::Instant::now();
+    let v = cache
+        .get(a.clone(), gated(&gate, &loads, Ok(json!({"p": "new"}))))
+        .await;
+    let waited = started.elapsed();
+    assert_eq!(v.ok(), Some(json!({"p": "old"})));
+    assert!(waited >= wait && waited < wait * 10, "{waited:?}");
+    // Past the refresh's wait, a read is served at once.
+    let started = std::time::Instant::now();
+    let v = cache.get(a.clone(), loads.value(json!({"p": "own"}))).await;
+    assert_eq!(v.ok(), Some(json!({"p": "old"})));
+    assert!(started.elapsed() < wait, "{:?}", started.elapsed());
+    assert!(!cache.is_away(), "slow is not away");
+    // The refresh went on in the background; its answer is the next read's.
+    gate.add_permits(1);
+    while cache.inner.lock().flights.contains_key(&a) {
+        tokio::task::yield_now().await;
+    }
+    let v = cache.get(a.clone(), loads.value(json!({"p": "own"}))).await;
+    assert_eq!(v.ok(), Some(json!({"p": "new"})));
+    assert_eq!(loads.count(), 2);
+    assert_eq!(cache.stats().stale_served, 2);
+}
+
+#[tokio::test]
+async fn a_refresh_answered_in_time_is_the_reads_answer() {
+    let (cache, clock) = cache(options());
+    let loads = Loads::default();
+    let a = key("secret/a");
+    cache
+        .get(a.clone(), loads.value(json!({"p": "old"})))
+        .await
+        .expect("first read");
+    clock.advance(TTL);
+    let v = cache.get(a.clone(), loads.value(json!({"p": "new"}))).await;
+    assert_eq!(v.ok(), Some(json!({"p": "new"})));
+    let v = cache.get(a, loads.answer(Err(not_found()))).await;
+    assert_eq!(v.ok(), Some(json!({"p": "new"})), "within the TTL again");
+    assert_eq!(cache.stats().stale_served, 0);
+}
+
+#[tokio::test]
+async fn a_403_from_the_probe_ends_stale_serving_for_its_path() {
+    let (cache, clock) = cache(options());
+    let loads = Loads::default();
+    let (a, b) = (key("secret/a"), key("secret/b"));
+    for k in [&a, &b] {
+        cache
+            .get(k.clone(), loads.value(json!({"p": "kept"})))
+            .await
+            .expect("first read");
+    }
+    clock.advance(TTL + Duration::from_secs(1));
+    let v = cache.get(a.clone(), loads.answer(Err(sealed()))).await;
+    assert_eq!(v.ok(), Some(json!({"p": "kept"})));
+    assert!(cache.is_away());
+    // The server is back, and the policy no longer grants `a`: the probe's
+    // 403 drops it, and says the server answers.
+    clock.advance(FIRST_PROBE_GAP);
+    let v = cache
+        .get(a.clone(), loads.answer(Err(permission_denied())))
+        .await;
+    assert_eq!(v.ok(), Some(json!({"p": "kept"})), "the probe runs behind");
+    while cache.is_away() {
+        tokio::task::yield_now().await;
+    }
+    let v = cache
+        .get(a.clone(), loads.answer(Err(permission_denied())))
+        .await;
+    assert!(matches!(v, Err(Error::PermissionDenied { .. })), "{v:?}");
+    let v = cache.get(b, loads.value(json!({"p": "fresh"}))).await;
+    assert_eq!(v.ok(), Some(json!({"p": "fresh"})));
+}
+
+#[test]
+fn probes_back_off_to_five_seconds_and_half_the_ttl() {
+    let ttl = Duration::from_secs(300);
+    let gaps: Vec<u128> = (1..=7).map(|n| probe_gap(n, ttl).as_millis()).collect();
+    assert_eq!(gaps, [250, 500, 1000, 2000, 4000, 5000, 5000]);
+    assert_eq!(probe_gap(u32::MAX, ttl), MAX_PROBE_GAP);
+    assert_eq!(
+        probe_gap(3, Duration::from_secs(1)),
+        Duration::from_millis(500)
+    );
 }
