@@ -28,6 +28,9 @@
 //!   [`SecretChain`](secret_core::SecretChain) after the local context.
 //! - `VaultProvider` (feature `figment`) and `VaultConfigSource` (feature
 //!   `config`): secrets in a figment `Figment` or a config-rs `Config`.
+//! - [`VaultClient::lease`]: dynamic secrets (database credentials, PKI
+//!   certificates) whose [lease](lease) the client renews, replaces before
+//!   it ends and revokes at shutdown.
 //! - [`VaultConfig`]: the address, namespace, TLS and timeouts;
 //!   [`variables`] lists every environment variable read.
 //! - `testing` (feature `testing`): a throwaway dev server and a mock for
@@ -88,6 +91,7 @@ mod input;
 mod inspect;
 mod jwt;
 mod kv;
+pub mod lease;
 mod mounts;
 mod path;
 mod secret;
@@ -107,11 +111,14 @@ pub use config::{DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, VaultConfig};
 #[cfg(feature = "config")]
 pub use config_source::VaultConfigSource;
 pub use credentials::{DEFAULT_CREDENTIALS_SECRET, DEFAULT_KUBE_TOKEN_FILE};
-pub use error::{AuthAttempt, Cause, ConfigKind, Error, IncompleteMethod, TransportKind};
+pub use error::{
+    AuthAttempt, Cause, ConfigKind, Error, IncompleteMethod, LeaseLostKind, ReadApi, TransportKind,
+};
 #[cfg(feature = "figment")]
 pub use figment_provider::VaultProvider;
 pub use inspect::{Health, TokenInfo};
 pub use jwt::JwtClaims;
+pub use lease::{LeaseEvent, LeaseInfo, LeaseLost, LeaseOptions, LeasedSecret};
 pub use mounts::{KvVersion, MountReport};
 pub use secret::VaultSecret;
 pub use source::VaultSource;
