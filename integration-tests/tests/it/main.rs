@@ -18,6 +18,7 @@ mod ha;
 // `pub` so the harness's `pub` items count as reachable (unreachable_pub).
 pub mod harness;
 mod harness_selftest;
+mod leases;
 mod lifecycle;
 mod mount_detection;
 mod pipeline;

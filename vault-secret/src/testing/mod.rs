@@ -107,7 +107,9 @@
 //! ([`CertCredentials`]: a test CA, a cert role and a client certificate,
 //! made with the `openssl` command), [`namespace`](DevVault::namespace),
 //! [`audit_requests`](DevVault::audit_requests) ([`AuditLog`]: how many
-//! requests a piece of code made). [`DevVault::admin`] gives an [`Admin`]
+//! requests a piece of code made), [`database`](DevVault::database)
+//! ([`DatabaseRole`]: OpenBao's database engine against a throwaway
+//! [`Postgres`], for dynamic secrets). [`DevVault::admin`] gives an [`Admin`]
 //! client for any other call. They panic, naming the call and the server's
 //! answer, when the server refuses.
 //!
@@ -144,6 +146,7 @@ mod jwt;
 mod kube;
 mod launch;
 mod mock;
+mod postgres;
 mod process;
 mod provision;
 mod raft;
@@ -162,6 +165,7 @@ pub use error::{Error, ErrorKind};
 pub use jwt::{ACTIONS_DEFAULT_AUDIENCE, ActionsRequest, JwtCredentials, JwtSigner};
 pub use kube::{KubeFixture, ServiceAccount, service_account_jwt};
 pub use mock::{MockAnswer, MockRequest, MockVault};
+pub use postgres::{DatabaseRole, Postgres};
 pub use server::{DevVault, DevVaultBuilder};
 
 /// A name nobody else uses, safe for mount paths, policy, role and
