@@ -404,7 +404,7 @@ async fn a_non_renewable_lease_is_rotated_not_renewed() {
 }
 
 #[tokio::test]
-async fn a_refused_lease_is_published_as_lost_and_a_denial_names_the_capability() {
+async fn a_denial_names_the_capability_and_an_unknown_role_is_named() {
     let (vault, db, client) = setup(60, 120, LeaseOptions::new()).await;
     // A token without the policy.
     let stranger = VaultClient::builder()
@@ -454,6 +454,47 @@ async fn a_lease_revoked_behind_the_clients_back_is_replaced_at_its_renewal() {
     let new_user = creds_log_in(pg, &lease).await.unwrap();
     assert_ne!(new_user, old_user);
     client.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_policy_taken_away_mid_lease_is_published_as_lost_denied() {
+    let vault = DevVault::shared().await.expect("a dev server");
+    let pg = postgres().await;
+    let db = vault
+        .database(pg, Duration::from_secs(3), Duration::from_secs(4))
+        .await;
+    let policy = vault.policy("leases", &db.policy()).await;
+    let token = vault.token(&[&policy]).await;
+    let client = VaultClient::builder()
+        .env(vault.env_for(&token))
+        .build()
+        .await
+        .unwrap();
+    let lease = client.lease(db.creds_path()).await.unwrap();
+    // The policy no longer allows the path (the `default` policy still
+    // allows renewals, until the max TTL forces a new issue).
+    vault
+        .admin()
+        .put(
+            &format!("sys/policies/acl/{policy}"),
+            &json!({ "policy": r#"path "sys/nothing" { capabilities = ["read"] }"# }),
+        )
+        .await
+        .expect_ok("policy");
+    let mut changes = lease.changes();
+    let event = wait_for(&mut changes, Duration::from_secs(6), |e| {
+        matches!(e, LeaseEvent::Lost(_) | LeaseEvent::Rotated(_))
+    })
+    .await;
+    let LeaseEvent::Lost(lost) = event else {
+        panic!("{event:?}");
+    };
+    assert_eq!(lost.kind, LeaseLostKind::Denied);
+    assert!(lost.reason.contains(&db.creds_path()), "{}", lost.reason);
+    vault
+        .admin()
+        .put("sys/leases/revoke", &json!({ "lease_id": lease.lease().id }))
+        .await;
 }
 
 #[tokio::test]
