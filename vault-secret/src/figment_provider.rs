@@ -40,6 +40,13 @@ use crate::adapter::SecretLoad;
 /// with the caller's [`client`](Self::client), left as it is. It works
 /// from a plain `fn main` and from inside an async runtime alike (there the
 /// read runs on a thread of its own rather than block a runtime's worker).
+///
+/// A dynamic secret (a path outside KV, such as `database/creds/app`) is
+/// refused with [`Error::WrongEngine`](crate::Error::WrongEngine) naming
+/// [`VaultClient::lease`](crate::VaultClient::lease): a configuration is
+/// loaded once, and credentials whose lease nobody renews, or that die with
+/// the load's token, would be revoked under the service without a word.
+/// Issue them with `lease` and keep the handle.
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct VaultProvider {

@@ -108,7 +108,10 @@ async fn wait_for(
         match tokio::time::timeout_at(deadline, changes.changed()).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => panic!("the change stream ended"),
-            Err(_) => panic!("no such event within {within:?}; last: {:?}", *changes.borrow()),
+            Err(_) => panic!(
+                "no such event within {within:?}; last: {:?}",
+                *changes.borrow()
+            ),
         }
     }
 }
@@ -231,7 +234,10 @@ async fn shutdown_revokes_every_lease_and_their_database_users() {
     ];
     assert_eq!(live_leases(&vault, &db.creds_path()).await.len(), 2);
     client.shutdown().await.unwrap();
-    assert_eq!(live_leases(&vault, &db.creds_path()).await, Vec::<Value>::new());
+    assert_eq!(
+        live_leases(&vault, &db.creds_path()).await,
+        Vec::<Value>::new()
+    );
     let roles = pg.login_roles().unwrap();
     for user in &users {
         assert!(!roles.contains(user), "{user} left in pg_roles: {roles:?}");
@@ -263,7 +269,10 @@ async fn close_revokes_now_and_detach_leaves_the_lease_to_its_ttl() {
     detached.detach();
     drop(detached);
     client.shutdown().await.unwrap();
-    assert!(lookup(&vault, &id).await.is_success(), "a detached lease lives its TTL");
+    assert!(
+        lookup(&vault, &id).await.is_success(),
+        "a detached lease lives its TTL"
+    );
     vault
         .admin()
         .put("sys/leases/revoke", &json!({ "lease_id": id }))
@@ -336,7 +345,10 @@ async fn a_lease_held_through_a_server_crash_keeps_its_credentials_and_renews_af
     vault.kill();
     // The renewal falls due (12 to 13.3 s in) while the server is down.
     tokio::time::sleep(Duration::from_secs(14)).await;
-    assert_eq!(*changes.borrow_and_update(), LeaseEvent::Issued(lease.lease()));
+    assert_eq!(
+        *changes.borrow_and_update(),
+        LeaseEvent::Issued(lease.lease())
+    );
     assert_eq!(creds_log_in(pg, &lease).await.unwrap(), user);
     vault.restart().await;
     vault.unseal().await;
@@ -421,7 +433,10 @@ async fn a_denial_names_the_capability_and_an_unknown_role_is_named() {
     else {
         panic!("{err:?}");
     };
-    assert_eq!((*capability, policy_path.as_str()), ("read", db.creds_path().as_str()));
+    assert_eq!(
+        (*capability, policy_path.as_str()),
+        ("read", db.creds_path().as_str())
+    );
     assert!(err.to_string().contains("needs `read` on"), "{err}");
     // A role that does not exist.
     let err = client
@@ -493,7 +508,10 @@ async fn a_policy_taken_away_mid_lease_is_published_as_lost_denied() {
     assert!(lost.reason.contains(&db.creds_path()), "{}", lost.reason);
     vault
         .admin()
-        .put("sys/leases/revoke", &json!({ "lease_id": lease.lease().id }))
+        .put(
+            "sys/leases/revoke",
+            &json!({ "lease_id": lease.lease().id }),
+        )
         .await;
 }
 
@@ -536,4 +554,61 @@ async fn kv_paths_and_leased_paths_point_at_each_other() {
     );
     // The lost kind's words are stable for messages.
     assert_eq!(LeaseLostKind::Expired.to_string(), "expired");
+}
+
+#[tokio::test]
+async fn the_cli_prints_a_dynamic_secret_and_leaves_its_lease_to_its_ttl() {
+    let (vault, db, _client) = setup(60, 120, LeaseOptions::new()).await;
+    let pg = postgres().await;
+    let policy = vault.policy("leases-cli", &db.policy()).await;
+    let token = vault.token(&[&policy]).await;
+    let vars = vault.env_vars_for(&token);
+    let whole = crate::cli_binary::run(&["get", "-v", &db.creds_path()], vars.clone())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&whole.stderr);
+    assert!(whole.status.success(), "{stderr}");
+    let printed: Value = serde_json::from_slice(&whole.stdout).expect("JSON on stdout");
+    let (user, password) = (
+        printed["username"].as_str().unwrap(),
+        printed["password"].as_str().unwrap(),
+    );
+    log_in(pg, user, password).await.unwrap();
+    // The lease line on stderr at -v: id, duration, renewable; no value.
+    assert!(
+        stderr.contains(&db.creds_path())
+            && stderr.contains("duration_s=60")
+            && stderr.contains("renewable=true"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(password), "{stderr}");
+    // Not revoked when the command ends: it lives its TTL.
+    assert_eq!(live_leases(&vault, &db.creds_path()).await.len(), 1);
+    let field = crate::cli_binary::run(&["get", &format!("{}#username", db.creds_path())], vars)
+        .await
+        .unwrap();
+    assert!(field.status.success());
+    assert!(String::from_utf8_lossy(&field.stdout).starts_with("v-"));
+    assert_eq!(String::from_utf8_lossy(&field.stderr), "");
+    vault
+        .admin()
+        .put(
+            &format!("sys/leases/revoke-prefix/{}", db.creds_path()),
+            &json!({}),
+        )
+        .await;
+}
+
+#[tokio::test]
+async fn config_adapters_refuse_a_leased_path_with_the_hint() {
+    let (vault, db, _client) = setup(60, 120, LeaseOptions::new()).await;
+    let policy = vault.policy("leases-cfg", &db.policy()).await;
+    let token = vault.token(&[&policy]).await;
+    let provider = vault_secret::VaultProvider::new(db.creds_path()).env(vault.env_for(&token));
+    let err = figment::Figment::from(provider)
+        .extract::<Value>()
+        .unwrap_err();
+    assert!(err.to_string().contains("VaultClient::lease"), "{err}");
+    // Nothing was issued.
+    assert!(live_leases(&vault, &db.creds_path()).await.is_empty());
 }

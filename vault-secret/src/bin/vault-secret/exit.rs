@@ -66,6 +66,7 @@ impl Exit {
             | Error::Credentials { .. }
             | Error::NoCredentials { .. }
             | Error::InvalidPath { .. }
+            | Error::WrongEngine { .. }
             // The credentials lookup through the local context failed
             // (a malformed config file, a variable that is not UTF-8).
             | Error::Secret(_) => Exit::Config,
@@ -74,8 +75,11 @@ impl Exit {
             | Error::FieldNotFound { .. }
             | Error::VersionDeleted { .. }
             | Error::VersionDestroyed { .. } => Exit::NotFound,
-            Error::PermissionDenied { .. } => Exit::Denied,
-            Error::Sealed { .. } | Error::Server { .. } | Error::Transport { .. } => Exit::Server,
+            Error::PermissionDenied { .. } | Error::LeaseDenied { .. } => Exit::Denied,
+            Error::Sealed { .. }
+            | Error::Server { .. }
+            | Error::Transport { .. }
+            | Error::LeaseLost { .. } => Exit::Server,
             // A variant added to the library after this table was written.
             _ => Exit::Other,
         }
