@@ -87,7 +87,7 @@ async fn setup(
         .lease_options(options)
         .build()
         .await
-        .unwrap();
+        .expect("a client");
     (vault, db, client)
 }
 
