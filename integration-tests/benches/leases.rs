@@ -64,31 +64,46 @@ async fn logs_in(pg: &Postgres, lease: &LeasedSecret) -> Result<(), String> {
             .build()
             .map_err(|e| e.to_string())?;
         runtime.block_on(async move {
+            let describe = |e: tokio_postgres::Error| match e.as_db_error() {
+                Some(db) => format!("{}: {}", db.code().code(), db.message()),
+                None => e.to_string(),
+            };
             let (client, connection) = config
                 .connect(tokio_postgres::NoTls)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(describe)?;
             let connection = tokio::spawn(connection);
             let result = client.simple_query("SELECT 1").await.map(drop);
             drop(client);
             let _ = connection.await;
-            result.map_err(|e| e.to_string())
+            result.map_err(describe)
         })
     })
     .await
     .map_err(|e| e.to_string())?
 }
 
-/// Counts a lease's renewals and rotations from its change stream.
+/// Counts a lease's renewals, rotations and losses from its change stream
+/// (printing the first losses' reasons).
 fn count_events(lease: &LeasedSecret, renewed: Arc<AtomicU64>, rotated: Arc<AtomicU64>) {
+    static LOST: AtomicU64 = AtomicU64::new(0);
     let mut changes = lease.changes();
     tokio::spawn(async move {
         while changes.changed().await.is_ok() {
             match &*changes.borrow_and_update() {
-                LeaseEvent::Renewed(_) => renewed.fetch_add(1, Ordering::Relaxed),
-                LeaseEvent::Rotated(_) => rotated.fetch_add(1, Ordering::Relaxed),
-                _ => 0,
-            };
+                LeaseEvent::Renewed(_) => {
+                    renewed.fetch_add(1, Ordering::Relaxed);
+                }
+                LeaseEvent::Rotated(_) => {
+                    rotated.fetch_add(1, Ordering::Relaxed);
+                }
+                LeaseEvent::Lost(lost) => {
+                    if LOST.fetch_add(1, Ordering::Relaxed) < 3 {
+                        eprintln!("lost ({}): {}", lost.kind, lost.reason);
+                    }
+                }
+                _ => {}
+            }
         }
     });
 }
@@ -197,10 +212,15 @@ async fn main() {
     );
     let sweep: Vec<Result<(), String>> = futures_util::stream::iter(&leases)
         .map(|lease| logs_in(&pg, lease))
-        .buffer_unordered(4)
+        .buffer_unordered(2)
         .collect()
         .await;
     let swept_lapses = sweep.iter().filter(|r| r.is_err()).count();
+    println!(
+        "after the final logins: {} renewals, {} rotations",
+        renewed.load(Ordering::Relaxed),
+        rotated.load(Ordering::Relaxed)
+    );
     for e in sweep.iter().filter_map(|r| r.as_ref().err()).take(3) {
         eprintln!("sweep lapse: {e}");
     }

@@ -16,8 +16,9 @@ use crate::token::TokenLife;
 /// The longest wait between two attempts to issue a lost secret anew.
 const LOST_RETRY: Duration = Duration::from_secs(30);
 
-/// A renewal that grants this much less than asked means the max TTL is near.
-const SHORT_GRANT: Duration = Duration::from_secs(1);
+/// A renewal that grants less than this part of what was asked means the
+/// max TTL is near (the server rounds grants to whole seconds).
+const SHORT_GRANT: f64 = 0.9;
 
 /// The next step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +79,10 @@ pub(super) fn plan(
     } else if facts.renewable && !facts.exhausted {
         let at = facts.info_issued + facts.duration.mul_f64(options.renew_fraction());
         (at.checked_sub(facts.jitter).unwrap_or(at), Action::Renew)
+    } else if facts.exhausted {
+        // The max TTL is near: replace now, with all the time left to do
+        // it (many leases issued together reach it together).
+        (now, Action::Rotate)
     } else {
         let lead = rotation_lead(options, facts.first_duration);
         let at = facts.info_expires.checked_sub(lead).unwrap_or(now);
@@ -113,14 +118,18 @@ fn jitter(duration: Duration) -> Duration {
     duration / 10 * u32::try_from(draw).unwrap_or(0) / 1000
 }
 
-/// The credentials and lease of a fresh issue.
+/// The credentials and lease of a fresh issue, asked for at `asked_at`:
+/// the lease is counted from when the request left, not from when the
+/// answer came (the server counts from when it got it), so a slow answer
+/// never makes the lease look longer than it is.
 pub(super) fn current_of(
     request: &IssueRequest,
     issued: &Issued,
-    first_duration: Duration,
+    asked_at: Instant,
 ) -> Result<Current, Error> {
     let value = crate::batch::select(&request.secret, &issued.answer.data)?;
-    let now = Instant::now();
+    let now = asked_at;
+    let first_duration = issued.answer.duration;
     Ok(Current {
         value,
         info: LeaseInfo {
@@ -321,10 +330,11 @@ impl<B: Backend> Keeper<B> {
     async fn renew(&mut self) -> Result<(), Error> {
         let current = self.shared.current();
         let asked = current.first_duration;
+        let asked_at = Instant::now();
         match self.backend.context().renew(&current.info.id, asked).await {
             Ok(renewed) => {
-                let now = Instant::now();
-                let exhausted = renewed.duration + SHORT_GRANT < asked || !renewed.renewable;
+                let now = asked_at;
+                let exhausted = renewed.duration < asked.mul_f64(SHORT_GRANT) || !renewed.renewable;
                 let info = LeaseInfo {
                     id: current.info.id.clone(),
                     duration: renewed.duration,
@@ -357,9 +367,10 @@ impl<B: Backend> Keeper<B> {
     }
 
     async fn rotate(&mut self) -> Result<(), Error> {
+        let asked_at = Instant::now();
         let issued = self.backend.context().issue(&self.request, false).await?;
         let old = self.shared.current();
-        let fresh = match current_of(&self.request, &issued, issued.answer.duration) {
+        let fresh = match current_of(&self.request, &issued, asked_at) {
             Ok(fresh) => fresh,
             Err(e) => {
                 let _ = self.backend.context().revoke(&issued.answer.lease_id).await;
@@ -449,11 +460,14 @@ mod tests {
     }
 
     #[test]
-    fn an_exhausted_or_non_renewable_lease_is_rotated_ahead_of_its_end() {
+    fn an_exhausted_lease_is_rotated_now_and_a_non_renewable_one_ahead_of_its_end() {
         let now = Instant::now();
         let options = LeaseOptions::new().with_rotation_lead(Duration::from_secs(5));
         let mut f = facts(now, 30);
         f.exhausted = true;
+        assert_eq!(plan(&f, &token(1), &options, now), (now, Action::Rotate));
+        let mut f = facts(now, 30);
+        f.renewable = false;
         assert_eq!(
             plan(&f, &token(1), &options, now),
             (now + Duration::from_secs(25), Action::Rotate)

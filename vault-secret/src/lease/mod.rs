@@ -50,12 +50,12 @@
 //!   lease (default two thirds), less up to a tenth of the lease at random
 //!   so many leases issued together do not renew together; each renewal asks
 //!   for the lease's first duration again.
-//! - **Rotation**: when the server grants less than asked (the role's max
-//!   TTL is near), when the lease is not renewable, or when a renewal is
-//!   refused (403, lease not found), new credentials are issued
-//!   [`rotation_lead`](LeaseOptions::rotation_lead) before the lease ends
-//!   (at most a third of its first duration) and published as
-//!   [`LeaseEvent::Rotated`]. The old lease is revoked after
+//! - **Rotation**: when a renewal grants less than nine tenths of what was
+//!   asked (the role's max TTL is near) or is refused (403, lease not
+//!   found), new credentials are issued at once; a lease that is not
+//!   renewable is replaced [`rotation_lead`](LeaseOptions::rotation_lead)
+//!   before it ends (at most a third of its first duration). Either is
+//!   published as [`LeaseEvent::Rotated`]. The old lease is revoked after
 //!   [`grace_period`](LeaseOptions::grace_period), so a connection pool can
 //!   drain its connections.
 //! - **Token re-login**: the server revokes a token's leases with the token.
@@ -76,7 +76,8 @@
 //!
 //! [`LeasedSecret::close`] revokes the lease (and any old one in its grace
 //! period) now. Dropping the last clone of a handle does the same in the
-//! background. [`VaultClient::shutdown`](crate::VaultClient::shutdown)
+//! background, on the runtime the lease was issued on (a runtime shut down
+//! first takes the task with it, and the lease lives out its TTL). [`VaultClient::shutdown`](crate::VaultClient::shutdown)
 //! closes every lease the client holds, then revokes its token.
 //! [`LeasedSecret::detach`] stops the task without revoking: the lease then
 //! lives out its TTL on the server, as after `vault read`. The change
@@ -152,8 +153,9 @@ impl LeaseOptions {
         self.renew_fraction
     }
 
-    /// Issue new credentials this long before a lease that cannot be
-    /// renewed further ends (at most a third of the lease's first duration).
+    /// Issue new credentials this long before a lease that is not renewable
+    /// ends (at most a third of the lease's first duration), and before the
+    /// client's token ends under a lease.
     pub fn with_rotation_lead(mut self, lead: Duration) -> Self {
         self.rotation_lead = lead;
         self
@@ -188,7 +190,8 @@ pub struct LeaseInfo {
     pub duration: Duration,
     /// Whether the server will renew it.
     pub renewable: bool,
-    /// When it was issued or last renewed.
+    /// When it was issued or last renewed (when that request was sent: the
+    /// server counts the lease from a moment later).
     pub issued_at: Instant,
     /// When it ends unless renewed.
     pub expires_at: Instant,
@@ -323,8 +326,9 @@ impl LeasedSecret {
     }
 
     /// Revokes the lease (and any old lease still in its grace period) now
-    /// and stops keeping it, for every clone. Closing a closed handle does
-    /// nothing. An error says which revocation failed (`update` on
+    /// and stops keeping it, for every clone; [`current`](Self::current)
+    /// then gives the last credentials, revoked. Closing a closed handle
+    /// does nothing. An error says which revocation failed (`update` on
     /// `sys/leases/revoke` missing, the server unreachable).
     pub async fn close(&self) -> Result<(), Error> {
         self.handle.close().await
@@ -429,8 +433,9 @@ pub(crate) async fn start<B: Backend>(
     // Watched from before the first issue: a token replaced from now on is
     // kept until it runs out rather than revoked with this lease under it.
     let life = backend.token_life();
+    let asked_at = Instant::now();
     let issued = backend.context().issue(&request, true).await?;
-    let current = match keeper::current_of(&request, &issued, issued.answer.duration) {
+    let current = match keeper::current_of(&request, &issued, asked_at) {
         Ok(current) => current,
         Err(e) => {
             if let Err(revoke) = backend.context().revoke(&issued.answer.lease_id).await {
