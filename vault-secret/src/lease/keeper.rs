@@ -145,6 +145,13 @@ pub(super) fn current_of(
     })
 }
 
+/// A replaced lease in its grace period.
+struct Retired {
+    id: String,
+    revoke_at: Instant,
+    expires_at: Instant,
+}
+
 /// One lease's keeper.
 pub(super) struct Keeper<B> {
     backend: B,
@@ -153,8 +160,8 @@ pub(super) struct Keeper<B> {
     life: watch::Receiver<TokenLife>,
     options: LeaseOptions,
     request: IssueRequest,
-    /// Replaced leases and when to revoke them.
-    retired: Vec<(String, Instant)>,
+    /// Replaced leases, when to revoke them, and when they end anyway.
+    retired: Vec<Retired>,
     failures: u32,
     retry_at: Option<Instant>,
     refused: bool,
@@ -214,7 +221,7 @@ impl<B: Backend> Keeper<B> {
             let wake = self
                 .retired
                 .iter()
-                .map(|(_, at)| *at)
+                .map(|r| r.revoke_at)
                 .fold(at, Instant::min);
             tokio::select! {
                 command = commands.recv() => {
@@ -252,14 +259,26 @@ impl<B: Backend> Keeper<B> {
         }
     }
 
-    /// Revokes the replaced leases whose grace period is over.
+    /// Revokes the replaced leases whose grace period is over; one that
+    /// ends by then is left to the server, which revokes it at its end (a
+    /// second revocation would only add to the server's load, which is at
+    /// its highest when many leases reach their max TTL together).
     async fn revoke_due(&mut self) {
         let now = Instant::now();
         let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.retired)
             .into_iter()
-            .partition(|(_, at)| *at <= now);
+            .partition(|r| r.revoke_at <= now);
         self.retired = later;
-        for (lease_id, _) in due {
+        for Retired {
+            id: lease_id,
+            expires_at,
+            ..
+        } in due
+        {
+            if expires_at <= now + Duration::from_secs(1) {
+                tracing::debug!(%lease_id, "old lease left to end by itself");
+                continue;
+            }
             match self.backend.context().revoke(&lease_id).await {
                 Ok(()) => tracing::debug!(%lease_id, "old lease revoked after its grace period"),
                 Err(e) => tracing::debug!(%lease_id, failure = %e, "could not revoke an old lease"),
@@ -383,7 +402,11 @@ impl<B: Backend> Keeper<B> {
         self.shared.replace(fresh);
         if !self.lost && old.info.expires_at > Instant::now() {
             let at = (Instant::now() + self.options.grace_period()).min(old.info.expires_at);
-            self.retired.push((old.info.id.clone(), at));
+            self.retired.push(Retired {
+                id: old.info.id.clone(),
+                revoke_at: at,
+                expires_at: old.info.expires_at,
+            });
         }
         self.refused = false;
         self.lost = false;
@@ -396,7 +419,13 @@ impl<B: Backend> Keeper<B> {
     /// is the error.
     async fn close(&mut self) -> Result<(), Error> {
         let current = self.shared.current();
-        let mut ids: Vec<String> = self.retired.drain(..).map(|(id, _)| id).collect();
+        let now = Instant::now();
+        let mut ids: Vec<String> = self
+            .retired
+            .drain(..)
+            .filter(|r| r.expires_at > now)
+            .map(|r| r.id)
+            .collect();
         if !self.lost {
             ids.insert(0, current.info.id.clone());
         }

@@ -57,7 +57,8 @@
 //!   before it ends (at most a third of its first duration). Either is
 //!   published as [`LeaseEvent::Rotated`]. The old lease is revoked after
 //!   [`grace_period`](LeaseOptions::grace_period), so a connection pool can
-//!   drain its connections.
+//!   drain its connections (an old lease that ends within the grace period
+//!   is left to the server, which revokes it at its end).
 //! - **Token re-login**: the server revokes a token's leases with the token.
 //!   When the client's token will not be extended any more (its max TTL),
 //!   the client logs in again before the token ends, issues every lease
