@@ -30,6 +30,8 @@ use vault_secret::{KvVersion, LeaseEvent, LeasedSecret, VaultClient};
 mod raw;
 
 const LEASES: usize = 1000;
+/// Losses published by every lease so far.
+static LOST: AtomicU64 = AtomicU64::new(0);
 /// Issues in flight at once.
 const IN_FLIGHT: usize = 16;
 
@@ -86,7 +88,6 @@ async fn logs_in(pg: &Postgres, lease: &LeasedSecret) -> Result<(), String> {
 /// Counts a lease's renewals, rotations and losses from its change stream
 /// (printing the first losses' reasons).
 fn count_events(lease: &LeasedSecret, renewed: Arc<AtomicU64>, rotated: Arc<AtomicU64>) {
-    static LOST: AtomicU64 = AtomicU64::new(0);
     let mut changes = lease.changes();
     tokio::spawn(async move {
         while changes.changed().await.is_ok() {
@@ -98,7 +99,8 @@ fn count_events(lease: &LeasedSecret, renewed: Arc<AtomicU64>, rotated: Arc<Atom
                     rotated.fetch_add(1, Ordering::Relaxed);
                 }
                 LeaseEvent::Lost(lost) => {
-                    if LOST.fetch_add(1, Ordering::Relaxed) < 3 {
+                    let seen = LOST.fetch_add(1, Ordering::Relaxed);
+                    if seen < 3 {
                         eprintln!("lost ({}): {}", lost.kind, lost.reason);
                     }
                 }
@@ -217,9 +219,10 @@ async fn main() {
         .await;
     let swept_lapses = sweep.iter().filter(|r| r.is_err()).count();
     println!(
-        "after the final logins: {} renewals, {} rotations",
+        "after the final logins: {} renewals, {} rotations, {} losses published",
         renewed.load(Ordering::Relaxed),
-        rotated.load(Ordering::Relaxed)
+        rotated.load(Ordering::Relaxed),
+        LOST.load(Ordering::Relaxed)
     );
     for e in sweep.iter().filter_map(|r| r.as_ref().err()).take(3) {
         eprintln!("sweep lapse: {e}");
