@@ -29,7 +29,7 @@
 //! - `VaultProvider` (feature `figment`) and `VaultConfigSource` (feature
 //!   `config`): secrets in a figment `Figment` or a config-rs `Config`.
 //! - [`VaultClient::lease`]: dynamic secrets (database credentials, PKI
-//!   certificates) whose [lease](lease) the client renews, replaces before
+//!   certificates) whose [`lease`] the client renews, replaces before
 //!   it ends and revokes at shutdown.
 //! - [`VaultConfig`]: the address, namespace, TLS and timeouts;
 //!   [`variables`] lists every environment variable read.
