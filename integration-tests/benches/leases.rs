@@ -8,8 +8,8 @@
 //! missed):
 //! - requests per held lease: at most 2 renewals per lease duration while
 //!   renewable, plus 1 issue per rotation (counted in the audit log);
-//! - 1,000 leases (role TTL 10 s, max TTL 60 s) held for
-//!   `LEASE_BENCH_HOLD_SECS` (default 120 s): 0 lapses (sampled credentials
+//! - 1,000 leases (`LEASE_BENCH_LEASES`; role TTL 10 s, max TTL 60 s) held
+//!   for `LEASE_BENCH_HOLD_SECS` (default 120 s): 0 lapses (sampled credentials
 //!   log in, and every one at the end), renewals within the per-lease bound,
 //!   under 64 MiB of resident memory;
 //! - `LeasedSecret::current()` at least 1,000x faster than a raw GET.
@@ -29,6 +29,7 @@ use vault_secret::{KvVersion, LeaseEvent, LeasedSecret, VaultClient};
 #[path = "common/raw.rs"]
 mod raw;
 
+/// Leases held at once, unless `LEASE_BENCH_LEASES` says otherwise.
 const LEASES: usize = 1000;
 /// Losses published by every lease so far.
 static LOST: AtomicU64 = AtomicU64::new(0);
@@ -126,6 +127,10 @@ async fn main() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(120),
     );
+    let leases_held: usize = std::env::var("LEASE_BENCH_LEASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(LEASES);
     let vault = DevVault::start().await.unwrap();
     let pg = Postgres::start().await.unwrap();
     let audit = vault.audit_requests().await;
@@ -166,13 +171,13 @@ async fn main() {
     }
     one.close().await.unwrap();
 
-    // --- 1,000 leases, TTL 10 s, max TTL 60 s.
+    // --- 1,000 leases (LEASE_BENCH_LEASES), TTL 10 s, max TTL 60 s.
     let db = vault
         .database(&pg, Duration::from_secs(10), Duration::from_secs(60))
         .await;
     let rss_before = resident();
     let started = Instant::now();
-    let leases: Vec<LeasedSecret> = futures_util::stream::iter(0..LEASES)
+    let leases: Vec<LeasedSecret> = futures_util::stream::iter(0..leases_held)
         .map(|_| {
             let (client, path) = (client.clone(), db.creds_path());
             async move { client.lease(path).await.unwrap() }
@@ -181,7 +186,7 @@ async fn main() {
         .collect()
         .await;
     println!(
-        "{LEASES} leases issued in {:.1} s",
+        "{leases_held} leases issued in {:.1} s",
         started.elapsed().as_secs_f64()
     );
     let (renewed, rotated) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
@@ -197,7 +202,7 @@ async fn main() {
         tokio::time::sleep(Duration::from_secs(2)).await;
         // 10 credentials a sample, spread over the leases.
         for _ in 0..10 {
-            n = (n + 97) % LEASES;
+            n = (n + 97) % leases_held;
             samples += 1;
             if let Err(e) = logs_in(&pg, &leases[n]).await {
                 lapses += 1;
@@ -229,15 +234,15 @@ async fn main() {
     }
     let growth = rss.saturating_sub(rss_before);
     println!(
-        "{LEASES} leases held {:.0} s (LEASE_BENCH_HOLD_SECS): {samples} sampled logins, \
+        "{leases_held} leases held {:.0} s (LEASE_BENCH_HOLD_SECS): {samples} sampled logins, \
          {lapses} lapses; {renewals} renewals ({renew_requests} renew requests), \
-         {rotations} rotations; then a login with each: {swept_lapses} lapses of {LEASES}; \
+         {rotations} rotations; then a login with each: {swept_lapses} lapses of {leases_held}; \
          RSS {:.1} MiB ({:.1} MiB growth)",
         held.as_secs_f64(),
         rss as f64 / 1048576.0,
         growth as f64 / 1048576.0
     );
-    let per_lease_bound = 2 * (held.as_secs() / 10 + 1) as usize * LEASES;
+    let per_lease_bound = 2 * (held.as_secs() / 10 + 1) as usize * leases_held;
     if lapses + swept_lapses > 0 {
         failed.push(format!("{} lapses", lapses + swept_lapses));
     }
@@ -252,7 +257,7 @@ async fn main() {
     let closing = Instant::now();
     client.shutdown().await.unwrap();
     println!(
-        "shutdown revoked {LEASES} leases in {:.1} s",
+        "shutdown revoked {leases_held} leases in {:.1} s",
         closing.elapsed().as_secs_f64()
     );
     drop(leases);
