@@ -599,6 +599,73 @@ async fn no_token_id_jwt_or_secret_value_reaches_the_logs_or_debug_output() {
         shown.debug(value);
     }
 
+    // --- A dynamic secret (issue 21): issued, renewed, rotated, closed;
+    // the PostgreSQL passwords and the lease's data are canaries.
+    let pg = vault_secret::testing::Postgres::start()
+        .await
+        .expect("a PostgreSQL");
+    canaries.add("the PostgreSQL superuser's password", pg.password());
+    let db = vault
+        .database(&pg, Duration::from_secs(2), Duration::from_secs(4))
+        .await;
+    let lease_policy = vault.policy("canary-leases", &db.policy()).await;
+    let lease_token = vault.token(&[&lease_policy]).await;
+    canaries.add("the lease client's token", lease_token.expose_secret());
+    let leaser = VaultClient::builder()
+        .env(vault.env_for(&lease_token))
+        .lease_options(
+            vault_secret::LeaseOptions::new().with_grace_period(Duration::from_millis(500)),
+        )
+        .build()
+        .await
+        .unwrap();
+    let lease = leaser.lease(db.creds_path()).await.unwrap();
+    let first: Value = lease.current_as().unwrap();
+    canaries.add(
+        "the first issued password",
+        first["password"].as_str().unwrap(),
+    );
+    let mut changes = lease.changes();
+    let mut events = Vec::new();
+    while !matches!(events.last(), Some(vault_secret::LeaseEvent::Rotated(_))) {
+        tokio::time::timeout(Duration::from_secs(10), changes.changed())
+            .await
+            .expect("a rotation within 10 s")
+            .expect("the change stream");
+        events.push(changes.borrow_and_update().clone());
+    }
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, vault_secret::LeaseEvent::Renewed(_))),
+        "{events:?}"
+    );
+    let second: Value = lease.current_as().unwrap();
+    canaries.add("the rotated password", second["password"].as_str().unwrap());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let kv_leased = leaser.lease(&kv2_path).await.unwrap_err();
+    let read_leased = leaser.read(&db.creds_path()).await.unwrap_err();
+    let denied = VaultClient::builder()
+        .env(vault.env_for(&token))
+        .build()
+        .await
+        .unwrap()
+        .lease(db.creds_path())
+        .await
+        .unwrap_err();
+    for error in [&kv_leased, &read_leased, &denied] {
+        shown.error(error);
+    }
+    shown.debug(&lease);
+    shown.debug(&lease.current());
+    shown.debug(&lease.lease());
+    shown.debug(&events);
+    shown.debug(&leaser);
+    shown.debug(&pg);
+    shown.debug(&db);
+    leaser.shutdown().await.unwrap();
+    drop(pg);
+
     // --- Tokens the server issued (logins, token creation), from the raw audit log.
     let raw = std::fs::read_to_string(&raw_log).unwrap_or_default();
     let mut issued = Vec::new();
@@ -650,6 +717,9 @@ async fn no_token_id_jwt_or_secret_value_reaches_the_logs_or_debug_output() {
         "log.target=\"reqwest::", // a record from the `log` crate
         "close time.busy",        // a span event
         "rustify",                // another crate's spans
+        "lease renewed",
+        "credentials rotated",
+        "lease revoked",
     ] {
         assert!(
             text.contains(marker),

@@ -897,3 +897,160 @@ pub(crate) async fn kv2_versions(
         .await
         .map(drop)
 }
+
+// ----- leases: dynamic secrets (`crate::lease`) -----
+
+/// `GET <path>`: a secret an engine issues on a read (`database/creds/<role>`).
+#[derive(Endpoint)]
+#[endpoint(path = "{self.path}")]
+struct LeasedRead {
+    #[endpoint(skip)]
+    path: String,
+}
+
+/// `POST <path>` with a JSON body: a secret an engine issues on a write
+/// (`pki/issue/<role>`). The body is wiped on drop.
+#[derive(Endpoint)]
+#[endpoint(path = "{self.path}", method = "POST")]
+struct LeasedWrite {
+    #[endpoint(skip)]
+    path: String,
+    #[endpoint(raw)]
+    body: Vec<u8>,
+}
+
+impl Drop for LeasedWrite {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.body);
+    }
+}
+
+/// `PUT sys/leases/renew`.
+#[derive(Endpoint)]
+#[endpoint(path = "sys/leases/renew", method = "PUT")]
+struct RenewLease {
+    lease_id: String,
+    increment: Option<u64>,
+}
+
+/// `PUT sys/leases/revoke`.
+#[derive(Endpoint)]
+#[endpoint(path = "sys/leases/revoke", method = "PUT")]
+struct RevokeLease {
+    lease_id: String,
+}
+
+/// The envelope of a leased answer: every field optional.
+#[derive(Deserialize)]
+struct LeaseEnvelope {
+    #[serde(default)]
+    lease_id: Option<String>,
+    #[serde(default)]
+    lease_duration: Option<u64>,
+    #[serde(default)]
+    renewable: Option<bool>,
+    #[serde(default)]
+    data: Option<Value>,
+}
+
+/// A secret an engine issued, with its lease. `Debug` never shows the data.
+pub(crate) struct LeasedAnswer {
+    /// Empty when the answer carried no lease (a KV read, static data).
+    pub(crate) lease_id: String,
+    pub(crate) duration: Duration,
+    pub(crate) renewable: bool,
+    pub(crate) data: Value,
+}
+
+impl std::fmt::Debug for LeasedAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeasedAnswer")
+            .field("lease_id", &self.lease_id)
+            .field("duration", &self.duration)
+            .field("renewable", &self.renewable)
+            .field("data", &"[REDACTED]")
+            .finish()
+    }
+}
+
+impl Drop for LeasedAnswer {
+    fn drop(&mut self) {
+        secret_core::zeroize_json(&mut self.data);
+    }
+}
+
+fn leased(answer: &crate::transport::Answer) -> Result<LeasedAnswer, ApiFailure> {
+    let envelope: LeaseEnvelope = answer.parse()?;
+    Ok(LeasedAnswer {
+        lease_id: envelope.lease_id.unwrap_or_default(),
+        duration: Duration::from_secs(envelope.lease_duration.unwrap_or(0)),
+        renewable: envelope.renewable.unwrap_or(false),
+        data: envelope.data.unwrap_or(Value::Null),
+    })
+}
+
+/// Issues a secret with a read.
+pub(crate) async fn lease_read(
+    t: &Transport,
+    token: &SecretString,
+    path: &str,
+) -> Result<LeasedAnswer, ApiFailure> {
+    let request = LeasedRead {
+        path: path.to_owned(),
+    };
+    leased(&t.send(&request, Some(token), Scope::Namespaced).await?)
+}
+
+/// Issues a secret with a write of `body` (JSON).
+pub(crate) async fn lease_write(
+    t: &Transport,
+    token: &SecretString,
+    path: &str,
+    body: &[u8],
+) -> Result<LeasedAnswer, ApiFailure> {
+    let request = LeasedWrite {
+        path: path.to_owned(),
+        body: body.to_vec(),
+    };
+    leased(&t.send(&request, Some(token), Scope::Namespaced).await?)
+}
+
+/// A renewed lease's new duration.
+#[derive(Debug)]
+pub(crate) struct RenewedLease {
+    pub(crate) duration: Duration,
+    pub(crate) renewable: bool,
+}
+
+/// Renews `lease_id` for `increment` (the server may grant less: the max TTL).
+pub(crate) async fn lease_renew(
+    t: &Transport,
+    token: &SecretString,
+    lease_id: &str,
+    increment: Duration,
+) -> Result<RenewedLease, ApiFailure> {
+    let request = RenewLease {
+        lease_id: lease_id.to_owned(),
+        increment: Some(increment.as_secs().max(1)),
+    };
+    let answer = t.send(&request, Some(token), Scope::Namespaced).await?;
+    let envelope: LeaseEnvelope = answer.parse()?;
+    Ok(RenewedLease {
+        duration: Duration::from_secs(envelope.lease_duration.unwrap_or(0)),
+        renewable: envelope.renewable.unwrap_or(false),
+    })
+}
+
+/// Revokes `lease_id` now.
+pub(crate) async fn lease_revoke(
+    t: &Transport,
+    token: &SecretString,
+    lease_id: &str,
+) -> Result<(), ApiFailure> {
+    let request = RevokeLease {
+        lease_id: lease_id.to_owned(),
+    };
+    t.send(&request, Some(token), Scope::Namespaced)
+        .await
+        .map(drop)
+}

@@ -8,6 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 use secret_core::{Env, SecretChain, SecretValue};
 
 use crate::credentials::Credentials;
+use crate::lease::LeaseOptions;
 use crate::variables::DEFAULT_CREDENTIALS_SECRET;
 use crate::{CacheOptions, Error, VaultClient, VaultConfig};
 
@@ -49,6 +50,9 @@ pub struct ClientBuilder {
     typed: Vec<(&'static str, SecretString)>,
     pub(crate) config: Option<VaultConfig>,
     pub(crate) settings: Settings,
+    /// How leases are kept (not a server setting: it never tells two
+    /// clients apart).
+    lease_options: Option<LeaseOptions>,
 }
 
 /// The settings given to the builder (each overrides its variable).
@@ -79,6 +83,7 @@ impl Default for ClientBuilder {
             typed: Vec::new(),
             config: None,
             settings: Settings::default(),
+            lease_options: None,
         }
     }
 }
@@ -209,6 +214,14 @@ impl ClientBuilder {
         self
     }
 
+    /// How the client keeps the leases of dynamic secrets
+    /// ([`VaultClient::lease`]): renewal fraction, rotation lead, grace
+    /// period for old credentials. See [`LeaseOptions`] for the defaults.
+    pub fn lease_options(mut self, options: LeaseOptions) -> Self {
+        self.lease_options = Some(options);
+        self
+    }
+
     fn credential(mut self, key: &'static str, value: impl Into<String>) -> Self {
         self.typed.retain(|(k, _)| *k != key);
         self.typed.push((key, SecretString::from(value.into())));
@@ -310,7 +323,11 @@ impl ClientBuilder {
     /// client (logging in happens on first use).
     pub async fn build(self) -> Result<VaultClient, Error> {
         let (config, credentials) = self.resolve().await?;
-        VaultClient::new(config, credentials, self.settings.cache)
+        let client = VaultClient::new(config, credentials, self.settings.cache)?;
+        if let Some(options) = self.lease_options {
+            client.set_lease_options(options);
+        }
+        Ok(client)
     }
 
     /// The server settings alone (no credentials are looked at).

@@ -15,9 +15,10 @@ use crate::cache::{Cache, CacheKey};
 use crate::credentials::Credentials;
 use crate::kv::{self, KvContext};
 use crate::kv_write::{self, Cas, Op, VersionMetadata, Versioned, WriteData, Written};
+use crate::lease::{self, IssueRequest, LeaseContext, LeaseOptions, LeaseRegistry, LeasedSecret};
 use crate::mounts::{KvVersion, MountCache};
 use crate::path::SecretRef;
-use crate::token::Tokens;
+use crate::token::{TokenLife, Tokens};
 use crate::transport::Transport;
 use crate::{CacheOptions, CacheStats, Error, VaultConfig, batch};
 
@@ -87,6 +88,10 @@ struct Inner {
     cache: Option<Cache>,
     /// Where synchronous calls run, started by the first one.
     runtime: ClientRuntime,
+    /// The leases this client keeps, closed by `shutdown`.
+    leases: LeaseRegistry,
+    /// Set by the builder; the defaults otherwise.
+    lease_options: std::sync::OnceLock<LeaseOptions>,
 }
 
 impl fmt::Debug for VaultClient {
@@ -113,6 +118,8 @@ impl VaultClient {
                 mounts: MountCache::default(),
                 cache: cache.map(Cache::new),
                 runtime: ClientRuntime::default(),
+                leases: LeaseRegistry::default(),
+                lease_options: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -155,12 +162,17 @@ impl VaultClient {
         Arc::strong_count(&self.inner)
     }
 
-    /// Revokes the token this client obtained by logging in
-    /// (`auth/token/revoke-self`), for a service that shuts down: it does
-    /// not outlive the process. Every clone sees it; a later read logs in
-    /// again. A token the caller supplied is left alone.
+    /// Revokes every lease this client holds ([`lease`](Self::lease)), then
+    /// the token it obtained by logging in (`auth/token/revoke-self`), for
+    /// a service that shuts down: neither outlives the process. Every clone
+    /// sees it; a later read logs in again. A token the caller supplied is
+    /// left alone. When a lease cannot be revoked, the token is still
+    /// revoked (which revokes the leases issued under it) and the lease's
+    /// error is returned.
     pub async fn shutdown(&self) -> Result<(), Error> {
-        self.inner.tokens.revoke(&self.inner.transport).await
+        let leases = self.inner.leases.close_all().await;
+        self.inner.tokens.revoke(&self.inner.transport).await?;
+        leases
     }
 
     /// Reads `<mount>/<path>[?version=N][#field]`: the key/value mapping, or one field.
@@ -522,10 +534,109 @@ impl VaultClient {
         }
     }
 
+    // ----- leases: dynamic secrets (see `crate::lease`) -----
+
+    /// Issues the secret at `path` (`<mount>/<path>[#field]`) with a read,
+    /// as engines that issue on a read do (`database/creds/<role>`,
+    /// `aws/creds/<role>`), and keeps its lease: renewed, replaced before
+    /// it ends, revoked when the last handle drops or at
+    /// [`shutdown`](Self::shutdown). See [`crate::lease`].
+    ///
+    /// A KV path is refused ([`Error::WrongEngine`], naming `read`); a 403
+    /// names the capability and path needed ([`Error::LeaseDenied`]).
+    pub async fn lease(&self, path: impl AsRef<str>) -> Result<LeasedSecret, Error> {
+        let request = IssueRequest {
+            secret: SecretRef::parse(path.as_ref())?,
+            body: None,
+        };
+        self.start_lease(request).await
+    }
+
+    /// [`lease`](Self::lease) for engines that issue on a write: `body` (a
+    /// JSON object, such as `{"common_name": "app.example.com"}` for
+    /// `pki/issue/<role>`) is written to `path`, and written again for each
+    /// replacement.
+    pub async fn lease_with(
+        &self,
+        path: impl AsRef<str>,
+        body: impl serde::Serialize,
+    ) -> Result<LeasedSecret, Error> {
+        let path = path.as_ref();
+        let body = serde_json::to_vec(&body).map_err(|e| Error::InvalidPath {
+            path: path.to_owned(),
+            reason: format!("the body cannot be written as JSON (at line {})", e.line()),
+        })?;
+        if !body.starts_with(b"{") {
+            return Err(Error::InvalidPath {
+                path: path.to_owned(),
+                reason: "the body to write must be a JSON object".into(),
+            });
+        }
+        let request = IssueRequest {
+            secret: SecretRef::parse(path)?,
+            body: Some(zeroize::Zeroizing::new(body)),
+        };
+        self.start_lease(request).await
+    }
+
+    async fn start_lease(&self, request: IssueRequest) -> Result<LeasedSecret, Error> {
+        let span = tracing::debug_span!("vault_lease", path = %request.secret.path);
+        let options = self.lease_options();
+        lease::start(self.clone(), &self.inner.leases, request, options)
+            .instrument(span)
+            .await
+    }
+
+    /// The lease options of this client ([`ClientBuilder::lease_options`]).
+    pub fn lease_options(&self) -> LeaseOptions {
+        self.inner.lease_options.get().copied().unwrap_or_default()
+    }
+
+    /// How many leases this client keeps now.
+    pub fn leases_held(&self) -> usize {
+        self.inner.leases.len()
+    }
+
+    /// Sets the lease options, once, as the builder builds the client.
+    pub(crate) fn set_lease_options(&self, options: LeaseOptions) {
+        let _ = self.inner.lease_options.set(options);
+    }
+
     /// How many mounts this client has learned (tests of its state).
     #[cfg(test)]
     pub(crate) fn mounts_known(&self) -> usize {
         self.inner.mounts.len()
+    }
+}
+
+/// The client wires its token to its leases: the keeper sees the token's
+/// lifetime and may ask for a new login, and nothing below knows of leases.
+impl lease::Backend for VaultClient {
+    fn context(&self) -> LeaseContext<'_> {
+        LeaseContext {
+            transport: &self.inner.transport,
+            tokens: &self.inner.tokens,
+            namespace: self.config().namespace(),
+        }
+    }
+
+    fn token_life(&self) -> tokio::sync::watch::Receiver<TokenLife> {
+        self.inner.tokens.life()
+    }
+
+    async fn touch_token(&self) -> Result<(), Error> {
+        self.inner
+            .tokens
+            .current(&self.inner.transport)
+            .await
+            .map(drop)
+    }
+
+    async fn replace_token(&self, generation: u64) -> Result<(), Error> {
+        self.inner
+            .tokens
+            .replace(&self.inner.transport, generation)
+            .await
     }
 }
 

@@ -47,6 +47,13 @@ use crate::adapter::SecretLoad;
 /// collects reuse its connections; a one-shot client's read runs on a
 /// runtime of its own (on a thread of its own inside an async runtime,
 /// rather than block a runtime's worker).
+///
+/// A dynamic secret (a path outside KV, such as `database/creds/app`) is
+/// refused with [`Error::WrongEngine`](crate::Error::WrongEngine) naming
+/// [`VaultClient::lease`](crate::VaultClient::lease): a configuration is
+/// loaded once, and credentials whose lease nobody renews, or that die with
+/// the load's token, would be revoked under the service without a word.
+/// Issue them with `lease` and keep the handle.
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct VaultConfigSource {

@@ -270,6 +270,124 @@ pub enum Error {
         /// What is wrong (key names, never values).
         reason: String,
     },
+    // ----- leases (dynamic secrets) -----
+    /// The path belongs to the other API: a KV path given to
+    /// [`VaultClient::lease`](crate::VaultClient::lease), or a path of a
+    /// non-KV engine (a dynamic, leased secret) given to
+    /// [`VaultClient::read`](crate::VaultClient::read).
+    #[error("invalid secret path `{path}`: {}", WrongEngineText(self))]
+    WrongEngine {
+        /// The path as given.
+        path: String,
+        /// The mount holding it, when the server said.
+        mount: Option<String>,
+        /// The engine's type (`kv`, `database`, `pki`...), when the server said.
+        engine: Option<String>,
+        /// The API that reads it.
+        use_api: ReadApi,
+    },
+
+    /// The token may not issue, renew or revoke a lease.
+    #[error(
+        "access forbidden: `{path}` (the token needs `{capability}` on `{policy_path}`){}",
+        InNamespace(namespace)
+    )]
+    LeaseDenied {
+        /// The secret's path, or the lease id for a renewal or revocation.
+        path: String,
+        /// The capability needed (`read`, `update`).
+        capability: &'static str,
+        /// The policy path that would grant it (`database/creds/app`,
+        /// `sys/leases/renew`, `sys/leases/revoke`).
+        policy_path: String,
+        /// The namespace read in (`VAULT_NAMESPACE`), a possible cause.
+        namespace: Option<String>,
+    },
+
+    /// A leased secret could not be kept (its handle published
+    /// [`LeaseEvent::Lost`](crate::LeaseEvent::Lost)), or the handle is closed.
+    #[error("lease of `{path}` lost ({kind}): {reason}")]
+    LeaseLost {
+        /// The secret's path.
+        path: String,
+        /// Why, to match on.
+        kind: LeaseLostKind,
+        /// Why, in words (never a value).
+        reason: String,
+    },
+}
+
+/// Which client method reads a path (in [`Error::WrongEngine`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ReadApi {
+    /// [`VaultClient::read`](crate::VaultClient::read): KV v1 and v2.
+    Read,
+    /// [`VaultClient::lease`](crate::VaultClient::lease) (or `lease_with`
+    /// for engines that issue on a write): dynamic secrets with a lease.
+    Lease,
+}
+
+/// Why a lease ended before its handle was closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum LeaseLostKind {
+    /// The server refused (HTTP 403): the policy no longer allows the path.
+    Denied,
+    /// The lease, the role or the path is gone (revoked, deleted).
+    NotFound,
+    /// The lease ran out before it could be renewed or replaced (an outage
+    /// longer than the lease).
+    Expired,
+    /// The handle was closed ([`LeasedSecret::close`](crate::LeasedSecret::close),
+    /// [`VaultClient::shutdown`](crate::VaultClient::shutdown)).
+    Closed,
+}
+
+impl fmt::Display for LeaseLostKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LeaseLostKind::Denied => "denied",
+            LeaseLostKind::NotFound => "not found",
+            LeaseLostKind::Expired => "expired",
+            LeaseLostKind::Closed => "closed",
+        })
+    }
+}
+
+struct WrongEngineText<'a>(&'a Error);
+
+impl fmt::Display for WrongEngineText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Error::WrongEngine {
+            mount,
+            engine,
+            use_api,
+            ..
+        } = self.0
+        else {
+            return Ok(());
+        };
+        match (use_api, mount, engine) {
+            (ReadApi::Lease, Some(mount), Some(engine)) => write!(
+                f,
+                "`{mount}` is a `{engine}` secrets engine, not KV: for a dynamic secret (issued \
+                 with a lease) use `VaultClient::lease` (or `lease_with` for an engine that \
+                 issues on a write, such as `pki/issue/<role>`)"
+            ),
+            (ReadApi::Lease, ..) => f.write_str(
+                "not a KV secret: use `VaultClient::lease` for a dynamic secret with a lease",
+            ),
+            (ReadApi::Read, Some(mount), Some(engine)) => write!(
+                f,
+                "`{mount}` is a `{engine}` secrets engine whose answers carry no lease: read it \
+                 with `VaultClient::read`"
+            ),
+            (ReadApi::Read, ..) => f.write_str(
+                "the answer carries no lease (a KV secret?): read it with `VaultClient::read`",
+            ),
+        }
+    }
 }
 
 /// The versions of a [`Error::CasMismatch`], in words.

@@ -41,6 +41,9 @@
 //! - `VaultProvider` (feature `figment`) and `VaultConfigSource` (feature
 //!   `config`): secrets in a figment `Figment` or a config-rs `Config`
 //!   ([below](#figment-and-config-rs)).
+//! - [`VaultClient::lease`]: dynamic secrets (database credentials, PKI
+//!   certificates) whose [`lease`] the client renews, replaces before
+//!   it ends and revokes at shutdown.
 //! - [`VaultConfig`]: the address, namespace, TLS and timeouts;
 //!   [`variables`] lists every environment variable read.
 //! - `testing` (feature `testing`): a throwaway dev server and a mock for
@@ -310,6 +313,7 @@ mod inspect;
 mod jwt;
 mod kv;
 mod kv_write;
+pub mod lease;
 mod mounts;
 mod path;
 mod secret;
@@ -329,12 +333,16 @@ pub use config::{DEFAULT_MAX_RESPONSE_SIZE, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
 #[cfg(feature = "config")]
 pub use config_source::VaultConfigSource;
 pub use defaults::shutdown_default_clients;
-pub use error::{AuthAttempt, ConfigKind, Error, IncompleteMethod, TransportKind, WrappingKind};
+pub use error::{
+    AuthAttempt, ConfigKind, Error, IncompleteMethod, LeaseLostKind, ReadApi, TransportKind,
+    WrappingKind,
+};
 #[cfg(feature = "figment")]
 pub use figment_provider::VaultProvider;
 pub use inspect::{Health, Inspector, TokenInfo};
 pub use jwt::JwtClaims;
 pub use kv_write::{Cas, VersionMetadata, Versioned, WriteData, Written};
+pub use lease::{LeaseEvent, LeaseInfo, LeaseLost, LeaseOptions, LeasedSecret};
 pub use mounts::{KvVersion, MountReport};
 pub use secret::VaultSecret;
 pub use source::VaultSource;

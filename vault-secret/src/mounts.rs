@@ -157,9 +157,11 @@ pub(crate) fn report(r: &SecretRef, preflight: Preflight) -> Result<MountReport,
 }
 
 fn not_kv(r: &SecretRef, mount: &str, kind: &str) -> Error {
-    Error::InvalidPath {
+    Error::WrongEngine {
         path: r.path.clone(),
-        reason: format!("`{mount}` is a `{kind}` secrets engine, not KV"),
+        mount: Some(mount.to_owned()),
+        engine: Some(kind.to_owned()),
+        use_api: crate::error::ReadApi::Lease,
     }
 }
 

@@ -42,11 +42,15 @@ pub(crate) struct Authed {
     /// the login's TTL for a shorter one. Fixed at login, so a last renewal
     /// that returns only a sliver of time does not shrink it.
     margin: Duration,
+    /// Which login of this client gave it (from 1): leases issued under it
+    /// die with it.
+    generation: u64,
 }
 
 impl Authed {
-    fn from_login(login: Login) -> Self {
+    fn from_login(login: Login, generation: u64) -> Self {
         Authed {
+            generation,
             token: login.token,
             method: login.method,
             validated: login.validated,
@@ -59,6 +63,11 @@ impl Authed {
             ttl: login.ttl,
             exhausted: false,
         }
+    }
+
+    /// Which login of this client gave the token.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
     }
 
     fn expires_at(&self) -> Option<Instant> {
@@ -93,6 +102,7 @@ impl Authed {
             ttl: self.ttl,
             exhausted: true,
             margin: self.margin,
+            generation: self.generation,
         };
         match outcome {
             Ok(lease) => {
@@ -117,6 +127,39 @@ impl Authed {
     }
 }
 
+/// The current token's lifetime, as leases issued under it need it: they
+/// die with the token, so they are issued anew under the next one before
+/// it ends. Published by [`Tokens`] on each login and renewal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct TokenLife {
+    /// Which login gave the token (0: none yet).
+    pub(crate) generation: u64,
+    /// When it ends unless renewed; `None` when it never expires (or the
+    /// server did not say).
+    pub(crate) expires_at: Option<Instant>,
+    /// When the next renewal that extends it is due; `None` when it will
+    /// not be extended (a token the user supplied, not renewable, or its
+    /// max TTL reached).
+    pub(crate) renewal_due: Option<Instant>,
+    /// How long before its end the client logs in again by itself.
+    pub(crate) margin: Duration,
+}
+
+impl TokenLife {
+    fn of(authed: &Authed) -> Self {
+        let extends = authed.owned && authed.renewable && !authed.exhausted;
+        TokenLife {
+            generation: authed.generation,
+            expires_at: authed.expires_at(),
+            renewal_due: authed
+                .ttl
+                .filter(|_| extends)
+                .map(|ttl| authed.since + ttl * 2 / 3),
+            margin: authed.margin,
+        }
+    }
+}
+
 /// What one attempt with one token came to.
 pub(crate) enum Attempt<T> {
     Done(T),
@@ -136,6 +179,13 @@ pub(crate) struct Tokens {
     /// The AppRole secret id unwrapped at the first login, when it was
     /// given response-wrapped (the wrapping token works only once).
     unwrapped: tokio::sync::Mutex<Option<SecretString>>,
+    /// The current token's lifetime, for the leases issued under it.
+    life: tokio::sync::watch::Sender<TokenLife>,
+    /// Tokens replaced while leases issued under them may still be in use:
+    /// left to run out rather than revoked (which would revoke those
+    /// leases at once), and revoked by [`revoke`](Self::revoke).
+    retired: std::sync::Mutex<Vec<Arc<Authed>>>,
+    logins: std::sync::atomic::AtomicU64,
 }
 
 impl Tokens {
@@ -144,6 +194,9 @@ impl Tokens {
             credentials,
             state: tokio::sync::Mutex::new(None),
             unwrapped: tokio::sync::Mutex::new(None),
+            life: tokio::sync::watch::Sender::new(TokenLife::default()),
+            retired: std::sync::Mutex::new(Vec::new()),
+            logins: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -160,7 +213,9 @@ impl Tokens {
                 let outcome = api::renew_self(t, &authed.token, authed.ttl)
                     .await
                     .map_err(|f| f.to_string());
-                *state = Some(Arc::new(authed.renewed(outcome)));
+                let renewed = Arc::new(authed.renewed(outcome));
+                self.life.send_replace(TokenLife::of(&renewed));
+                *state = Some(renewed);
             }
             if let Some(authed) = state.as_ref()
                 && !authed.stale(Instant::now())
@@ -169,8 +224,18 @@ impl Tokens {
             }
         }
         let old = state.take();
+        let authed = self.login(t).await?;
+        if let Some(old) = old.filter(|o| o.owned) {
+            self.retire(t, old).await;
+        }
+        *state = Some(authed.clone());
+        Ok(authed)
+    }
+
+    /// Logs in and publishes the new token's lifetime.
+    async fn login(&self, t: &Transport) -> Result<Arc<Authed>, Error> {
         let login = {
-            // Taken under the state's lock: one login at a time.
+            // Callers hold the state's lock: one login at a time.
             let mut unwrapped = self.unwrapped.lock().await;
             auth::login(t, &self.credentials, &mut unwrapped).await?
         };
@@ -179,20 +244,62 @@ impl Tokens {
             keys_from = %self.credentials.origin,
             "logged in"
         );
-        if let Some(old) = old.filter(|o| o.owned) {
-            // Its lease is nearly over: revoke it rather than leave it behind.
-            if let Err(e) = api::revoke_self(t, &old.token).await {
-                tracing::debug!(failure = %e, "could not revoke the replaced token");
-            }
-        }
-        let authed = Arc::new(Authed::from_login(login));
-        *state = Some(authed.clone());
+        let generation = self
+            .logins
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        let authed = Arc::new(Authed::from_login(login, generation));
+        self.life.send_replace(TokenLife::of(&authed));
         Ok(authed)
+    }
+
+    /// A replaced token: revoked at once, unless leases may live under it
+    /// (someone watches the token's lifetime), which a revocation would end
+    /// before they are replaced; then it is kept for [`revoke`](Self::revoke).
+    async fn retire(&self, t: &Transport, old: Arc<Authed>) {
+        if self.life.receiver_count() > 0 {
+            let mut retired = self.retired.lock().unwrap_or_else(|p| p.into_inner());
+            let now = Instant::now();
+            retired.retain(|r| r.expires_at().is_none_or(|end| end > now));
+            retired.push(old);
+            return;
+        }
+        // Its lease is nearly over: revoke it rather than leave it behind.
+        if let Err(e) = api::revoke_self(t, &old.token).await {
+            tracing::debug!(failure = %e, "could not revoke the replaced token");
+        }
+    }
+
+    /// The lifetime of the current token, and of each next one.
+    pub(crate) fn life(&self) -> tokio::sync::watch::Receiver<TokenLife> {
+        self.life.subscribe()
+    }
+
+    /// Logs in again now if the current token is still login `generation`
+    /// (leases are to be issued anew under a token that outlives them),
+    /// keeping the old token until it runs out; else the current token.
+    pub(crate) async fn replace(&self, t: &Transport, generation: u64) -> Result<(), Error> {
+        let mut state = self.state.lock().await;
+        if state.as_ref().is_some_and(|a| a.generation != generation) {
+            return Ok(());
+        }
+        let authed = self.login(t).await?;
+        if let Some(old) = state.take().filter(|o| o.owned) {
+            self.retire(t, old).await;
+        }
+        *state = Some(authed);
+        Ok(())
     }
 
     /// Revokes the token obtained by logging in (`auth/token/revoke-self`);
     /// the next use logs in again. A token the user supplied is left alone.
     pub(crate) async fn revoke(&self, t: &Transport) -> Result<(), Error> {
+        let retired = std::mem::take(&mut *self.retired.lock().unwrap_or_else(|p| p.into_inner()));
+        for old in retired {
+            if let Err(e) = api::revoke_self(t, &old.token).await {
+                tracing::debug!(failure = %e, "could not revoke a replaced token");
+            }
+        }
         let Some(authed) = self.state.lock().await.take() else {
             return Ok(());
         };
@@ -281,28 +388,34 @@ mod tests {
     use super::*;
 
     fn lease(ttl: u64, age: u64, owned: bool, renewable: bool) -> Authed {
-        let mut authed = Authed::from_login(Login {
-            token: SecretString::from("t"),
-            method: "approle",
-            validated: true,
-            owned,
-            renewable,
-            ttl: Some(Duration::from_secs(ttl)),
-        });
+        let mut authed = Authed::from_login(
+            Login {
+                token: SecretString::from("t"),
+                method: "approle",
+                validated: true,
+                owned,
+                renewable,
+                ttl: Some(Duration::from_secs(ttl)),
+            },
+            1,
+        );
         authed.since = Instant::now() - Duration::from_secs(age);
         authed
     }
 
     #[test]
     fn debug_is_pinned_and_never_shows_the_token() {
-        let authed = Authed::from_login(Login {
-            token: SecretString::from("hunter2"),
-            method: "approle",
-            validated: true,
-            owned: true,
-            renewable: true,
-            ttl: Some(Duration::from_secs(60)),
-        });
+        let authed = Authed::from_login(
+            Login {
+                token: SecretString::from("hunter2"),
+                method: "approle",
+                validated: true,
+                owned: true,
+                renewable: true,
+                ttl: Some(Duration::from_secs(60)),
+            },
+            1,
+        );
         let shown = format!("{authed:?}");
         assert!(
             shown.starts_with(

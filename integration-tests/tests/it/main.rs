@@ -20,6 +20,7 @@ mod ha;
 pub mod harness;
 mod harness_selftest;
 mod http_contract;
+mod leases;
 mod lifecycle;
 mod mount_detection;
 mod pipeline;

@@ -108,7 +108,10 @@
 //! made with the `openssl` command), [`namespace`](DevVault::namespace),
 //! [`audit_requests`](DevVault::audit_requests) ([`AuditLog`]: how many
 //! requests a piece of code made: [`mark`](AuditLog::mark), run the code,
-//! then [`count_since`](AuditLog::count_since) with a path prefix). [`DevVault::admin`] gives an [`Admin`]
+//! then [`count_since`](AuditLog::count_since) with a path prefix),
+//! [`database`](DevVault::database) ([`DatabaseRole`]: OpenBao's database
+//! engine against a throwaway [`Postgres`], for dynamic secrets).
+//! [`DevVault::admin`] gives an [`Admin`]
 //! client for any other call. They panic, naming the call and the server's
 //! answer, when the server refuses.
 //!
@@ -157,6 +160,7 @@ mod jwt;
 mod kube;
 mod launch;
 mod mock;
+mod postgres;
 mod process;
 mod provision;
 mod raft;
@@ -176,6 +180,7 @@ pub use error::{TestingError, TestingErrorKind};
 pub use jwt::{ACTIONS_DEFAULT_AUDIENCE, ActionsRequest, JwtCredentials, JwtSigner};
 pub use kube::{KubeFixture, ServiceAccount, service_account_jwt};
 pub use mock::{MockAnswer, MockRequest, MockVault};
+pub use postgres::{DatabaseRole, Postgres};
 /// The HTTP method of an [`Admin::request`] (reqwest's), named apart from
 /// the crate's other types.
 pub use reqwest::Method as HttpMethod;

@@ -74,6 +74,7 @@ impl Exit {
             | Error::InvalidPath { .. }
             | Error::InvalidWrite { .. }
             | Error::NeedsKvV2 { .. }
+            | Error::WrongEngine { .. }
             // The credentials lookup through the local context failed
             // (a malformed config file, a variable that is not UTF-8).
             | Error::Secret(_) => Exit::Config,
@@ -82,11 +83,14 @@ impl Exit {
             | Error::FieldNotFound { .. }
             | Error::VersionDeleted { .. }
             | Error::VersionDestroyed { .. } => Exit::NotFound,
-            Error::PermissionDenied { .. } | Error::WriteDenied { .. } => Exit::Denied,
+            Error::PermissionDenied { .. } | Error::WriteDenied { .. } | Error::LeaseDenied { .. } => {
+                Exit::Denied
+            }
             Error::Sealed { .. }
             | Error::Server { .. }
             | Error::Transport { .. }
-            | Error::WriteUncertain { .. } => Exit::Server,
+            | Error::WriteUncertain { .. }
+            | Error::LeaseLost { .. } => Exit::Server,
             Error::CasMismatch { .. } => Exit::CasConflict,
             // A variant added to the library after this table was written.
             _ => Exit::Other,

@@ -4,7 +4,7 @@ use clap::error::ErrorKind;
 use clap::{Args, ValueEnum};
 use secret_core::{SecretValue, ValueKind};
 use serde_json::Value;
-use vault_secret::VaultSecret;
+use vault_secret::{ReadApi, VaultClient, VaultSecret};
 use zeroize::Zeroizing;
 
 use crate::exit::{Exit, Failure};
@@ -15,6 +15,11 @@ use crate::{output, vars};
 pub(crate) struct GetArgs {
     /// The secret: `<mount>/<path>`, with an optional `?version=N` and `#field`,
     /// e.g. `secret/app`, `secret/app#password`, `team/kv/app?version=3#password`.
+    ///
+    /// A path outside KV (a dynamic secret such as `database/creds/app`) is
+    /// issued with a lease, printed like a KV read; the lease then lives its
+    /// TTL (or its token's, if shorter), as after `vault read`: nothing renews
+    /// or revokes it. `-v` prints the lease (id, duration, renewable) on stderr.
     #[arg(value_name = "PATH")]
     path: String,
 
@@ -183,7 +188,20 @@ pub(crate) async fn run(args: GetArgs) -> Result<u8, Failure> {
     if let Some(field) = &args.field {
         secret = secret.field(field.as_str());
     }
-    let value = secret.run().await?;
+    let value = match secret.run().await {
+        Ok(value) => value,
+        Err(vault_secret::Error::WrongEngine {
+            use_api: ReadApi::Lease,
+            ..
+        }) if args.secret_version.is_none() && !parts.has_version => {
+            let path = match &args.field {
+                Some(field) => format!("{}#{field}", args.path),
+                None => args.path.clone(),
+            };
+            read_leased(&path).await?
+        }
+        Err(e) => return Err(e.into()),
+    };
     let format = args.format.unwrap_or(if parts.has_field {
         Format::Raw
     } else {
@@ -242,6 +260,23 @@ fn indented(out: &mut String, json: &str) {
             out.push_str("  ");
         }
     }
+}
+
+/// Issues a dynamic secret and leaves its lease to its TTL (keeping leases
+/// alive is `exec`'s job).
+async fn read_leased(path: &str) -> Result<SecretValue, Failure> {
+    let client = VaultClient::from_env().await?;
+    let lease = client.lease(path).await?;
+    let info = lease.lease();
+    tracing::info!(
+        lease_id = %info.id,
+        duration_s = info.duration.as_secs(),
+        renewable = info.renewable,
+        "lease issued; it lives its TTL (not renewed nor revoked)"
+    );
+    let value = lease.current();
+    lease.detach();
+    Ok(value)
 }
 
 /// The text to print, and whether a newline follows it.
