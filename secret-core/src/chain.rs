@@ -5,10 +5,13 @@ use std::sync::Arc;
 
 use tracing::Instrument;
 
-use crate::{
-    Attempt, DefaultSecret, Env, EnvironmentSource, Error, LocalContext, Lookup, Outcome,
-    SecretFuture, SecretSource, SecretValue, SecretsFuture,
-};
+use crate::defaults::DefaultSecret;
+use crate::env::Env;
+use crate::env_var::EnvironmentSource;
+use crate::error::{Attempt, Error, Outcome};
+use crate::local::LocalContext;
+use crate::source::{Lookup, SecretFuture, SecretSource, SecretsFuture};
+use crate::value::SecretValue;
 
 /// For each name: the value, if a source had it, and what every source
 /// before that said.

@@ -3,8 +3,9 @@
 use secrecy::SecretString;
 use serde_json::{Map, Value};
 
+use crate::error::Error;
 use crate::value::json_type_name;
-use crate::{Error, SecretValue, ValueKind};
+use crate::value::{SecretValue, ValueKind};
 
 /// A credential type looked up by a well-known name and validated on read.
 pub trait DefaultSecret: Sized {

@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use crate::Error;
+use crate::error::Error;
 
 /// Where environment variables are read from.
 ///

@@ -2,8 +2,11 @@
 
 use std::fmt;
 
+use crate::env::Env;
 use crate::env::check_variable_name;
-use crate::{Env, Error, Lookup, SecretFuture, SecretSource, SecretValue};
+use crate::error::Error;
+use crate::source::{Lookup, SecretFuture, SecretSource};
+use crate::value::SecretValue;
 
 /// How to read a variable's text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -51,7 +51,7 @@ pub enum Error {
         /// The variable's name.
         variable: String,
         /// The requested type.
-        cast: crate::Cast,
+        cast: crate::env_var::Cast,
         /// Why it does not parse (never the text itself).
         reason: String,
     },

@@ -4,8 +4,11 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use crate::env::Env;
+use crate::error::Error;
 use crate::source::check_secret_name;
-use crate::{Env, Error, Lookup, SecretFuture, SecretSource, SecretValue};
+use crate::source::{Lookup, SecretFuture, SecretSource};
+use crate::value::SecretValue;
 
 /// The default prefix of environment context variables.
 pub const DEFAULT_ENV_PREFIX: &str = "PREFECT__CONTEXT__SECRETS__";

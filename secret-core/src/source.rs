@@ -5,7 +5,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::{Error, SecretValue};
+use crate::error::Error;
+use crate::value::SecretValue;
 
 /// The future a [`SecretSource`] returns.
 pub type SecretFuture<'a> = Pin<Box<dyn Future<Output = Result<Lookup, Error>> + Send + 'a>>;

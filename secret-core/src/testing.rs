@@ -3,7 +3,7 @@
 //! Enabled with the `testing` feature. Each check panics with a message
 //! naming what broke (never the secret's value).
 
-use crate::{Lookup, SecretSource};
+use crate::source::{Lookup, SecretSource};
 
 /// A name the source does not have must come back as [`Lookup::NotFound`], not an error.
 pub async fn check_missing_is_not_found(source: &dyn SecretSource, missing_name: &str) {
@@ -101,7 +101,12 @@ pub async fn run_conformance(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Env, EnvironmentSource, LocalContext, SecretChain, SecretFuture, SecretValue};
+    use crate::chain::SecretChain;
+    use crate::env::Env;
+    use crate::env_var::EnvironmentSource;
+    use crate::local::LocalContext;
+    use crate::source::SecretFuture;
+    use crate::value::SecretValue;
 
     #[tokio::test]
     async fn built_in_sources_conform() {
@@ -136,7 +141,7 @@ mod tests {
                 })
             })
         }
-        fn resolve_many<'a>(&'a self, _: &'a [&'a str]) -> crate::SecretsFuture<'a> {
+        fn resolve_many<'a>(&'a self, _: &'a [&'a str]) -> crate::source::SecretsFuture<'a> {
             Box::pin(async { Ok(vec![Lookup::not_found("only A")]) })
         }
     }

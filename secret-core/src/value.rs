@@ -6,7 +6,7 @@ use std::sync::Arc;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::{DeserializeOwned, IntoDeserializer};
 
-use crate::Error;
+use crate::error::Error;
 
 /// The name used in errors for a value that did not come through a named lookup.
 const UNNAMED: &str = "<unnamed>";

@@ -10,8 +10,10 @@
 use secret_core::{Env, SecretValue, ValueKind};
 use serde_json::{Map, Value};
 
+use crate::builder::ClientBuilder;
+use crate::client::VaultClient;
+use crate::error::Error;
 use crate::path::SecretRef;
-use crate::{ClientBuilder, Error, VaultClient};
 
 /// The setters both adapters have, each forwarding to their [`SecretLoad`]
 /// (a type with a `load: SecretLoad` field).
@@ -46,7 +48,7 @@ macro_rules! load_setters {
         }
 
         /// Reads with this client (and its login), which is left as it is.
-        pub fn client(mut self, client: $crate::VaultClient) -> Self {
+        pub fn client(mut self, client: $crate::client::VaultClient) -> Self {
             self.load.client(client);
             self
         }
@@ -55,7 +57,7 @@ macro_rules! load_setters {
         /// and credentials (the environment for the rest), whose token is
         /// revoked once the load is over. (Unlike `VaultSecret::builder`,
         /// which keeps a shared default client.)
-        pub fn one_shot(mut self, builder: $crate::ClientBuilder) -> Self {
+        pub fn one_shot(mut self, builder: $crate::builder::ClientBuilder) -> Self {
             self.load.one_shot(builder);
             self
         }

@@ -222,7 +222,7 @@ fn check_client_cert(t: &Transport, by_role: bool) -> Result<(), Error> {
         } else {
             crate::variables::VAULT_CERT_AUTH_PATH.name
         },
-        crate::ConfigKind::Missing,
+        crate::error::ConfigKind::Missing,
         "asks for certificate login, which needs a client certificate: \
          set VAULT_CLIENT_CERT and VAULT_CLIENT_KEY",
     ))

@@ -4,7 +4,7 @@
 use secret_core::SecretValue;
 use serde_json::Value;
 
-use crate::Error;
+use crate::error::Error;
 use crate::path::SecretRef;
 
 /// The distinct paths of `refs` (fields aside), and for each reference the

@@ -7,10 +7,13 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use secret_core::{Env, SecretChain, SecretValue};
 
+use crate::cache::CacheOptions;
+use crate::client::VaultClient;
+use crate::config::VaultConfig;
 use crate::credentials::Credentials;
+use crate::error::Error;
 use crate::lease::LeaseOptions;
 use crate::variables::DEFAULT_CREDENTIALS_SECRET;
-use crate::{CacheOptions, Error, VaultClient, VaultConfig};
 
 /// Builds a [`VaultClient`].
 ///

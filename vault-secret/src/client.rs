@@ -10,9 +10,13 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tracing::Instrument;
 
+use crate::batch;
 use crate::blocking::ClientRuntime;
 use crate::cache::{Cache, CacheKey};
+use crate::cache::{CacheOptions, CacheStats};
+use crate::config::VaultConfig;
 use crate::credentials::Credentials;
+use crate::error::Error;
 use crate::kv::{self, KvContext};
 use crate::kv_write::{self, Cas, Op, VersionMetadata, Versioned, WriteData, Written};
 use crate::lease::{self, IssueRequest, LeaseContext, LeaseOptions, LeaseRegistry, LeasedSecret};
@@ -20,7 +24,6 @@ use crate::mounts::{KvVersion, MountCache};
 use crate::path::SecretRef;
 use crate::token::{TokenLife, Tokens};
 use crate::transport::Transport;
-use crate::{CacheOptions, CacheStats, Error, VaultConfig, batch};
 
 /// A Vault client a service builds once and holds.
 ///

@@ -9,8 +9,9 @@ use secret_core::Env;
 use url::Url;
 
 use crate::error::ConfigKind;
+use crate::error::Error;
+use crate::input;
 use crate::variables::{self as var, Variable};
-use crate::{Error, input};
 
 /// The default request timeout, as Vault's CLI (`VAULT_CLIENT_TIMEOUT`).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);

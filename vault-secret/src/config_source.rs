@@ -74,7 +74,7 @@ impl VaultConfigSource {
     /// The loaded tree as config-rs values, each with its origin.
     fn convert(
         &self,
-        loaded: Result<Option<serde_json::Map<String, serde_json::Value>>, crate::Error>,
+        loaded: Result<Option<serde_json::Map<String, serde_json::Value>>, crate::error::Error>,
     ) -> Result<Map<String, Value>, ConfigError> {
         let tree = loaded.map_err(|e| ConfigError::Foreign(Box::new(e)))?;
         let origin = format!("Vault {}", self.load.origin());
@@ -165,13 +165,16 @@ mod tests {
         let source =
             VaultConfigSource::new("secret/db").env(Env::from_map([("VAULT_TOKEN", "hunter2")]));
         let err = config::Source::collect(&source).unwrap_err();
-        assert_eq!(err.to_string(), crate::Error::MissingAddress.to_string());
+        assert_eq!(
+            err.to_string(),
+            crate::error::Error::MissingAddress.to_string()
+        );
         let ConfigError::Foreign(inner) = err else {
             panic!("not a foreign error: {err}");
         };
         assert!(matches!(
-            inner.downcast_ref::<crate::Error>(),
-            Some(crate::Error::MissingAddress)
+            inner.downcast_ref::<crate::error::Error>(),
+            Some(crate::error::Error::MissingAddress)
         ));
         assert!(!format!("{source:?}").contains("hunter2"));
     }

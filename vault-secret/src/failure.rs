@@ -12,7 +12,7 @@ use std::fmt;
 
 use secret_core::BoxError;
 
-use crate::Error;
+use crate::error::Error;
 use crate::error::TransportKind;
 
 /// A successful (2xx) answer.

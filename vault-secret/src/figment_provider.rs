@@ -164,7 +164,7 @@ mod tests {
             err.to_string(),
             format!(
                 "{} in `secret/db#password` Vault",
-                crate::Error::MissingAddress
+                crate::error::Error::MissingAddress
             )
         );
         assert_eq!(err.metadata.map(|m| m.name), Some("Vault".into()));

@@ -17,8 +17,8 @@ use std::time::Duration;
 use secrecy::SecretString;
 use zeroize::Zeroizing;
 
-use crate::Error;
 use crate::error::ConfigKind;
+use crate::error::Error;
 
 /// The longest token, role id or secret id accepted (Vault's service tokens
 /// are about 100 bytes, batch tokens a few hundred).

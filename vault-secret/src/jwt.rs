@@ -7,8 +7,8 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
-use crate::Error;
 use crate::error::ConfigKind;
+use crate::error::Error;
 use crate::input::{self, Invalid};
 use crate::variables as var;
 

@@ -9,8 +9,8 @@
 use secrecy::SecretString;
 use serde_json::Value;
 
-use crate::Error;
 use crate::api;
+use crate::error::Error;
 use crate::mounts::{KvVersion, Mount, MountCache};
 use crate::path::SecretRef;
 use crate::token::{self, Attempt};

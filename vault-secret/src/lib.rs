@@ -280,7 +280,7 @@
 //! 8. `auth`
 //! 9. `token`
 //! 10. `mounts`
-//! 11. `kv`
+//! 11. `kv`, `kv_write`, `lease`
 //! 12. `client`
 //! 13. `builder`, `inspect`
 //! 14. `defaults`

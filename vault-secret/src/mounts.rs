@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use secrecy::SecretString;
 
-use crate::Error;
 use crate::api;
+use crate::error::Error;
 use crate::path::SecretRef;
 use crate::token::{self, Attempt};
 use crate::transport::{ApiFailure, Transport};

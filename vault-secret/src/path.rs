@@ -1,6 +1,7 @@
 //! Parsing `<mount>/<path>[?version=N][#field]`.
 
-use crate::{Error, input};
+use crate::error::Error;
+use crate::input;
 
 /// A parsed secret reference: the path, and optionally a KV v2 version and a field.
 #[derive(Debug, Clone, PartialEq, Eq)]

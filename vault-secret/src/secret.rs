@@ -4,9 +4,13 @@
 use secret_core::{Env, SecretValue};
 use serde::de::DeserializeOwned;
 
+use crate::builder::ClientBuilder;
+use crate::client::VaultClient;
+use crate::defaults;
+use crate::error::Error;
 use crate::kv_write::{WriteData, Written};
+use crate::mounts::KvVersion;
 use crate::path::{SecretRef, parse_version};
-use crate::{ClientBuilder, Error, KvVersion, VaultClient, defaults};
 
 /// One secret in Vault: `VaultSecret::new("secret/test/path").run().await`.
 ///

@@ -2,8 +2,11 @@
 
 use secret_core::{Lookup, SecretFuture, SecretSource, SecretsFuture};
 
+use crate::builder::ClientBuilder;
+use crate::client::VaultClient;
+use crate::defaults;
+use crate::error::Error;
 use crate::path::SecretRef;
-use crate::{ClientBuilder, Error, VaultClient, defaults};
 
 /// Vault as a [`SecretSource`]: a secret name maps to a path, or to a field of one secret.
 ///

@@ -8,9 +8,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::config::VaultConfig;
+use crate::error::Error;
 use crate::error::{ConfigKind, chain};
+use crate::input;
 use crate::variables as var;
-use crate::{Error, VaultConfig, input};
 
 #[cfg(not(any(feature = "rustls", feature = "rustls-ring", feature = "native-tls")))]
 compile_error!(

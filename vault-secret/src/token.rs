@@ -15,8 +15,8 @@ use secrecy::SecretString;
 use crate::api;
 use crate::auth::{self, Login};
 use crate::credentials::Credentials;
+use crate::error::{AuthAttempt, Error};
 use crate::transport::Transport;
-use crate::{AuthAttempt, Error};
 
 /// Log in again this long before the token's expiry (at most a third of its TTL).
 const EXPIRY_MARGIN: Duration = Duration::from_secs(10);

@@ -25,6 +25,8 @@ use http::header::{CONTENT_TYPE, HeaderName, HeaderValue, LOCATION, RETRY_AFTER}
 use rustify::Endpoint;
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::config::VaultConfig;
+use crate::error::Error;
 use crate::error::TransportKind;
 #[cfg(test)]
 pub(crate) use crate::failure::Body;
@@ -32,7 +34,6 @@ pub(crate) use crate::failure::Body;
 pub(crate) use crate::failure::proptests;
 pub(crate) use crate::failure::{Answer, ApiFailure};
 use crate::failure::{is_election, parse_error_body, transport_failure};
-use crate::{Error, VaultConfig};
 
 /// Longest wait between two attempts (before jitter).
 const MAX_BACKOFF: Duration = Duration::from_secs(2);

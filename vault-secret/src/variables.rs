@@ -322,7 +322,7 @@ mod tests {
     use secret_core::Env;
 
     use super::*;
-    use crate::VaultClient;
+    use crate::client::VaultClient;
 
     #[test]
     fn credentials_cover_every_method_and_a_renamed_secret() {

@@ -85,7 +85,7 @@ fn wiped(cache: &Cache) -> Vec<Value> {
 fn transport() -> Error {
     Error::Transport {
         address: "http://127.0.0.1:8200".into(),
-        kind: crate::TransportKind::Connect,
+        kind: crate::error::TransportKind::Connect,
         reason: "connection refused".into(),
         source: None,
     }
@@ -130,7 +130,7 @@ fn transient_errors() -> Vec<(&'static str, Error)> {
             "timeout",
             Error::Transport {
                 address: "http://127.0.0.1:8200".into(),
-                kind: crate::TransportKind::Timeout,
+                kind: crate::error::TransportKind::Timeout,
                 reason: "operation timed out".into(),
                 source: None,
             },
@@ -169,7 +169,7 @@ fn permanent_errors() -> Vec<(&'static str, Error)> {
         (
             "login refused",
             Error::AuthFailed {
-                attempts: vec![crate::AuthAttempt {
+                attempts: vec![crate::error::AuthAttempt {
                     method: "approle",
                     reason: "invalid role or secret ID (HTTP 400)".into(),
                 }],

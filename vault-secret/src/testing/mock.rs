@@ -20,7 +20,8 @@ use wiremock::{Mock, MockGuard, MockServer, ResponseTemplate};
 
 use super::credentials::{AppRoleCredentials, TestCredentials, Token};
 use super::unique;
-use crate::{KvVersion, VaultSecret};
+use crate::mounts::KvVersion;
+use crate::secret::VaultSecret;
 
 /// Priority of denials, failures and accepted logins (wiremock: lower wins).
 const OVERRIDE: u8 = 1;

@@ -11,7 +11,7 @@ use super::jwt::{JwtCredentials, JwtSigner};
 use super::kube::KubeFixture;
 use super::server::DevVault;
 use super::unique;
-use crate::KvVersion;
+use crate::mounts::KvVersion;
 
 impl DevVault {
     /// Mounts a fresh KV engine of `version` under a unique name (e.g.

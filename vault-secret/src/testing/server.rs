@@ -23,7 +23,7 @@ use super::launch::{READY_TIMEOUT, attach_server, start_dev_server};
 use super::process::ServerProcess;
 use super::raft::{RESTART_TIMEOUT, start_persistent};
 use super::state::{Kind, ServerInner, ServerOptions};
-use crate::VaultSecret;
+use crate::secret::VaultSecret;
 
 /// A Vault-API server for a test: a dev server of the test's own
 /// ([`DevVault::start`]), the one shared by the test binary
