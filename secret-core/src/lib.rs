@@ -47,6 +47,7 @@ mod defaults;
 mod env;
 mod env_var;
 mod error;
+pub mod file;
 mod local;
 mod source;
 #[cfg(feature = "testing")]

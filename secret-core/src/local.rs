@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::env::Env;
 use crate::error::Error;
+use crate::file::{FileError, read_regular};
 use crate::source::check_secret_name;
 use crate::source::{Lookup, SecretFuture, SecretSource};
 use crate::value::SecretValue;
@@ -259,34 +260,14 @@ enum Unread {
 }
 
 /// The config file's text, at most [`MAX_CONFIG_FILE_LEN`] bytes, from a
-/// regular file only. Opened without blocking (`O_NONBLOCK`: a FIFO with no
-/// writer would hang an ordinary open), then checked with `fstat`, so what
-/// is read is what was checked.
+/// regular file only (see [`crate::file`]).
 fn read_config_text(path: &Path) -> Result<zeroize::Zeroizing<String>, Unread> {
-    use std::io::Read as _;
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
-    }
-    let file = options.open(path).map_err(Unread::Io)?;
-    let metadata = file.metadata().map_err(Unread::Io)?;
-    if !metadata.is_file() {
-        return Err(Unread::Unusable(
-            not_a_file(&metadata.file_type()).to_owned(),
-        ));
-    }
-    let mut bytes = zeroize::Zeroizing::new(Vec::new());
-    file.take(MAX_CONFIG_FILE_LEN + 1)
-        .read_to_end(&mut bytes)
-        .map_err(Unread::Io)?;
-    if bytes.len() as u64 > MAX_CONFIG_FILE_LEN {
-        return Err(Unread::Unusable(format!(
-            "larger than {MAX_CONFIG_FILE_LEN} bytes"
-        )));
-    }
+    let mut bytes = read_regular(path, MAX_CONFIG_FILE_LEN).map_err(|e| match e {
+        FileError::Io(e) => Unread::Io(e),
+        FileError::Directory => Unread::Unusable("a directory, not a regular file".into()),
+        FileError::NotRegular(kind) => Unread::Unusable(format!("{kind}, not a regular file")),
+        FileError::TooLarge { max } => Unread::Unusable(format!("larger than {max} bytes")),
+    })?;
     match String::from_utf8(std::mem::take(&mut *bytes)) {
         Ok(text) => Ok(zeroize::Zeroizing::new(text)),
         Err(e) => {
@@ -299,27 +280,6 @@ fn read_config_text(path: &Path) -> Result<zeroize::Zeroizing<String>, Unread> {
             )))
         }
     }
-}
-
-/// What a file that is not a regular file is, in words.
-fn not_a_file(file_type: &std::fs::FileType) -> &'static str {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt as _;
-        if file_type.is_fifo() {
-            return "a FIFO (named pipe), not a regular file";
-        }
-        if file_type.is_char_device() || file_type.is_block_device() {
-            return "a device, not a regular file";
-        }
-        if file_type.is_socket() {
-            return "a socket, not a regular file";
-        }
-    }
-    if file_type.is_dir() {
-        return "a directory, not a regular file";
-    }
-    "not a regular file"
 }
 
 #[cfg(test)]

@@ -10,11 +10,11 @@
 //! travel in an HTTP header (some HTTP stacks panic on one), and a message
 //! must not show a credential.
 
-use std::io::Read as _;
 use std::path::Path;
 use std::time::Duration;
 
 use secrecy::SecretString;
+use secret_core::file::{FileError, read_regular};
 use zeroize::Zeroizing;
 
 use crate::error::ConfigKind;
@@ -285,35 +285,24 @@ pub(crate) fn read_file(
     let shown = shown(&path.display().to_string());
     let fail = |kind, reason: String| Error::config_kind(variable, kind, reason);
     let io = |e: std::io::Error| io_error(variable, &format!("the file `{shown}`"), e);
-    let file = open_nonblocking(path).map_err(io)?;
-    let metadata = file.metadata().map_err(io)?;
-    if metadata.is_dir() {
-        return Err(fail(
+    let content = read_regular(path, max).map_err(|e| match e {
+        FileError::Io(e) => io(e),
+        FileError::Directory => fail(
             ConfigKind::IsADirectory,
             format!("`{shown}` is a directory; it must name a file"),
-        ));
-    }
-    if !metadata.is_file() {
-        return Err(fail(
+        ),
+        FileError::NotRegular(kind) => fail(
             ConfigKind::NotARegularFile,
-            format!(
-                "`{shown}` is {}, not a regular file",
-                file_type_name(&metadata.file_type())
-            ),
-        ));
-    }
-    let mut content = Zeroizing::new(Vec::with_capacity(
-        usize::try_from(metadata.len().min(max + 1)).unwrap_or(0),
-    ));
-    file.take(max + 1).read_to_end(&mut content).map_err(io)?;
-    if content.len() as u64 > max {
-        return Err(fail(
+            format!("`{shown}` is {kind}, not a regular file"),
+        ),
+        FileError::TooLarge { max } => fail(
             ConfigKind::TooLarge,
             format!(
                 "the file `{shown}` is larger than {max} bytes, too large for what it should hold"
             ),
-        ));
-    }
+        ),
+        other => fail(ConfigKind::NotARegularFile, format!("`{shown}`: {other:?}")),
+    })?;
     if content.iter().all(u8::is_ascii_whitespace) {
         return Err(fail(
             ConfigKind::Empty,
@@ -321,38 +310,6 @@ pub(crate) fn read_file(
         ));
     }
     Ok(content)
-}
-
-/// Opens `path` for reading; on Unix with `O_NONBLOCK`, which returns at
-/// once for a FIFO (and is harmless for a regular file).
-fn open_nonblocking(path: &Path) -> std::io::Result<std::fs::File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
-    }
-    options.open(path)
-}
-
-/// What a file that is not a regular file is, in words.
-fn file_type_name(file_type: &std::fs::FileType) -> &'static str {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt as _;
-        if file_type.is_fifo() {
-            return "a FIFO (named pipe)";
-        }
-        if file_type.is_char_device() || file_type.is_block_device() {
-            return "a device";
-        }
-        if file_type.is_socket() {
-            return "a socket";
-        }
-    }
-    let _ = file_type;
-    "something other than a file"
 }
 
 /// The error for an I/O failure on `what` ("the file `x`", "the directory
