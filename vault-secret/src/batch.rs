@@ -1,11 +1,17 @@
 //! Several secrets at once: each distinct path read once, then each
-//! reference's field taken from its path's mapping.
+//! reference's field taken from its path's mapping. At most
+//! [`MAX_CONCURRENT_READS`] paths are read at the same time.
 
 use secret_core::SecretValue;
 use serde_json::Value;
 
 use crate::error::Error;
 use crate::path::SecretRef;
+
+/// How many distinct paths are read at the same time: each answer may be up
+/// to the answer cap in size, so a long list (`exec` with many secrets) is
+/// read a few at a time rather than all at once.
+pub(crate) const MAX_CONCURRENT_READS: usize = 8;
 
 /// The distinct paths of `refs` (fields aside), and for each reference the
 /// index of its path among them.

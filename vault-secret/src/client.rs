@@ -5,6 +5,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use futures_util::StreamExt as _;
 use secret_core::SecretValue;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -194,9 +195,9 @@ impl VaultClient {
     }
 
     /// Reads several secrets (each `<mount>/<path>[?version=N][#field]`), in
-    /// the order given: one login, each distinct path read once, distinct
-    /// paths read at the same time. The first failure (in the order given)
-    /// is the error.
+    /// the order given: one login, each distinct path read once, up to
+    /// eight distinct paths at the same time. The first failure (in the
+    /// order given) is the error.
     pub async fn read_many<S: AsRef<str>>(&self, paths: &[S]) -> Result<Vec<SecretValue>, Error> {
         let refs = paths
             .iter()
@@ -212,8 +213,12 @@ impl VaultClient {
         kv: Option<KvVersion>,
     ) -> Result<Vec<SecretValue>, Error> {
         let (paths, index) = batch::distinct(refs);
-        let reads =
-            futures_util::future::join_all(paths.iter().map(|r| self.read_whole(r, kv))).await;
+        // Built first: a lazy map here trips the compiler's `Send` check.
+        let reads: Vec<_> = paths.iter().map(|r| self.read_whole(r, kv)).collect();
+        let reads = futures_util::stream::iter(reads)
+            .buffered(batch::MAX_CONCURRENT_READS)
+            .collect()
+            .await;
         batch::values(refs, reads, &index)
     }
 
@@ -224,8 +229,12 @@ impl VaultClient {
         refs: &[SecretRef],
     ) -> Result<Vec<Result<SecretValue, String>>, Error> {
         let (paths, index) = batch::distinct(refs);
-        let reads =
-            futures_util::future::join_all(paths.iter().map(|r| self.read_whole(r, None))).await;
+        // Built first: a lazy map here trips the compiler's `Send` check.
+        let reads: Vec<_> = paths.iter().map(|r| self.read_whole(r, None)).collect();
+        let reads = futures_util::stream::iter(reads)
+            .buffered(batch::MAX_CONCURRENT_READS)
+            .collect()
+            .await;
         batch::each(refs, reads, &index)
     }
 

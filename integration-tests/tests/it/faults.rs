@@ -442,3 +442,35 @@ fn token_env(address: &str) -> secret_core::Env {
         ("VAULT_TOKEN", "s.raw-server-token"),
     ])
 }
+
+/// A long list of paths (`exec` with many secrets) is read a few at a time,
+/// so the answers held at once stay bounded: 24 paths that each take 400 ms
+/// need at least three rounds, where reading them all at once takes one.
+#[tokio::test]
+async fn many_paths_are_read_a_few_at_a_time() {
+    let mock = MockVault::start().await;
+    mock.kv2("wave/p0", json!({"n": 0})).await;
+    let paths: Vec<String> = (0..24).map(|i| format!("wave/slow{i}#n")).collect();
+    for i in 0..24 {
+        let slow = MockAnswer::kv2_data(json!({"n": i})).delay(Duration::from_millis(400));
+        mock.answer(&format!("wave/data/slow{i}"), slow).await;
+    }
+    let client = vault_secret::VaultClient::builder()
+        .env(mock.env_with(&[]))
+        .build()
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let values = client.read_many(&paths).await.expect("the reads");
+    let took = started.elapsed();
+    let read: Vec<String> = values
+        .iter()
+        .map(|v| v.expose_secret().to_owned())
+        .collect();
+    let expected: Vec<String> = (0..24).map(|i| i.to_string()).collect();
+    assert_eq!(read, expected);
+    assert!(
+        took >= Duration::from_millis(1150),
+        "24 slow paths read in {took:?}: more than eight at once"
+    );
+}
