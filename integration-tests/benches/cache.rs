@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use serde_json::json;
 use vault_secret::testing::DevVault;
-use vault_secret::{CacheOptions, KvVersion, VaultClient};
+use vault_secret::{KvVersion, VaultClient, cache::CacheOptions};
 
 #[path = "common/paired.rs"]
 mod paired;

@@ -24,7 +24,10 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use vault_secret::testing::{DevVault, Postgres};
-use vault_secret::{KvVersion, LeaseEvent, LeasedSecret, VaultClient};
+use vault_secret::{
+    KvVersion, VaultClient,
+    lease::{LeaseEvent, LeasedSecret},
+};
 
 #[path = "common/raw.rs"]
 mod raw;

@@ -614,7 +614,7 @@ async fn no_token_id_jwt_or_secret_value_reaches_the_logs_or_debug_output() {
     let leaser = VaultClient::builder()
         .env(vault.env_for(&lease_token))
         .lease_options(
-            vault_secret::LeaseOptions::new().with_grace_period(Duration::from_millis(500)),
+            vault_secret::lease::LeaseOptions::new().with_grace_period(Duration::from_millis(500)),
         )
         .build()
         .await
@@ -627,7 +627,10 @@ async fn no_token_id_jwt_or_secret_value_reaches_the_logs_or_debug_output() {
     );
     let mut changes = lease.changes();
     let mut events = Vec::new();
-    while !matches!(events.last(), Some(vault_secret::LeaseEvent::Rotated(_))) {
+    while !matches!(
+        events.last(),
+        Some(vault_secret::lease::LeaseEvent::Rotated(_))
+    ) {
         tokio::time::timeout(Duration::from_secs(10), changes.changed())
             .await
             .expect("a rotation within 10 s")
@@ -637,7 +640,7 @@ async fn no_token_id_jwt_or_secret_value_reaches_the_logs_or_debug_output() {
     assert!(
         events
             .iter()
-            .any(|e| matches!(e, vault_secret::LeaseEvent::Renewed(_))),
+            .any(|e| matches!(e, vault_secret::lease::LeaseEvent::Renewed(_))),
         "{events:?}"
     );
     let second: Value = lease.current_as().unwrap();

@@ -21,7 +21,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::RwLock;
-use vault_secret::{LeaseEvent, LeasedSecret, VaultClient};
+use vault_secret::{
+    VaultClient,
+    lease::{LeaseEvent, LeasedSecret},
+};
 
 /// Connections opened with one set of credentials.
 struct Pool {

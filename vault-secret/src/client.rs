@@ -599,7 +599,7 @@ impl VaultClient {
             .await
     }
 
-    /// The lease options of this client ([`ClientBuilder::lease_options`]).
+    /// The lease options of this client ([`ClientBuilder::lease_options`](crate::ClientBuilder::lease_options)).
     pub fn lease_options(&self) -> LeaseOptions {
         self.inner.lease_options.get().copied().unwrap_or_default()
     }

@@ -305,7 +305,7 @@ pub enum Error {
     },
 
     /// A leased secret could not be kept (its handle published
-    /// [`LeaseEvent::Lost`](crate::LeaseEvent::Lost)), or the handle is closed.
+    /// [`LeaseEvent::Lost`](crate::lease::LeaseEvent::Lost)), or the handle is closed.
     #[error("lease of `{path}` lost ({kind}): {reason}")]
     LeaseLost {
         /// The secret's path.
@@ -339,7 +339,7 @@ pub enum LeaseLostKind {
     /// The lease ran out before it could be renewed or replaced (an outage
     /// longer than the lease).
     Expired,
-    /// The handle was closed ([`LeasedSecret::close`](crate::LeasedSecret::close),
+    /// The handle was closed ([`LeasedSecret::close`](crate::lease::LeasedSecret::close),
     /// [`VaultClient::shutdown`](crate::VaultClient::shutdown)).
     Closed,
 }

@@ -327,7 +327,6 @@ mod transport;
 pub mod variables;
 
 pub use builder::ClientBuilder;
-pub use cache::{CacheOptions, CacheStats};
 pub use client::VaultClient;
 pub use config::{DEFAULT_MAX_RESPONSE_SIZE, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, VaultConfig};
 #[cfg(feature = "config")]
@@ -342,7 +341,6 @@ pub use figment_provider::VaultProvider;
 pub use inspect::{Health, Inspector, TokenInfo};
 pub use jwt::JwtClaims;
 pub use kv_write::{Cas, VersionMetadata, Versioned, WriteData, Written};
-pub use lease::{LeaseEvent, LeaseInfo, LeaseLost, LeaseOptions, LeasedSecret};
 pub use mounts::{KvVersion, MountReport};
 pub use secret::VaultSecret;
 pub use source::VaultSource;

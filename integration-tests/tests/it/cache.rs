@@ -12,7 +12,7 @@ use std::time::Duration;
 use secret_core::SecretChain;
 use serde_json::json;
 use vault_secret::testing::{DevVault, TestCredentials};
-use vault_secret::{CacheOptions, Error, KvVersion, VaultClient, VaultSecret, VaultSource};
+use vault_secret::{Error, KvVersion, VaultClient, VaultSecret, VaultSource, cache::CacheOptions};
 
 fn read_policy(api_path: &str) -> String {
     format!(r#"path "{api_path}" {{ capabilities = ["read"] }}"#)

@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use vault_secret::testing::{DatabaseRole, DevVault, Postgres, unique};
 use vault_secret::{
-    Error, LeaseEvent, LeaseLostKind, LeaseOptions, LeasedSecret, ReadApi, VaultClient,
+    Error, LeaseLostKind, ReadApi, VaultClient,
+    lease::{LeaseEvent, LeaseOptions, LeasedSecret},
 };
 
 /// The PostgreSQL the tests of this binary share (each test has its own

@@ -10,7 +10,7 @@ use std::time::Duration;
 use secret_core::SecretValue;
 use serde_json::json;
 use vault_secret::testing::DevCluster;
-use vault_secret::{CacheOptions, Cas, Error, VaultClient, VaultSecret};
+use vault_secret::{Cas, Error, VaultClient, VaultSecret, cache::CacheOptions};
 
 use crate::harness::{self, unique};
 use crate::support::TestEnv;

@@ -8,7 +8,7 @@
 //! ```no_run
 //! use std::time::Duration;
 //!
-//! use vault_secret::{CacheOptions, VaultClient};
+//! use vault_secret::{VaultClient, cache::CacheOptions};
 //!
 //! #[tokio::main]
 //! async fn main() -> Result<(), vault_secret::Error> {

@@ -3,7 +3,7 @@
 //! before they end, and revokes when the service stops.
 //!
 //! ```no_run
-//! use vault_secret::{LeaseEvent, VaultClient};
+//! use vault_secret::{VaultClient, lease::LeaseEvent};
 //!
 //! #[tokio::main]
 //! async fn main() -> Result<(), vault_secret::Error> {
