@@ -13,11 +13,14 @@
 //! started on the first synchronous call and stopped when the last clone of
 //! the client is dropped. The transport keeps one HTTP client per runtime,
 //! so every synchronous call of a client reuses the same connection pool
-//! (and TLS sessions) instead of opening a connection per call. The calling
-//! thread waits for the call's answer on a channel; the runtime's thread
-//! never waits for a caller, so this works from a plain thread, from an
-//! async task (whose thread is held for the call: `.await` is better there)
-//! and from a `spawn_blocking` thread, and cannot deadlock. The cache's
+//! (and TLS sessions) instead of opening a connection per call. A plain
+//! thread polls the call itself within the runtime's context while the
+//! runtime's thread drives the I/O; from anywhere else the call runs as a
+//! task there and the calling thread waits for its answer on a channel.
+//! The runtime's thread never waits for a caller, so this works from a
+//! plain thread, from an async task (whose thread is held for the call:
+//! `.await` is better there) and from a `spawn_blocking` thread, and cannot
+//! deadlock. The cache's
 //! background refreshes started by synchronous reads run on it too, between
 //! calls.
 //!
@@ -85,6 +88,13 @@ impl ClientRuntime {
             // A call from a task on this very runtime would wait for the
             // thread it holds: it gets a runtime of its own instead.
             return run(|| call);
+        }
+        if current.is_none() {
+            // A plain thread polls the call itself, in the runtime's
+            // context, while the runtime's thread drives its I/O and timers
+            // (and the connection pool's tasks): no task to spawn, no
+            // channel to wait on.
+            return handle.block_on(call);
         }
         let (tx, rx) = mpsc::sync_channel::<Outcome<Result<T, Error>>>(1);
         handle.spawn(async move {
