@@ -812,3 +812,160 @@ async fn exec_help_has_the_supervision_table_and_examples() {
         assert!(help.contains(needle), "`{needle}` missing:\n{help}");
     }
 }
+
+/// A token that may issue, renew and revoke credentials of a fresh database
+/// role (TTLs in seconds), as `exec`'s variables; the role.
+async fn database_role(
+    vault: &DevVault,
+    default_ttl: u64,
+    max_ttl: u64,
+) -> (Vec<(String, String)>, vault_secret::testing::DatabaseRole) {
+    let pg = crate::leases::postgres().await;
+    let db = vault
+        .database(
+            pg,
+            Duration::from_secs(default_ttl),
+            Duration::from_secs(max_ttl),
+        )
+        .await;
+    let policy = vault.policy("exec-lease", &db.policy()).await;
+    let token = vault.token(&[&policy]).await;
+    (vault.env_vars_for(&token), db)
+}
+
+/// Waits until `user` is gone from PostgreSQL's roles (the revocation
+/// drops it), at most 10 s.
+async fn role_dropped(user: &str) -> bool {
+    let pg = crate::leases::postgres().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pg
+        .login_roles()
+        .expect("pg_roles")
+        .iter()
+        .any(|r| r == user)
+    {
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    true
+}
+
+#[tokio::test]
+async fn exec_keeps_a_dynamic_secrets_lease_while_the_command_runs_and_revokes_it_after() {
+    let vault = DevVault::shared().await.unwrap();
+    let (vars, db) = database_role(&vault, 2, 60).await;
+    let creds = db.creds_path();
+    let (user_var, pass_var) = (
+        format!("DB_USER={creds}#username"),
+        format!("DB_PASS={creds}#password"),
+    );
+    // Without any supervision flag: a dynamic secret makes exec stay.
+    let mut exec = Running::start(cli(
+        &vars,
+        &[
+            "exec",
+            "--secret",
+            &user_var,
+            "--secret",
+            &pass_var,
+            "--",
+            SH,
+            "-c",
+            r#"echo "$DB_USER $DB_PASS"; sleep 6; echo done"#,
+        ],
+    ));
+    let started = Instant::now();
+    let line = exec.expect_line(Duration::from_secs(30)).await;
+    let (user, password) = line.split_once(' ').expect("user and password");
+    // One lease for both fields.
+    assert_eq!(crate::leases::live_leases(&vault, &creds).await.len(), 1);
+    // Past the lease's 2 s the credentials still log in: exec renewed it.
+    tokio::time::sleep(Duration::from_secs(4).saturating_sub(started.elapsed())).await;
+    let pg = crate::leases::postgres().await;
+    crate::leases::log_in(pg, user, password)
+        .await
+        .unwrap_or_else(|e| panic!("the credentials past their TTL: {e}"));
+    assert_eq!(exec.expect_line(Duration::from_secs(20)).await, "done");
+    assert_eq!(exec.exit_code().await, 0);
+    // The command is done: its lease is revoked, its user dropped.
+    assert!(crate::leases::live_leases(&vault, &creds).await.is_empty());
+    assert!(role_dropped(user).await, "{user} still in pg_roles");
+    assert!(
+        !exec.stderr().contains(password),
+        "a password on stderr: {}",
+        exec.stderr()
+    );
+}
+
+#[tokio::test]
+async fn sigterm_to_exec_stops_the_command_then_revokes_its_leases() {
+    let vault = DevVault::shared().await.unwrap();
+    let (vars, db) = database_role(&vault, 30, 120).await;
+    let user_var = format!("DB_USER={}#username", db.creds_path());
+    let mut exec = Running::start(cli(
+        &vars,
+        &[
+            "exec",
+            "--secret",
+            &user_var,
+            "--",
+            SH,
+            "-c",
+            r#"trap 'echo got-term; exit 143' TERM; echo "$DB_USER"; while :; do sleep 0.1; done"#,
+        ],
+    ));
+    let user = exec.expect_line(Duration::from_secs(30)).await;
+    assert_eq!(
+        crate::leases::live_leases(&vault, &db.creds_path())
+            .await
+            .len(),
+        1
+    );
+    exec.signal("TERM");
+    assert_eq!(exec.expect_line(Duration::from_secs(5)).await, "got-term");
+    assert_eq!(exec.exit_code().await, 143);
+    assert!(
+        crate::leases::live_leases(&vault, &db.creds_path())
+            .await
+            .is_empty()
+    );
+    assert!(role_dropped(&user).await, "{user} still in pg_roles");
+}
+
+#[tokio::test]
+async fn a_rotated_dynamic_secret_restarts_the_command_with_the_new_user() {
+    let vault = DevVault::shared().await.unwrap();
+    // Max TTL 6 s: the lease cannot be renewed past it and is rotated.
+    let (vars, db) = database_role(&vault, 3, 6).await;
+    let user_var = format!("DB_USER={}#username", db.creds_path());
+    let mut exec = Running::start(cli(
+        &vars,
+        &[
+            "exec",
+            "--secret",
+            &user_var,
+            "--",
+            SH,
+            "-c",
+            r#"echo "start $$ $DB_USER"; while :; do sleep 0.1; done"#,
+        ],
+    ));
+    let (first_pid, first_user) = start_line(&exec.expect_line(Duration::from_secs(30)).await);
+    let (second_pid, second_user) = start_line(&exec.expect_line(Duration::from_secs(15)).await);
+    assert_ne!(first_user, second_user, "a new user after the rotation");
+    assert_ne!(first_pid, second_pid, "the command was started again");
+    exec.signal("TERM");
+    assert_eq!(exec.exit_code().await, 143);
+    // The current lease is revoked at exit; the rotated one, which ends
+    // within its grace period anyway, is left to the server's max TTL.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !crate::leases::live_leases(&vault, &db.creds_path())
+        .await
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "leases left after exec exited");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -126,7 +126,7 @@ async fn lookup(vault: &DevVault, lease_id: &str) -> vault_secret::testing::RawR
 }
 
 /// The live leases under `<prefix>` (`LIST sys/leases/lookup/<prefix>`).
-async fn live_leases(vault: &DevVault, prefix: &str) -> Vec<Value> {
+pub(crate) async fn live_leases(vault: &DevVault, prefix: &str) -> Vec<Value> {
     let answer = vault
         .admin()
         .list(&format!("sys/leases/lookup/{prefix}"))

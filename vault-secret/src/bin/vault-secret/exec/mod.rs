@@ -28,7 +28,17 @@
 //! directly, its exit status is the one the caller sees, and no process is
 //! left holding the Vault session or copies of the secrets while it runs.
 //!
-//! With any of them, the command runs as a child and `exec` stays:
+//! With any of them, or with a dynamic secret, the command runs as a child
+//! and `exec` stays.
+//!
+//! A dynamic secret (`--secret DB_USER=database/creds/app#username
+//! --secret DB_PASS=database/creds/app#password`: one lease for both
+//! fields) is leased: the client renews the lease while the command runs,
+//! and when it is rotated (its max TTL near, or a renewal refused) the
+//! command gets the new credentials as `--on-change` says (restart by
+//! default). Whatever ends the command (its own exit, a signal, SIGTERM or
+//! SIGINT to `exec`), `exec` then revokes every lease and its token.
+//!
 //!
 //! `--watch` checks each secret every `--watch-interval`: a KV v2 secret
 //! through its metadata (`<mount>/metadata/<path>`, which carries no value)
@@ -38,6 +48,8 @@
 //! | Event | What `exec` does |
 //! |---|---|
 //! | a watched secret changes (`--watch`) | `--on-change restart` (default): `--stop-signal` (default SIGTERM), up to `--kill-timeout` (default 10s), SIGKILL, then the command again with the new values; `--on-change signal:NAME`: that signal, same process |
+//! | a dynamic secret's lease is rotated | the new credentials, as `--on-change` says (restart by default) |
+//! | a lease cannot be kept (denied, expired) | a WARN with the path (never a value); the command keeps its credentials |
 //! | the command exits by itself | `exec` exits with its code (128+N for signal N), as Vault Agent's supervisor does; with `--restart-on-exit` it is started again after 0.5s, 1s, 2s, ... up to 30s (afresh after a 10s run) |
 //! | the server cannot be read | the command keeps running on the values it has; a WARN names the paths and the error (never a value), another when reading works again |
 //! | SIGTERM to `exec` | `--stop-signal` to the command, SIGKILL after `--kill-timeout`; `exec` exits with its code |
@@ -67,6 +79,7 @@
 //! ```
 
 mod env;
+mod leased;
 mod mask;
 mod secrets;
 mod signals;
@@ -82,6 +95,7 @@ use clap::Args;
 use vault_secret::VaultClient;
 
 use crate::exec::env::{Request, SecretMap, SecretVar};
+use crate::exec::leased::Leased;
 use crate::exec::secrets::{Secrets, Versions};
 use crate::exec::supervisor::{OnChange, Options};
 use crate::exit::{Exit, Failure};
@@ -89,7 +103,10 @@ use crate::exit::{Exit, Failure};
 /// The `--help` text after the flags: the supervision table and examples.
 const SUPERVISION_HELP: &str = "\
 Without --watch, --mask or --restart-on-exit the command replaces this process
-(same PID, signals and exit status). With any of them it runs as a child.
+(same PID, signals and exit status). With any of them, or with a dynamic secret
+(database/creds/ROLE, ...), it runs as a child. A dynamic secret's lease is
+renewed while the command runs, its rotation restarts the command (or signals
+it, per --on-change), and every lease is revoked when the command is done.
 --watch checks each secret once per interval: a KV v2 secret's version through
 its metadata when the token may read <mount>/metadata/<path>, else its value.
 
@@ -120,6 +137,9 @@ Examples:
   # a daemon that reloads on SIGHUP
   vault-secret exec --watch --on-change signal:HUP \\
       --secret-map secret/nginx=NGINX_ -- nginx -g 'daemon off;'
+  # database credentials, renewed while the server runs, revoked after
+  vault-secret exec --secret DB_USER=database/creds/app#username \\
+      --secret DB_PASS=database/creds/app#password -- ./server
   # a CI step whose log must not show the token it uses
   vault-secret exec --mask --secret API_TOKEN=secret/ci#token -- ./deploy.sh
 
@@ -222,6 +242,23 @@ const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 struct Plan {
     watch: Option<Duration>,
     options: Options,
+}
+
+impl Plan {
+    /// Dynamic secrets without any supervision flag: `exec` stays to keep
+    /// their leases, and restarts the command when one is rotated.
+    fn keeping_leases() -> Plan {
+        Plan {
+            watch: None,
+            options: Options {
+                on_change: OnChange::Restart,
+                stop_signal: rustix::process::Signal::TERM,
+                kill_timeout: DEFAULT_KILL_TIMEOUT,
+                restart_on_exit: false,
+                mask: false,
+            },
+        }
+    }
 }
 
 /// A configuration failure (exit 3) naming `flag`.
@@ -356,39 +393,52 @@ pub(crate) async fn run(args: ExecArgs) -> Result<u8, Failure> {
         pass_credentials: args.pass_credentials,
     });
     let session = VaultClient::from_env().await?;
+    let paths = request.paths();
     let versions = match plan.as_ref().and_then(|p| p.watch) {
-        Some(_) => Some(Versions::before_reading(&session, &request.paths()).await),
+        Some(_) => Some(Versions::before_reading(&session, &paths).await),
         None => None,
     };
-    // One login; each distinct path read once, all of them at the same time.
-    let read = session.read_many(&request.paths()).await;
-    let snapshot = read
-        .map_err(Failure::from)
-        .and_then(|values| request.snapshot(&values, &env::parent_has));
+    // One login; the KV paths read once each (a few at a time), a lease
+    // issued for each dynamic secret.
+    let read = Leased::read_all(&session, &paths).await;
+    let (leased, snapshot) = match read {
+        Ok((leased, values)) => {
+            let snapshot = request.snapshot(&values, &env::parent_has);
+            (leased, snapshot)
+        }
+        Err(failure) => (Leased::default(), Err(failure)),
+    };
     let watching = plan.as_ref().and_then(|p| p.watch);
-    if watching.is_none() || snapshot.is_err() {
-        // The token is no longer needed: revoke it now, not after the
-        // command exits (a token the user supplied is left alone).
+    // Leases are renewed while the command runs, so someone must stay.
+    let stays = watching.is_some() || !leased.is_empty();
+    if !stays || snapshot.is_err() {
+        // The token (and any lease) is no longer needed: revoke it now, not
+        // after the command exits (a token the user supplied is left alone).
         revoke(&session).await;
     }
     let snapshot = snapshot?;
     tracing::info!(variables = ?snapshot.vars.keys().collect::<Vec<_>>(), "all secrets read; starting the command");
     let removed = request.removed();
-    let Some(plan) = plan else {
-        return hand_over(&args.command, &removed, snapshot);
+    let plan = match plan {
+        Some(plan) => plan,
+        None if !leased.is_empty() => Plan::keeping_leases(),
+        None => return hand_over(&args.command, &removed, snapshot),
     };
-    let secrets = match (plan.watch, versions) {
-        (Some(interval), Some(versions)) => Secrets::poll_kv(
+    let secrets = if stays {
+        Secrets::watch(
             session.clone(),
             Arc::clone(&request),
-            versions,
+            leased,
+            versions.unwrap_or_else(Versions::none),
             snapshot,
-            interval,
-        ),
-        _ => Secrets::fixed(snapshot),
+            plan.watch,
+        )
+    } else {
+        Secrets::fixed(snapshot)
     };
     let outcome = supervisor::run(&args.command, removed, secrets, &plan.options).await;
-    if watching.is_some() {
+    if stays {
+        // Every lease, then the token: the command is done with them.
         revoke(&session).await;
     }
     outcome

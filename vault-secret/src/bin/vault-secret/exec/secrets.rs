@@ -1,11 +1,11 @@
 //! Where the command's secrets come from while it runs, and how a change
 //! is heard: the supervisor holds a [`Secrets`] and knows nothing else.
 //!
-//! A source publishes each new [`Snapshot`] on a `watch` channel. Today
-//! there are two: [`Secrets::fixed`] (read once, never changes) and
-//! [`Secrets::poll_kv`] (`--watch`: each KV secret's version, or its value,
-//! checked every interval). A source of leased secrets publishes in the same way when a
-//! lease is rotated.
+//! A source publishes each new [`Snapshot`] on a `watch` channel:
+//! [`Secrets::fixed`] (read once, never changes) or [`Secrets::watch`]
+//! (`--watch`: each KV secret's version, or its value, checked every
+//! interval; and the leases of dynamic secrets, whose rotations publish the
+//! new credentials).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,8 +13,10 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use vault_secret::VaultClient;
+use vault_secret::lease::LeaseEvent;
 
 use crate::exec::env::{Request, Snapshot, parent_has};
+use crate::exec::leased::Leased;
 use crate::exit::Failure;
 
 /// The secrets the command gets now, and the changes to come.
@@ -43,18 +45,21 @@ impl Secrets {
         }
     }
 
-    /// The secrets of `request`, starting from `first`, read again with
-    /// `client` every `interval`.
-    /// `versions` are those seen before `first` was read.
-    pub(crate) fn poll_kv(
+    /// The secrets of `request`, starting from `first`: the KV ones read
+    /// again with `client` every `interval` (with `--watch`; `versions` are
+    /// those seen before `first` was read), the leased ones published anew
+    /// when their lease is rotated.
+    pub(crate) fn watch(
         client: VaultClient,
         request: Arc<Request>,
+        leased: Leased,
         versions: Versions,
         first: Snapshot,
-        interval: Duration,
+        interval: Option<Duration>,
     ) -> Secrets {
         let (tx, current) = watch::channel(Arc::new(first));
-        let task = tokio::spawn(poll(client, request, versions, tx, interval));
+        let versions = versions.without(&leased);
+        let task = tokio::spawn(poll(client, request, leased, versions, tx, interval));
         Secrets {
             current,
             task: Some(task),
@@ -91,6 +96,21 @@ pub(crate) enum Check {
 pub(crate) struct Versions(Vec<(String, Check)>);
 
 impl Versions {
+    /// Nothing to check (no `--watch`).
+    pub(crate) fn none() -> Versions {
+        Versions(Vec::new())
+    }
+
+    /// Without the leased secrets, whose changes their leases tell.
+    fn without(self, leased: &Leased) -> Versions {
+        Versions(
+            self.0
+                .into_iter()
+                .filter(|(path, _)| !leased.holds(path))
+                .collect(),
+        )
+    }
+
     /// The secrets of `paths`, each checked through its metadata; read
     /// before the values the command starts with, so that a change between
     /// the two is seen at the first check, and no read of the values is
@@ -160,22 +180,62 @@ async fn changed_versions(
 async fn poll(
     client: VaultClient,
     request: Arc<Request>,
+    mut leased: Leased,
     versions: Versions,
     tx: watch::Sender<Arc<Snapshot>>,
-    interval: Duration,
+    interval: Option<Duration>,
 ) {
     let paths = request.paths();
     let Versions(mut checks) = versions;
-    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks = interval.map(|interval| {
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks
+    });
+    let interval = interval.unwrap_or_default();
     let mut failing = false;
     let mut refused = false;
     loop {
-        ticks.tick().await;
-        let read = match changed_versions(&client, &mut checks).await {
-            Ok((false, _)) => Ok(None),
-            Ok((true, seen)) => client.read_many(&paths).await.map(|v| Some((v, seen))),
-            Err(e) => Err(e),
+        let tick = async {
+            match ticks.as_mut() {
+                Some(ticks) => drop(ticks.tick().await),
+                None => std::future::pending().await,
+            }
+        };
+        let rotated = tokio::select! {
+            () = tick => false,
+            (secret, event) = leased.changed() => match event {
+                LeaseEvent::Rotated(_) => {
+                    tracing::info!(path = %secret, "a dynamic secret was rotated: new credentials");
+                    true
+                }
+                LeaseEvent::Lost(lost) => {
+                    tracing::warn!(
+                        path = %secret,
+                        "a dynamic secret's lease could not be kept ({}); the command keeps \
+                         the credentials it has",
+                        lost.reason
+                    );
+                    continue;
+                }
+                _ => continue,
+            },
+        };
+        let read = if rotated {
+            let seen = checks.iter().map(|(_, check)| *check).collect();
+            leased
+                .read_again(&client, &paths)
+                .await
+                .map(|v| Some((v, seen)))
+        } else {
+            match changed_versions(&client, &mut checks).await {
+                Ok((false, _)) => Ok(None),
+                Ok((true, seen)) => leased
+                    .read_again(&client, &paths)
+                    .await
+                    .map(|v| Some((v, seen))),
+                Err(e) => Err(e),
+            }
         };
         let values = match read {
             Ok(read) => {
