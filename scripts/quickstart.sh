@@ -30,6 +30,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+# shellcheck source=scripts/stop-process.sh
+. "$ROOT/scripts/stop-process.sh"
 
 WAIT_SECONDS=${QUICKSTART_WAIT_SECONDS:-60}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/vault-secret-quickstart.XXXXXX")
@@ -50,17 +52,7 @@ die() {
 stop_server() {
 	if [ -n "$BAO_PID" ]; then
 		say "stopping the OpenBao dev server (pid $BAO_PID)"
-		kill "$BAO_PID" 2>/dev/null || true
-		# Bounded wait (10 s), then the hard way.
-		for _ in $(seq 1 100); do
-			kill -0 "$BAO_PID" 2>/dev/null || break
-			sleep 0.1
-		done
-		if kill -0 "$BAO_PID" 2>/dev/null; then
-			echo "quickstart: the server did not stop in 10 s; killing it" >&2
-			kill -9 "$BAO_PID" 2>/dev/null || true
-		fi
-		wait "$BAO_PID" 2>/dev/null || true
+		stop_process "$BAO_PID" quickstart
 		BAO_PID=""
 	fi
 	if [ "$SERVER" = docker ]; then
