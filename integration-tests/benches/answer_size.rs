@@ -21,17 +21,9 @@ use serde_json::{Value, json};
 use vault_secret::testing::{DevVault, MockAnswer, MockVault};
 use vault_secret::{DEFAULT_MAX_RESPONSE_SIZE, Error, KvVersion, TransportKind, VaultClient};
 
-/// A field of `/proc/self/status` (`VmRSS`, `VmHWM`), in bytes.
-fn status(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().strip_suffix("kB"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap();
-    kib * 1024
-}
+#[path = "common/memory.rs"]
+mod memory;
+use memory::{resident, status};
 
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
@@ -42,7 +34,7 @@ fn mib(bytes: u64) -> f64 {
 async fn measure(what: &str, client: &VaultClient, path: &str) -> Result<(), Error> {
     // Resets the peak (`VmHWM`) to the current resident size (Linux 4.0+).
     std::fs::write("/proc/self/clear_refs", "5").unwrap();
-    let rss = status("VmRSS");
+    let rss = resident();
     let started = Instant::now();
     let outcome = client.read(path).await;
     let took = started.elapsed();

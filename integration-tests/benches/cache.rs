@@ -35,6 +35,10 @@ mod paired;
 #[path = "common/raw.rs"]
 mod raw;
 
+#[path = "common/memory.rs"]
+mod memory;
+use memory::resident;
+
 /// Rounds of the paired measurement (two cached reads and two raw GETs in each).
 const PAIRED_ROUNDS: usize = 1000;
 const HOT_READERS: usize = 32;
@@ -153,18 +157,6 @@ async fn outage() -> ([f64; 4], u64, Duration) {
         seen.failed.load(Ordering::Relaxed),
         Duration::from_micros(seen.longest_us.load(Ordering::Relaxed)),
     )
-}
-
-/// The process's resident memory (`VmRSS`), in bytes.
-fn resident() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().strip_suffix("kB"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap();
-    kib * 1024
 }
 
 /// 1 KiB of text that differs from secret to secret.

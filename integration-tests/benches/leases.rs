@@ -32,24 +32,16 @@ use vault_secret::{
 #[path = "common/raw.rs"]
 mod raw;
 
+#[path = "common/memory.rs"]
+mod memory;
+use memory::resident;
+
 /// Leases held at once, unless `LEASE_BENCH_LEASES` says otherwise.
 const LEASES: usize = 1000;
 /// Losses published by every lease so far.
 static LOST: AtomicU64 = AtomicU64::new(0);
 /// Issues in flight at once.
 const IN_FLIGHT: usize = 16;
-
-/// The process's resident memory (`VmRSS`), in bytes.
-fn resident() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().strip_suffix("kB"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap();
-    kib * 1024
-}
 
 /// Logs in with the lease's current credentials. The login (its SCRAM
 /// hashing is CPU work) runs on a thread and runtime of its own, so it
