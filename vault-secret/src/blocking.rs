@@ -13,16 +13,18 @@
 //! started on the first synchronous call and stopped when the last clone of
 //! the client is dropped. The transport keeps one HTTP client per runtime,
 //! so every synchronous call of a client reuses the same connection pool
-//! (and TLS sessions) instead of opening a connection per call. A plain
-//! thread polls the call itself within the runtime's context while the
-//! runtime's thread drives the I/O; from anywhere else the call runs as a
-//! task there and the calling thread waits for its answer on a channel.
-//! The runtime's thread never waits for a caller, so this works from a
-//! plain thread, from an async task (whose thread is held for the call:
-//! `.await` is better there) and from a `spawn_blocking` thread, and cannot
-//! deadlock. The cache's
-//! background refreshes started by synchronous reads run on it too, between
-//! calls.
+//! (and TLS sessions) instead of opening a connection per call.
+//!
+//! A plain thread drives the runtime itself for the call (its I/O, timers
+//! and tasks), as it would a runtime of its own, so no wake-up crosses
+//! threads on the way; the runtime's thread steps aside meanwhile, and takes
+//! the runtime back once no call has driven it for 10 ms, to drive the work
+//! left in the background (the cache's refreshes, the connection pool's
+//! tasks). From anywhere else (an async task, whose thread is held for the
+//! call: `.await` is better there; a `spawn_blocking` thread) the call runs
+//! as a task on the runtime's thread and the calling thread waits for its
+//! answer on a channel. No caller waits for another to finish, so this
+//! cannot deadlock.
 //!
 //! # A runtime per call
 //!
@@ -49,7 +51,8 @@
 use std::any::Any;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::{Mutex, PoisonError, mpsc};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, mpsc};
+use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 
@@ -62,12 +65,113 @@ pub(crate) struct ClientRuntime {
     started: Mutex<Option<Started>>,
 }
 
-/// A running runtime thread.
+/// A running runtime and its thread.
 struct Started {
-    handle: tokio::runtime::Handle,
+    // Declared (so dropped) before `_stop`: the runtime's own thread then
+    // holds the last reference and drops the runtime there, outside any
+    // async context, whatever thread drops the client.
+    shared: Arc<Shared>,
     /// Dropped to stop the thread: its runtime then ends, with the tasks
     /// still on it.
     _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// What the runtime's thread and the callers share.
+struct Shared {
+    runtime: tokio::runtime::Runtime,
+    turns: Turns,
+}
+
+/// Who drives the runtime: a plain thread inside a call drives it itself;
+/// its own thread drives it only once no call has for [`IDLE`], or when a
+/// call from an async context needs it. A run of synchronous calls so never
+/// waits for the runtime to be handed over.
+#[derive(Default)]
+struct Turns {
+    state: Mutex<TurnState>,
+    /// Wakes the runtime's thread when a call from an async context needs it.
+    wanted: Condvar,
+    /// Wakes the runtime's thread, while it drives, to step aside for a caller.
+    arrived: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct TurnState {
+    /// Plain threads inside a call.
+    callers: usize,
+    /// When the last call ended.
+    last_left: Option<Instant>,
+    /// Whether the runtime's thread drives the runtime (or waits to).
+    driving: bool,
+    /// Whether a call from an async context waits for the runtime's thread.
+    wanted: bool,
+}
+
+/// How long the runtime's thread leaves the runtime to callers after the
+/// last call ended: background work (the cache's refreshes, the connection
+/// pool) is driven by the calls meanwhile, and by the runtime's thread after.
+const IDLE: Duration = Duration::from_millis(10);
+
+/// A caller's turn at driving the runtime.
+struct Turn<'a>(&'a Turns);
+
+impl Turns {
+    fn lock(&self) -> std::sync::MutexGuard<'_, TurnState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A plain thread's turn: the runtime's thread, if it drives, steps aside.
+    fn take(&self) -> Turn<'_> {
+        let mut state = self.lock();
+        state.callers += 1;
+        if state.driving {
+            // Stored as a permit if the runtime's thread is not waiting yet.
+            self.arrived.notify_one();
+        }
+        Turn(self)
+    }
+
+    /// Wakes the runtime's thread to drive a task an async context spawned.
+    fn want(&self) {
+        self.lock().wanted = true;
+        self.wanted.notify_one();
+    }
+
+    /// The runtime's thread: waits until the runtime is its to drive.
+    fn wait_for_turn(&self) {
+        let mut state = self.lock();
+        loop {
+            let idle = state.last_left.map_or(IDLE, |at| at.elapsed());
+            if state.wanted || (state.callers == 0 && idle >= IDLE) {
+                break;
+            }
+            let wait = if state.callers == 0 {
+                IDLE - idle
+            } else {
+                IDLE
+            };
+            state = self
+                .wanted
+                .wait_timeout(state, wait)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        state.wanted = false;
+        state.driving = true;
+    }
+
+    /// The runtime's thread has stepped aside.
+    fn stepped_aside(&self) {
+        self.lock().driving = false;
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        let mut state = self.0.lock();
+        state.callers -= 1;
+        state.last_left = Some(Instant::now());
+    }
 }
 
 /// What a call run on the client's runtime came to: its output, or its panic.
@@ -82,7 +186,8 @@ impl ClientRuntime {
         T: Send + 'static,
         F: Future<Output = Result<T, Error>> + Send + 'static,
     {
-        let handle = self.handle().map_err(cannot_start)?;
+        let shared = self.shared().map_err(cannot_start)?;
+        let handle = shared.runtime.handle();
         let current = tokio::runtime::Handle::try_current().ok().map(|h| h.id());
         if current == Some(handle.id()) {
             // A call from a task on this very runtime would wait for the
@@ -90,11 +195,12 @@ impl ClientRuntime {
             return run(|| call);
         }
         if current.is_none() {
-            // A plain thread polls the call itself, in the runtime's
-            // context, while the runtime's thread drives its I/O and timers
-            // (and the connection pool's tasks): no task to spawn, no
-            // channel to wait on.
-            return handle.block_on(call);
+            // A plain thread drives the runtime itself for the call (its
+            // I/O, timers and the tasks on it), as a runtime of its own
+            // would: the runtime's thread steps aside until the call ends,
+            // so no wake-up crosses threads on the way.
+            let _turn = shared.turns.take();
+            return shared.runtime.block_on(call);
         }
         let (tx, rx) = mpsc::sync_channel::<Outcome<Result<T, Error>>>(1);
         handle.spawn(async move {
@@ -102,6 +208,7 @@ impl ClientRuntime {
             // The caller waits for it; it is gone only if it panicked.
             let _ = tx.send(outcome);
         });
+        shared.turns.want();
         match rx.recv() {
             Ok(Ok(result)) => result,
             Ok(Err(panic)) => std::panic::resume_unwind(panic),
@@ -114,37 +221,53 @@ impl ClientRuntime {
         }
     }
 
-    /// The runtime's handle, starting its thread on first use.
-    fn handle(&self) -> std::io::Result<tokio::runtime::Handle> {
+    /// The runtime, starting its thread on first use.
+    fn shared(&self) -> std::io::Result<Arc<Shared>> {
         let mut started = self.started.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(started) = started.as_ref() {
-            return Ok(started.handle.clone());
+            return Ok(started.shared.clone());
         }
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (tx, rx) = mpsc::sync_channel(1);
-        std::thread::Builder::new()
+        let shared = Arc::new(Shared {
+            runtime: own_runtime()?,
+            turns: Turns::default(),
+        });
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let driver = shared.clone();
+        let spawned = std::thread::Builder::new()
             .name("vault-secret-runtime".into())
             .spawn(move || {
-                let runtime = match own_runtime() {
-                    Ok(runtime) => runtime,
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
-                        return;
+                // Drives the runtime between calls (the cache's background
+                // refreshes, calls from async contexts) until the client is
+                // dropped; the runtime is dropped here, outside any async
+                // context.
+                loop {
+                    driver.turns.wait_for_turn();
+                    let stop = driver.runtime.block_on(async {
+                        let arrived = std::pin::pin!(driver.turns.arrived.notified());
+                        matches!(
+                            futures_util::future::select(&mut stopped, arrived).await,
+                            futures_util::future::Either::Left(_)
+                        )
+                    });
+                    driver.turns.stepped_aside();
+                    if stop {
+                        break;
                     }
-                };
-                let _ = tx.send(Ok(runtime.handle().clone()));
-                // Until the client is dropped; the runtime is dropped here,
-                // outside any async context.
-                let _ = runtime.block_on(stopped);
-            })?;
-        let handle = rx
-            .recv()
-            .map_err(|_| std::io::Error::other("the runtime thread ended at its start"))??;
+                }
+            });
+        if let Err(e) = spawned {
+            // The closure, and its reference, are gone: this is the last
+            // one. A runtime must not be dropped inside an async context.
+            if let Ok(shared) = Arc::try_unwrap(shared) {
+                shared.runtime.shutdown_background();
+            }
+            return Err(e);
+        }
         *started = Some(Started {
-            handle: handle.clone(),
+            shared: shared.clone(),
             _stop: stop,
         });
-        Ok(handle)
+        Ok(shared)
     }
 
     /// Whether its thread runs (tests).
@@ -285,6 +408,32 @@ mod tests {
         let nested = rt.run(async move { again.run(async { runtime_id() }) });
         let nested = nested.unwrap();
         assert!(nested.is_some() && nested != plain, "{nested:?}");
+    }
+
+    #[test]
+    fn a_plain_thread_drives_the_call_itself_and_the_runtime_thread_the_rest() {
+        let rt = ClientRuntime::default();
+        let caller = std::thread::current().id();
+        let ran_on = rt.run(async { Ok(std::thread::current().id()) }).unwrap();
+        assert_eq!(
+            ran_on, caller,
+            "the call did not run on the caller's thread"
+        );
+        // A task the call leaves behind (a background refresh) still ends
+        // with no further call: the runtime's thread drives it.
+        let (tx, rx) = mpsc::channel();
+        rt.run(async move {
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let _ = tx.send(std::thread::current().id());
+            });
+            Ok(())
+        })
+        .unwrap();
+        let finished_on = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the background task was never driven");
+        assert_ne!(finished_on, caller);
     }
 
     #[test]

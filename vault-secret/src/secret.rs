@@ -126,13 +126,14 @@ impl VaultSecret {
     /// [`run`](Self::run) from synchronous code: a plain `fn main`, a
     /// thread of a `spawn_blocking` call, or a library callback.
     ///
-    /// The read runs on the client's own runtime thread (the
+    /// The read runs on the client's own runtime (the
     /// [`client`](Self::client) given, else the default client for these
     /// settings), started by the first synchronous call and stopped with the
-    /// client, while this thread waits: every call reuses the client's
-    /// connections. It works from any thread and never deadlocks, but inside
-    /// an async task it holds that task's thread for the read: use
-    /// `run().await` there.
+    /// client: a plain thread drives it for the call, elsewhere its own
+    /// thread runs the call while this one waits. Every call reuses the
+    /// client's connections. It works from any thread and never deadlocks,
+    /// but inside an async task it holds that task's thread for the read:
+    /// use `run().await` there.
     pub fn run_blocking(&self) -> Result<SecretValue, Error> {
         let r = self.secret_ref()?;
         let client = match &self.client {
