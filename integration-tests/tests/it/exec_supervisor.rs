@@ -567,6 +567,89 @@ async fn sigterm_to_exec_sends_the_stop_signal_and_exits_with_the_commands_code(
     assert!(sent.elapsed() >= Duration::from_millis(500));
 }
 
+/// A command that says `got-int` on each SIGINT it gets (perl counts every
+/// delivery; a shell's trap may merge two close ones).
+const COUNTS_SIGINT: &str =
+    r#"$| = 1; $SIG{INT} = sub { print "got-int\n" }; print "ready\n"; sleep 1 while 1"#;
+
+/// Runs `argv` on a pseudo-terminal (as its session's foreground job):
+/// waits for `ready`, types Ctrl-C once, waits 1.5 s, sends SIGTERM to the
+/// process, and prints all the terminal showed, then `exit <code>`.
+const ON_A_TERMINAL: &str = r#"
+import os, pty, select, signal, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+out = b""
+def read_for(seconds, until=None):
+    global out
+    end = time.time() + seconds
+    while time.time() < end:
+        if select.select([fd], [], [], 0.05)[0]:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                return
+            if not chunk:
+                return
+            out += chunk
+            if until and until in out:
+                return
+read_for(20, b"ready")
+os.write(fd, b"\x03")
+read_for(1.5)
+os.kill(pid, signal.SIGTERM)
+read_for(10)
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors="replace"))
+print("exit", os.waitstatus_to_exitcode(status))
+"#;
+
+#[tokio::test]
+async fn ctrl_c_in_a_terminal_reaches_the_command_once_and_a_sigint_to_exec_once() {
+    let vault = DevVault::shared().await.unwrap();
+    let path = kv_secret(&vault, "v").await;
+    let vars = vault.env_vars_for(&vault.root_token());
+    let secret = format!("VALUE={path}#value");
+    let exec = [
+        "exec",
+        "--watch",
+        "--secret",
+        &secret,
+        "--",
+        "perl",
+        "-e",
+        COUNTS_SIGINT,
+    ];
+
+    // In a terminal's foreground, the terminal itself delivers Ctrl-C to
+    // the command (it is in exec's process group): exec does not pass it
+    // on a second time.
+    let mut on_terminal = std::process::Command::new("python3");
+    on_terminal
+        .args(["-c", ON_A_TERMINAL, "/usr/bin/env", "-i"])
+        .arg(format!("PATH={PATH}"))
+        .args(vars.iter().map(|(k, v)| format!("{k}={v}")))
+        .arg(cli_binary::binary())
+        .args(exec);
+    let shown = tokio::task::spawn_blocking(move || on_terminal.output())
+        .await
+        .unwrap()
+        .expect("run python3 with a pseudo-terminal");
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert_eq!(shown.matches("got-int").count(), 1, "{shown}");
+    assert!(shown.contains("exit 143"), "{shown}");
+
+    // Without a terminal, a SIGINT sent to exec is passed on, once.
+    let mut running = Running::start(cli(&vars, &exec));
+    assert_eq!(running.expect_line(Duration::from_secs(20)).await, "ready");
+    running.signal("INT");
+    assert_eq!(running.expect_line(Duration::from_secs(5)).await, "got-int");
+    assert!(running.line(Duration::from_millis(500)).await.is_none());
+    running.signal("TERM");
+    assert_eq!(running.exit_code().await, 143);
+}
+
 #[tokio::test]
 async fn mask_hides_the_value_its_base64_form_and_a_value_split_across_writes() {
     let vault = DevVault::shared().await.unwrap();

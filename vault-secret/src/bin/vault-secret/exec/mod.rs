@@ -53,7 +53,7 @@
 //! | the command exits by itself | `exec` exits with its code (128+N for signal N), as Vault Agent's supervisor does; with `--restart-on-exit` it is started again after 0.5s, 1s, 2s, ... up to 30s (afresh after a 10s run) |
 //! | the server cannot be read | the command keeps running on the values it has; a WARN names the paths and the error (never a value), another when reading works again |
 //! | SIGTERM to `exec` | `--stop-signal` to the command, SIGKILL after `--kill-timeout`; `exec` exits with its code |
-//! | SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH | passed on as they are; after SIGINT the command is not restarted |
+//! | SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH | passed on as they are; after SIGINT the command is not restarted. In a terminal's foreground, Ctrl-C, Ctrl-\\ and window resizes reach the command from the terminal itself (it shares `exec`'s process group), so `exec` does not pass them on a second time |
 //!
 //! `--mask` passes the command's stdout and stderr through pipes and
 //! replaces every secret value of 4 bytes or more, and its base64,
@@ -122,8 +122,9 @@ its metadata when the token may read <mount>/metadata/<path>, else its value.
                                 paths (never a value); watching resumes
   SIGTERM to exec               --stop-signal to the command, SIGKILL after
                                 --kill-timeout; exit with its code
-  SIGINT, SIGHUP, SIGQUIT,      passed on as they are (no restart after SIGINT)
-  SIGUSR1, SIGUSR2, SIGWINCH
+  SIGINT, SIGHUP, SIGQUIT,      passed on as they are (no restart after SIGINT);
+  SIGUSR1, SIGUSR2, SIGWINCH    Ctrl-C, Ctrl-\\ and resizes in a terminal reach
+                                the command from the terminal, once
 
 The command never gets this tool's credentials (tokens, AppRole ids, JWTs,
 key files, VAULT_CREDENTIALS) unless --pass-credentials. --secret-map refuses

@@ -52,6 +52,47 @@ pub(crate) fn send(pid: u32, signal: Signal) {
     }
 }
 
+/// Passes `signal`, received by `exec`, on to the command `pid`, unless the
+/// terminal has already delivered it there: a terminal sends SIGINT and
+/// SIGQUIT (Ctrl-C, Ctrl-\\) and SIGWINCH to its whole foreground process
+/// group, which holds the command too when `exec` runs in the foreground
+/// and the command has not left `exec`'s group. Passed on then, the
+/// command would get Ctrl-C twice, and many programs take a second Ctrl-C
+/// as "quit now, skip the clean-up". (The one signal then not passed on is
+/// a `kill -INT` from elsewhere while `exec` runs in a terminal's
+/// foreground: send it to the command itself.)
+pub(crate) fn pass_on(pid: u32, signal: Signal) {
+    let from_terminal = matches!(signal, Signal::INT | Signal::QUIT | Signal::WINCH);
+    if from_terminal && in_the_terminals_foreground_with(pid) {
+        tracing::debug!(
+            signal = %name(signal),
+            "the terminal delivered the signal to the command as well; not passed on again"
+        );
+        return;
+    }
+    send(pid, signal);
+}
+
+/// Whether the process `pid` is in `exec`'s process group, and that group
+/// is the foreground group of `exec`'s controlling terminal.
+fn in_the_terminals_foreground_with(pid: u32) -> bool {
+    use rustix::fs::{Mode, OFlags};
+    let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
+        return false;
+    };
+    let ours = rustix::process::getpgrp();
+    if rustix::process::getpgid(Some(pid)).ok() != Some(ours) {
+        return false;
+    }
+    // The controlling terminal, whichever of stdin, stdout and stderr it is
+    // (if any): no terminal, no foreground.
+    let flags = OFlags::RDONLY | OFlags::NOCTTY | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    let Ok(tty) = rustix::fs::open("/dev/tty", flags, Mode::empty()) else {
+        return false;
+    };
+    rustix::termios::tcgetpgrp(&tty).is_ok_and(|foreground| foreground == ours)
+}
+
 /// The signals `exec` receives and passes on: SIGINT, SIGTERM and SIGHUP
 /// (what a terminal, a service manager or a reload sends), and SIGQUIT,
 /// SIGUSR1, SIGUSR2 and SIGWINCH, which programs use for their own ends.

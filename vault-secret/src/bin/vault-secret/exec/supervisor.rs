@@ -299,7 +299,7 @@ async fn supervise(
                     kill_at.get_or_insert(Instant::now() + options.kill_timeout);
                 } else {
                     interrupted |= signal == Signal::INT;
-                    signals::send(pid, signal);
+                    signals::pass_on(pid, signal);
                 }
             }
             next = secrets.changed(), if !interrupted => {
@@ -364,7 +364,7 @@ async fn stop(
             }
             signal = incoming.recv() => {
                 *interrupted |= signal == Signal::INT || signal == Signal::TERM;
-                signals::send(pid, signal);
+                signals::pass_on(pid, signal);
             }
         }
     }
