@@ -437,6 +437,42 @@ mod tests {
     }
 
     #[test]
+    fn plain_threads_and_async_callers_at_once_all_finish() {
+        let rt = std::sync::Arc::new(ClientRuntime::default());
+        let call = || async {
+            // Timers and a task of its own: what a read's I/O needs driven.
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            tokio::spawn(async { 7 })
+                .await
+                .map_err(|_| Error::config("async runtime", "the task was dropped"))
+        };
+        let (tx, rx) = mpsc::channel();
+        for i in 0..6 {
+            let (rt, tx) = (rt.clone(), tx.clone());
+            std::thread::spawn(move || {
+                let mut sum = 0;
+                for _ in 0..50 {
+                    sum += if i % 2 == 0 {
+                        // A plain thread.
+                        rt.run(call()).unwrap()
+                    } else {
+                        // Inside a caller's own runtime (an async task).
+                        let outer = own_runtime().unwrap();
+                        outer.block_on(async { rt.run(call()) }).unwrap()
+                    };
+                }
+                let _ = tx.send(sum);
+            });
+        }
+        for _ in 0..6 {
+            let sum = rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("a caller never finished");
+            assert_eq!(sum, 350);
+        }
+    }
+
+    #[test]
     fn dropping_a_client_runtime_stops_it_and_its_tasks() {
         struct Flag(std::sync::Arc<std::sync::atomic::AtomicBool>);
         impl Drop for Flag {
