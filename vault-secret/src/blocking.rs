@@ -9,7 +9,7 @@
 //!
 //! A [`VaultClient`](crate::VaultClient) used from synchronous code runs
 //! those calls on a runtime of its own ([`ClientRuntime`]): a
-//! current-thread runtime on a thread of its own (`vault-secret-runtime`),
+//! current-thread runtime with a thread of its own (`vault-secret-runtime`),
 //! started on the first synchronous call and stopped when the last clone of
 //! the client is dropped. The transport keeps one HTTP client per runtime,
 //! so every synchronous call of a client reuses the same connection pool

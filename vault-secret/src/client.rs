@@ -31,8 +31,9 @@ use crate::transport::Transport;
 /// It owns its HTTP transport (connection pool, retries, timeouts), its
 /// token and the token's lifetime, and what it learned about mounts; and,
 /// from its first synchronous call (`VaultSecret::run_blocking`, figment,
-/// config-rs), a runtime on a thread of its own that runs those calls on
-/// the same connections and stops when the client is dropped.
+/// config-rs), a runtime of its own that runs those calls on the same
+/// connections (driven by the calling thread, or by a thread of its own
+/// between calls) and stops when the client is dropped.
 /// Clones are cheap and share all of it (an `Arc` inside): clone a client
 /// into each task or request handler rather than building one per use.
 /// Two clients built separately share nothing, not even a login.

@@ -43,7 +43,7 @@ use crate::adapter::SecretLoad;
 /// caller's [`client`](Self::client), left as it is. The synchronous
 /// [`Source::collect`](config::Source::collect) works from a plain
 /// `fn main` and from inside an async runtime alike. With the caller's
-/// client the read runs on that client's own runtime thread, so repeated
+/// client the read runs on that client's own runtime, so repeated
 /// collects reuse its connections; a one-shot client's read runs on a
 /// runtime of its own (on a thread of its own inside an async runtime,
 /// rather than block a runtime's worker).

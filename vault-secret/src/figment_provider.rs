@@ -39,7 +39,7 @@ use crate::adapter::SecretLoad;
 /// namespace, retries), whose token is revoked once the read is over; or
 /// with the caller's [`client`](Self::client), left as it is. It works
 /// from a plain `fn main` and from inside an async runtime alike. With the
-/// caller's client the read runs on that client's own runtime thread, so
+/// caller's client the read runs on that client's own runtime, so
 /// repeated calls reuse its connections; a one-shot client's read runs on a
 /// runtime of its own (on a thread of its own inside an async runtime,
 /// rather than block a runtime's worker).
