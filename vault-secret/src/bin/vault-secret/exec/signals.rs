@@ -41,10 +41,16 @@ pub(crate) fn name(signal: Signal) -> String {
     )
 }
 
+/// A child's id (`Child::id`) as a process id; `None` for one no process
+/// can have.
+fn process_id(pid: u32) -> Option<Pid> {
+    i32::try_from(pid).ok().and_then(Pid::from_raw)
+}
+
 /// Sends `signal` to the process `pid`; a process already gone is not an
 /// error (it exited meanwhile, and its exit is handled where it is awaited).
 pub(crate) fn send(pid: u32, signal: Signal) {
-    let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
+    let Some(pid) = process_id(pid) else {
         return;
     };
     if let Err(e) = rustix::process::kill_process(pid, signal) {
@@ -77,7 +83,7 @@ pub(crate) fn pass_on(pid: u32, signal: Signal) {
 /// is the foreground group of `exec`'s controlling terminal.
 fn in_the_terminals_foreground_with(pid: u32) -> bool {
     use rustix::fs::{Mode, OFlags};
-    let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
+    let Some(pid) = process_id(pid) else {
         return false;
     };
     let ours = rustix::process::getpgrp();
